@@ -1,0 +1,3 @@
+import os
+
+print("embedder listening on", os.environ.get("EMBEDDER_PORT", "8081"))

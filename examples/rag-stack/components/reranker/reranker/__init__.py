@@ -1,0 +1,1 @@
+"""Re-ranks search hits."""

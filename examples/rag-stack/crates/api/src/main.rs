@@ -1,0 +1,3 @@
+fn main() {
+    println!("rag-api: {} documents indexed", rag_indexer::count(&["a", "b"]));
+}

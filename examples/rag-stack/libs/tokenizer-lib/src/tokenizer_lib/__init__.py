@@ -1,0 +1,5 @@
+"""Whitespace tokenizer"""
+
+
+def tokenize(text: str) -> list[str]:
+    return text.split()

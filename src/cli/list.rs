@@ -1,0 +1,164 @@
+//! `cargo hsm list`: the Plan as a readable tree, or as one JSON document.
+
+use std::fmt::Write;
+
+use camino::Utf8Path;
+
+use super::shell::{MessageFormat, Shell};
+use crate::error::{Result, EXIT_OK};
+use crate::plan::{
+    Deployment, GroupKind, Plan, PlanDocument, PlannedLibrary, PlannedService, PLAN_SCHEMA,
+};
+
+pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    match shell.format {
+        MessageFormat::Json => shell.json(&PlanDocument {
+            schema: PLAN_SCHEMA,
+            plan: &plan,
+        }),
+        MessageFormat::Human => shell.out(&render(&plan)),
+    }
+    for w in &plan.warnings {
+        shell.warn(w);
+    }
+    Ok(EXIT_OK)
+}
+
+/// The human tree. Components in a group are shown under it; the others at
+/// the top, with what selected them when it was not the manifest.
+pub fn render(plan: &Plan) -> String {
+    let mut s = String::new();
+    let p = &plan.project;
+    let _ = writeln!(s, "{} ({})", p.name, p.workspace_root);
+    let _ = writeln!(s, "libraries -> shared environment `{}`", p.python_project);
+    let mut rows: Vec<Row> = Vec::new();
+    for l in plan.libraries.iter().filter(|l| l.group.is_none()) {
+        rows.push(Row::Item(lib_line(l)));
+    }
+    for g in plan.groups.iter().filter(|g| g.kind == GroupKind::Library) {
+        let children = g
+            .selection
+            .iter()
+            .filter_map(|o| plan.library(o))
+            .map(lib_line)
+            .collect();
+        rows.push(Row::Group(
+            format!("group {} ({})", g.name, g.strategy),
+            children,
+        ));
+    }
+    draw(&mut s, &rows);
+    let _ = writeln!(s, "services");
+    let mut rows: Vec<Row> = Vec::new();
+    for sv in plan.services.iter().filter(|sv| sv.group.is_none()) {
+        rows.push(Row::Item(svc_line(sv)));
+    }
+    for g in plan.groups.iter().filter(|g| g.kind == GroupKind::Service) {
+        let mut title = format!("group {} ({})", g.name, g.strategy);
+        if let Some(p) = &g.profile {
+            title.push_str(&format!(" profile={p}"));
+        }
+        let children = g
+            .selection
+            .iter()
+            .filter_map(|o| plan.service(o))
+            .map(svc_line)
+            .collect();
+        rows.push(Row::Group(title, children));
+    }
+    draw(&mut s, &rows);
+    s
+}
+
+enum Row {
+    Item(String),
+    Group(String, Vec<String>),
+}
+
+fn draw(s: &mut String, rows: &[Row]) {
+    if rows.is_empty() {
+        let _ = writeln!(s, "    (none)");
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let last = i + 1 == rows.len();
+        let (branch, indent) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        match row {
+            Row::Item(line) => {
+                let _ = writeln!(s, "{branch}{line}");
+            }
+            Row::Group(title, children) => {
+                let _ = writeln!(s, "{branch}{title}");
+                for (j, c) in children.iter().enumerate() {
+                    let b = if j + 1 == children.len() {
+                        "└── "
+                    } else {
+                        "├── "
+                    };
+                    let _ = writeln!(s, "{indent}{b}{c}");
+                }
+            }
+        }
+    }
+}
+
+fn implied_note(selected_by: &[String]) -> String {
+    if selected_by
+        .iter()
+        .any(|w| w.starts_with("standalone") || w.starts_with("option of"))
+    {
+        String::new()
+    } else {
+        let who: Vec<&str> = selected_by
+            .iter()
+            .filter_map(|w| w.strip_prefix("implied by "))
+            .map(|w| w.split(' ').next().unwrap_or(w))
+            .collect();
+        format!("  (implied by {})", who.join(", "))
+    }
+}
+
+fn lib_line(l: &PlannedLibrary) -> String {
+    let mut s = format!(
+        "{:<20} {:<4}  source={}",
+        l.name,
+        l.mode,
+        l.source.describe()
+    );
+    if let Some(t) = &l.target_path {
+        s.push_str(&format!("  path={t}"));
+    }
+    s.push_str(&implied_note(&l.selected_by));
+    s
+}
+
+fn svc_line(sv: &PlannedService) -> String {
+    let deploy = match &sv.deployment {
+        Deployment::Managed { runtime } => format!("runtime={runtime}"),
+        Deployment::External { .. } => "external".to_string(),
+    };
+    let mut s = format!(
+        "{:<20} {:<4}  profile={}  {deploy}",
+        sv.name, sv.mode, sv.profile
+    );
+    if let Some(src) = &sv.source {
+        s.push_str(&format!("  source={}", src.describe()));
+    }
+    if let Some(t) = &sv.target_path {
+        s.push_str(&format!("  path={t}"));
+    }
+    if !sv.params.is_empty() {
+        let ps: Vec<String> = sv
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.value))
+            .collect();
+        s.push_str(&format!("  params[{}]", ps.join(" ")));
+    }
+    s.push_str(&implied_note(&sv.selected_by));
+    s
+}

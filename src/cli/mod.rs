@@ -1,0 +1,154 @@
+//! The command-line front end: clap definitions, discovery of the workspace
+//! with `cargo metadata`, and error rendering. Each command is a thin pair:
+//! parse arguments, call one library function.
+
+mod list;
+pub mod shell;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result, EXIT_CONFIG, EXIT_OK};
+use shell::{ColorChoice, MessageFormat, Shell, Verbosity};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-hsm",
+    bin_name = "cargo hsm",
+    version,
+    about = "Materialize a Rust monorepo's Python libraries, isolated service environments and container services from one manifest",
+    after_help = "Exit codes: 0 ok, 1 the command ran and found a problem, 2 bad usage or configuration."
+)]
+pub struct Cli {
+    /// Path to the workspace's `Cargo.toml` (default: found from the current directory)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<Utf8PathBuf>,
+    /// No status output
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More output
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Coloring
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Output format: human text, or JSON documents on stdout
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT")]
+    pub message_format: MessageFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the resolved libraries and services (the Plan)
+    List,
+}
+
+/// Entry point of the binary; returns the exit code.
+pub fn main() -> i32 {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `cargo hsm …` runs `cargo-hsm hsm …`.
+    if args.get(1).is_some_and(|a| a == "hsm") {
+        args.remove(1);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_CONFIG } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let shell = Shell::new(verbosity, cli.color, cli.message_format);
+    install_report_handler(shell.color);
+    match run(&cli, &shell) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&shell, &e);
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
+    match &cli.command {
+        Command::List => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            list::run(shell, &root)
+        }
+    }
+}
+
+/// Finds the workspace root with `cargo metadata`, as cargo itself would.
+pub fn workspace_root(manifest_path: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.no_deps();
+    if let Some(p) = manifest_path {
+        if !p.is_file() {
+            return Err(Error::config(format!("manifest path `{p}` does not exist"))
+                .with_help("`--manifest-path` takes the path of a `Cargo.toml`"));
+        }
+        cmd.manifest_path(p);
+    }
+    match cmd.exec() {
+        Ok(md) => Ok(md.workspace_root),
+        Err(cargo_metadata::Error::CargoMetadata { stderr }) => Err(Error::config(
+            "`cargo metadata` could not find or read the Cargo workspace",
+        )
+        .with_detail(stderr.trim_end().to_string())
+        .with_help("run inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")),
+        Err(e) => Err(Error::config(format!("`cargo metadata` failed: {e}"))),
+    }
+}
+
+fn install_report_handler(color: bool) {
+    let _ = miette::set_hook(Box::new(move |_| {
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        Box::new(
+            miette::GraphicalReportHandler::new_themed(theme)
+                .with_width(100)
+                .with_context_lines(1),
+        )
+    }));
+}
+
+/// Renders an error: a miette report on stderr, and with
+/// `--message-format json` also a JSON document on stdout.
+fn report(shell: &Shell, e: &Error) {
+    if shell.format == MessageFormat::Json {
+        let doc = error_json(e);
+        shell.json(&doc);
+    }
+    let report = miette::Report::new(e.clone());
+    eprintln!("{report:?}");
+}
+
+/// The JSON shape of an error, for `--message-format json`.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "schema": crate::plan::PLAN_SCHEMA,
+        "reason": "error",
+        "exit_code": e.exit_code(),
+        "message": e.message(),
+    });
+    if let Error::Config(d) = e {
+        v["file"] = serde_json::json!(d.file);
+        v["line"] = serde_json::json!(d.line);
+        v["column"] = serde_json::json!(d.column);
+        v["key_path"] = serde_json::json!(d.key_path.as_ref().map(|k| k.to_string()));
+        v["help"] = serde_json::json!(d.help);
+    }
+    v
+}

@@ -1,0 +1,671 @@
+//! One error type for the whole library, and the diagnostics that point at the
+//! exact key of the exact file that caused a configuration problem.
+//!
+//! Configuration errors carry the file, the key path and, for TOML input, a
+//! span into the source so that miette can show line, column and a snippet.
+//! The exit code is decided here and nowhere else: 2 for configuration and
+//! usage problems, 1 when a command ran and found or hit a problem.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+/// Exit code when everything went well.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when the command ran and found a problem (drift, a failed tool).
+pub const EXIT_PROBLEM: i32 = 1;
+/// Exit code for bad usage or bad configuration.
+pub const EXIT_CONFIG: i32 = 2;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A path to a key inside a TOML document, e.g. `services.standalone[0].profile`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyPath(pub Vec<Seg>);
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl KeyPath {
+    pub fn root() -> Self {
+        KeyPath(Vec::new())
+    }
+    pub fn parse_dotted(s: &str) -> Self {
+        KeyPath(
+            s.split('.')
+                .filter(|p| !p.is_empty())
+                .map(|p| Seg::Key(p.to_string()))
+                .collect(),
+        )
+    }
+    pub fn key(&self, k: impl Into<String>) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(k.into()));
+        KeyPath(v)
+    }
+    pub fn index(&self, i: usize) -> Self {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(i));
+        KeyPath(v)
+    }
+    pub fn join(&self, other: &KeyPath) -> Self {
+        let mut v = self.0.clone();
+        v.extend(other.0.iter().cloned());
+        KeyPath(v)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for seg in &self.0 {
+            match seg {
+                Seg::Key(k) => {
+                    if !first {
+                        f.write_str(".")?;
+                    }
+                    if k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                        && !k.is_empty()
+                    {
+                        f.write_str(k)?;
+                    } else {
+                        write!(f, "\"{}\"", k.replace('"', "\\\""))?;
+                    }
+                }
+                Seg::Index(i) => write!(f, "[{i}]")?,
+            }
+            first = false;
+        }
+        Ok(())
+    }
+}
+
+/// Where a piece of configuration came from: a file and a key path inside it.
+/// For env files the key path is empty and `line` is set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: Utf8PathBuf,
+    pub key_path: KeyPath,
+    pub line: Option<usize>,
+}
+
+impl Location {
+    pub fn new(file: impl Into<Utf8PathBuf>, key_path: KeyPath) -> Self {
+        Location {
+            file: file.into(),
+            key_path,
+            line: None,
+        }
+    }
+    pub fn line(file: impl Into<Utf8PathBuf>, line: usize) -> Self {
+        Location {
+            file: file.into(),
+            key_path: KeyPath::root(),
+            line: Some(line),
+        }
+    }
+    pub fn key(&self, k: impl Into<String>) -> Self {
+        Location {
+            file: self.file.clone(),
+            key_path: self.key_path.key(k),
+            line: None,
+        }
+    }
+    pub fn index(&self, i: usize) -> Self {
+        Location {
+            file: self.file.clone(),
+            key_path: self.key_path.index(i),
+            line: None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        if !self.key_path.is_empty() {
+            write!(f, " at `{}`", self.key_path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of every configuration file read so far, kept so that an error
+/// found long after parsing can still point at the exact span.
+#[derive(Debug, Default, Clone)]
+pub struct SourceCache {
+    files: BTreeMap<Utf8PathBuf, Arc<String>>,
+    /// Paths are shown relative to this directory (the workspace root).
+    pub display_base: Option<Utf8PathBuf>,
+}
+
+impl SourceCache {
+    pub fn insert(&mut self, path: &Utf8Path, text: String) -> Arc<String> {
+        let text = Arc::new(text);
+        self.files.insert(path.to_owned(), text.clone());
+        text
+    }
+    pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
+        self.files.get(path)
+    }
+    pub fn files(&self) -> impl Iterator<Item = &Utf8PathBuf> {
+        self.files.keys()
+    }
+
+    pub fn display_path(&self, path: &Utf8Path) -> Utf8PathBuf {
+        match &self.display_base {
+            Some(base) => path
+                .strip_prefix(base)
+                .map(|p| p.to_owned())
+                .unwrap_or_else(|_| path.to_owned()),
+            None => path.to_owned(),
+        }
+    }
+
+    /// The span of the value at `key_path` in `file`, if both can be found.
+    pub fn span_of(&self, loc: &Location) -> Option<Range<usize>> {
+        let text = self.files.get(&loc.file)?;
+        if let Some(line) = loc.line {
+            return line_span(text, line);
+        }
+        span_of_key_path(text, &loc.key_path)
+    }
+
+    /// Builds a diagnostic located at `loc`.
+    pub fn diag(&self, loc: &Location, message: impl Into<String>) -> ConfigDiagnostic {
+        let mut d = ConfigDiagnostic::new(message);
+        d.attach(self, loc);
+        d
+    }
+
+    /// A location in human words, `file:line:col (key)`.
+    pub fn describe(&self, loc: &Location) -> String {
+        let shown = self.display_path(&loc.file);
+        let mut s = format!("`{shown}`");
+        if let (Some(span), Some(text)) = (self.span_of(loc), self.files.get(&loc.file)) {
+            let (l, c) = line_col(text, span.start);
+            s = format!("`{shown}:{l}:{c}`");
+        }
+        if !loc.key_path.is_empty() {
+            s.push_str(&format!(" (`{}`)", loc.key_path));
+        }
+        s
+    }
+}
+
+fn line_span(text: &str, line: usize) -> Option<Range<usize>> {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let trimmed = l.trim_end_matches(['\n', '\r']);
+            return Some(start..start + trimmed.len());
+        }
+        start += l.len();
+    }
+    None
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Finds the span of the value at `key_path` in a TOML text.
+/// Falls back to the deepest ancestor that exists.
+pub fn span_of_key_path(text: &str, key_path: &KeyPath) -> Option<Range<usize>> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut best: Option<Range<usize>> = None;
+    for seg in &key_path.0 {
+        let next = match seg {
+            Seg::Key(k) => {
+                let (key, value) = match item {
+                    toml_edit::Item::Table(t) => t.get_key_value(k),
+                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.get_key_value(k),
+                    _ => None,
+                }?;
+                if let Some(span) = key.span() {
+                    best = Some(span);
+                }
+                value
+            }
+            Seg::Index(i) => match item {
+                toml_edit::Item::Value(toml_edit::Value::Array(a)) => match a.get(*i) {
+                    Some(v) => {
+                        if let Some(span) = v.span() {
+                            best = Some(span);
+                        }
+                        // Arrays of values are walked one level only.
+                        return best;
+                    }
+                    None => return best,
+                },
+                toml_edit::Item::ArrayOfTables(a) => match a.get(*i) {
+                    Some(t) => {
+                        if let Some(span) = t.span() {
+                            best = Some(span);
+                        }
+                        return best;
+                    }
+                    None => return best,
+                },
+                _ => return best,
+            },
+        };
+        if let Some(span) = next.span() {
+            best = Some(span);
+        }
+        item = next;
+    }
+    best
+}
+
+/// Finds the innermost key path whose value span contains `offset`.
+pub fn key_path_at(text: &str, offset: usize) -> KeyPath {
+    let Ok(doc) = toml_edit::Document::parse(text) else {
+        return KeyPath::root();
+    };
+    let mut path = KeyPath::root();
+    walk_to_offset(doc.as_item(), offset, &mut path);
+    path
+}
+
+fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
+    match item {
+        toml_edit::Item::Table(t) => {
+            for (k, v) in t.iter() {
+                let key = t.key(k);
+                let key_hit = key.is_some_and(|key| contains(key.span(), offset));
+                if key_hit || contains(v.span(), offset) || table_contains(v, offset) {
+                    path.0.push(Seg::Key(k.to_string()));
+                    walk_to_offset(v, offset, path);
+                    return;
+                }
+            }
+        }
+        toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => {
+            for (k, v) in t.iter() {
+                let key = t.key(k);
+                let key_hit = key.is_some_and(|key| contains(key.span(), offset));
+                if key_hit || contains(v.span(), offset) {
+                    path.0.push(Seg::Key(k.to_string()));
+                    walk_to_offset(&toml_edit::Item::Value(v.clone()), offset, path);
+                    return;
+                }
+            }
+        }
+        toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                if contains(v.span(), offset) {
+                    path.0.push(Seg::Index(i));
+                    walk_to_offset(&toml_edit::Item::Value(v.clone()), offset, path);
+                    return;
+                }
+            }
+        }
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                if contains(t.span(), offset) {
+                    path.0.push(Seg::Index(i));
+                    walk_to_offset(&toml_edit::Item::Table(t.clone()), offset, path);
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A standard table's span covers only its header; its body is found through
+/// its children.
+fn table_contains(item: &toml_edit::Item, offset: usize) -> bool {
+    match item {
+        toml_edit::Item::Table(t) => t.iter().any(|(k, v)| {
+            t.key(k).is_some_and(|key| contains(key.span(), offset))
+                || contains(v.span(), offset)
+                || table_contains(v, offset)
+        }),
+        toml_edit::Item::ArrayOfTables(a) => a.iter().any(|t| contains(t.span(), offset)),
+        _ => false,
+    }
+}
+
+/// A configuration problem, located in a file when possible.
+#[derive(Debug, Clone)]
+pub struct ConfigDiagnostic {
+    pub message: String,
+    pub help: Option<String>,
+    pub file: Option<Utf8PathBuf>,
+    pub key_path: Option<KeyPath>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    label: Option<String>,
+    src: Option<NamedSource<Arc<String>>>,
+    span: Option<SourceSpan>,
+    related: Vec<ConfigDiagnostic>,
+}
+
+impl ConfigDiagnostic {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigDiagnostic {
+            message: message.into(),
+            help: None,
+            file: None,
+            key_path: None,
+            line: None,
+            column: None,
+            label: None,
+            src: None,
+            span: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Adds a second place that takes part in the problem ("first defined here").
+    pub fn also(mut self, cache: &SourceCache, loc: &Location, label: impl Into<String>) -> Self {
+        let mut d = ConfigDiagnostic::new(label.into());
+        d.attach(cache, loc);
+        self.related.push(d);
+        self
+    }
+
+    fn attach(&mut self, cache: &SourceCache, loc: &Location) {
+        let shown = cache.display_path(&loc.file);
+        self.file = Some(shown.clone());
+        if !loc.key_path.is_empty() {
+            self.key_path = Some(loc.key_path.clone());
+        }
+        self.line = loc.line;
+        if let (Some(text), Some(span)) = (cache.get(&loc.file), cache.span_of(loc)) {
+            let (l, c) = line_col(text, span.start);
+            self.line = Some(l);
+            self.column = Some(c);
+            self.src = Some(NamedSource::new(shown.as_str(), text.clone()));
+            self.span = Some(SourceSpan::from(span));
+        }
+    }
+
+    /// Attaches a raw span (used for TOML syntax errors where no key path exists).
+    pub fn at_span(
+        mut self,
+        cache: &SourceCache,
+        file: &Utf8Path,
+        span: Range<usize>,
+        key_path: KeyPath,
+    ) -> Self {
+        let shown = cache.display_path(file);
+        self.file = Some(shown.clone());
+        if !key_path.is_empty() {
+            self.key_path = Some(key_path);
+        }
+        if let Some(text) = cache.get(file) {
+            let start = span.start.min(text.len());
+            let end = span.end.min(text.len()).max(start);
+            let (l, c) = line_col(text, start);
+            self.line = Some(l);
+            self.column = Some(c);
+            self.src = Some(NamedSource::new(shown.as_str(), text.clone()));
+            self.span = Some(SourceSpan::from(start..end));
+        }
+        self
+    }
+
+    /// `file:line:col (key path)`, for one-line renderings (build scripts, JSON).
+    pub fn location_string(&self) -> Option<String> {
+        let file = self.file.as_ref()?;
+        let mut s = file.to_string();
+        if let Some(l) = self.line {
+            s.push_str(&format!(":{l}"));
+            if let Some(c) = self.column {
+                s.push_str(&format!(":{c}"));
+            }
+        }
+        if let Some(k) = &self.key_path {
+            s.push_str(&format!(" ({k})"));
+        }
+        Some(s)
+    }
+
+    pub fn related(&self) -> &[ConfigDiagnostic] {
+        &self.related
+    }
+
+    /// A plain, multi-line rendering without colours or snippets.
+    pub fn plain(&self) -> String {
+        let mut s = self.message.clone();
+        if let Some(loc) = self.location_string() {
+            s.push_str(&format!("\n  --> {loc}"));
+        }
+        for r in &self.related {
+            if let Some(loc) = r.location_string() {
+                s.push_str(&format!("\n  --> {loc}: {}", r.message));
+            } else {
+                s.push_str(&format!("\n  note: {}", r.message));
+            }
+        }
+        if let Some(h) = &self.help {
+            s.push_str(&format!("\n  help: {h}"));
+        }
+        s
+    }
+}
+
+impl fmt::Display for ConfigDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigDiagnostic {}
+
+impl Diagnostic for ConfigDiagnostic {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.src.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.span?;
+        let label = self
+            .label
+            .clone()
+            .or_else(|| self.key_path.as_ref().map(|k| k.to_string()));
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            label, span,
+        ))))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.related.iter().map(|d| d as &dyn Diagnostic)))
+        }
+    }
+}
+
+/// A failure while running a command (a tool failed, drift was found, a file
+/// could not be written). Exit code 1.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    pub help: Option<String>,
+    /// Extra detail shown under the message (a tool's stderr, a list of files).
+    pub detail: Option<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(d) = &self.detail {
+            let d = d.trim_end();
+            if !d.is_empty() {
+                write!(f, "\n{d}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl Diagnostic for Failure {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+}
+
+/// The error of every fallible operation in this crate.
+#[derive(Debug, Clone)]
+pub enum Error {
+    /// Bad configuration or usage: exit code 2.
+    Config(Box<ConfigDiagnostic>),
+    /// The command ran and hit a problem: exit code 1.
+    Failed(Box<Failure>),
+}
+
+impl Error {
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config(Box::new(ConfigDiagnostic::new(message)))
+    }
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::Failed(Box::new(Failure {
+            message: message.into(),
+            help: None,
+            detail: None,
+        }))
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Config(d) => d.help = Some(help.into()),
+            Error::Failed(f) => f.help = Some(help.into()),
+        }
+        self
+    }
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Config(d) => {
+                let extra = detail.into();
+                d.message = format!("{}\n{}", d.message, extra.trim_end());
+            }
+            Error::Failed(f) => f.detail = Some(detail.into()),
+        }
+        self
+    }
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => EXIT_CONFIG,
+            Error::Failed(_) => EXIT_PROBLEM,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Config(d) => &d.message,
+            Error::Failed(f) => &f.message,
+        }
+    }
+    /// A plain multi-line rendering: for build scripts and logs.
+    pub fn plain(&self) -> String {
+        match self {
+            Error::Config(d) => d.plain(),
+            Error::Failed(f) => {
+                let mut s = f.to_string();
+                if let Some(h) = &f.help {
+                    s.push_str(&format!("\n  help: {h}"));
+                }
+                s
+            }
+        }
+    }
+}
+
+impl From<ConfigDiagnostic> for Error {
+    fn from(d: ConfigDiagnostic) -> Self {
+        Error::Config(Box::new(d))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(d) => fmt::Display::fmt(d, f),
+            Error::Failed(x) => fmt::Display::fmt(x, f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Diagnostic for Error {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self {
+            Error::Config(d) => Diagnostic::help(d.as_ref()),
+            Error::Failed(f) => Diagnostic::help(f.as_ref()),
+        }
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        match self {
+            Error::Config(d) => d.source_code(),
+            Error::Failed(_) => None,
+        }
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        match self {
+            Error::Config(d) => d.labels(),
+            Error::Failed(_) => None,
+        }
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        match self {
+            Error::Config(d) => Diagnostic::related(d.as_ref()),
+            Error::Failed(_) => None,
+        }
+    }
+}
+
+/// Reads a file, mapping I/O errors to a located configuration error.
+pub fn read_to_string(path: &Utf8Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("cannot read {what} `{path}`: {e}")))
+}

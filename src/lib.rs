@@ -1,0 +1,26 @@
+//! `cargo hsm`: one declarative manifest for a Rust monorepo's Python
+//! libraries, isolated service environments and container services.
+//!
+//! The pipeline, one module per stage:
+//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → materialize → lock + inspect.
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod error;
+pub mod manifest;
+pub mod names;
+pub mod paths;
+pub mod plan;
+pub mod resolve;
+
+pub use error::{Error, Result};
+pub use manifest::{load, Loaded};
+pub use plan::Plan;
+pub use resolve::resolve;
+
+/// Loads the manifest of the workspace at `workspace_root` and resolves it.
+pub fn plan(workspace_root: &camino::Utf8Path) -> Result<(Loaded, Plan)> {
+    let loaded = load(workspace_root)?;
+    let plan = resolve(&loaded)?;
+    Ok((loaded, plan))
+}

@@ -1,0 +1,7 @@
+//! Stage one of the pipeline: find and read the manifest and the registry,
+//! keeping every source text so later errors can point into it.
+
+mod load;
+pub mod model;
+
+pub use load::{load, Entry, Loaded, ManifestLocation, Registry, MANIFEST_FILE};
