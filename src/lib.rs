@@ -7,6 +7,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
+pub mod fs;
 pub mod manifest;
 pub mod names;
 pub mod paths;
