@@ -237,47 +237,35 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Falls back to the deepest ancestor that exists.
 pub fn span_of_key_path(text: &str, key_path: &KeyPath) -> Option<Range<usize>> {
     let doc = toml_edit::Document::parse(text).ok()?;
-    let mut item = doc.as_item();
+    let mut item = doc.as_item().clone();
     let mut best: Option<Range<usize>> = None;
     for seg in &key_path.0 {
-        let next = match seg {
-            Seg::Key(k) => {
-                let (key, value) = match item {
-                    toml_edit::Item::Table(t) => t.get_key_value(k),
-                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.get_key_value(k),
-                    _ => None,
-                }?;
-                if let Some(span) = key.span() {
-                    best = Some(span);
-                }
-                value
+        let next: toml_edit::Item = match (seg, &item) {
+            (Seg::Key(k), toml_edit::Item::Table(t)) => {
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
+                best = key.span().or(best);
+                value.clone()
             }
-            Seg::Index(i) => match item {
-                toml_edit::Item::Value(toml_edit::Value::Array(a)) => match a.get(*i) {
-                    Some(v) => {
-                        if let Some(span) = v.span() {
-                            best = Some(span);
-                        }
-                        // Arrays of values are walked one level only.
-                        return best;
-                    }
-                    None => return best,
-                },
-                toml_edit::Item::ArrayOfTables(a) => match a.get(*i) {
-                    Some(t) => {
-                        if let Some(span) = t.span() {
-                            best = Some(span);
-                        }
-                        return best;
-                    }
-                    None => return best,
-                },
-                _ => return best,
-            },
+            (Seg::Key(k), toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
+                best = key.span().or(best);
+                value.clone()
+            }
+            (Seg::Index(i), toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+                let Some(v) = a.get(*i) else { break };
+                toml_edit::Item::Value(v.clone())
+            }
+            (Seg::Index(i), toml_edit::Item::ArrayOfTables(a)) => {
+                let Some(t) = a.get(*i) else { break };
+                toml_edit::Item::Table(t.clone())
+            }
+            _ => break,
         };
-        if let Some(span) = next.span() {
-            best = Some(span);
-        }
+        best = next.span().or(best);
         item = next;
     }
     best
@@ -370,6 +358,8 @@ pub struct ConfigDiagnostic {
     src: Option<NamedSource<Arc<String>>>,
     span: Option<SourceSpan>,
     related: Vec<ConfigDiagnostic>,
+    /// A secondary place shown under the main error ("first defined here").
+    secondary: bool,
 }
 
 impl ConfigDiagnostic {
@@ -385,6 +375,7 @@ impl ConfigDiagnostic {
             src: None,
             span: None,
             related: Vec::new(),
+            secondary: false,
         }
     }
 
@@ -402,6 +393,7 @@ impl ConfigDiagnostic {
     pub fn also(mut self, cache: &SourceCache, loc: &Location, label: impl Into<String>) -> Self {
         let mut d = ConfigDiagnostic::new(label.into());
         d.attach(cache, loc);
+        d.secondary = true;
         self.related.push(d);
         self
     }
@@ -496,6 +488,9 @@ impl fmt::Display for ConfigDiagnostic {
 impl std::error::Error for ConfigDiagnostic {}
 
 impl Diagnostic for ConfigDiagnostic {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.secondary.then_some(miette::Severity::Advice)
+    }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()
