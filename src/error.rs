@@ -221,7 +221,10 @@ fn line_span(text: &str, line: usize) -> Option<Range<usize>> {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before
@@ -428,8 +431,14 @@ impl ConfigDiagnostic {
             self.key_path = Some(key_path);
         }
         if let Some(text) = cache.get(file) {
-            let start = span.start.min(text.len());
-            let end = span.end.min(text.len()).max(start);
+            let mut start = span.start.min(text.len());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = span.end.min(text.len()).max(start);
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
             let (l, c) = line_col(text, start);
             self.line = Some(l);
             self.column = Some(c);
