@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod fs;
+pub mod inspect;
 pub mod manifest;
 pub mod names;
 pub mod paths;
