@@ -149,6 +149,9 @@ impl fmt::Display for Location {
 #[derive(Debug, Default, Clone)]
 pub struct SourceCache {
     files: BTreeMap<Utf8PathBuf, Arc<String>>,
+    /// Parsed documents, made on first use: locating many keys in one big
+    /// registry file must not parse it again each time.
+    docs: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Option<toml_edit::Document<String>>>>>,
     /// Paths are shown relative to this directory (the workspace root).
     pub display_base: Option<Utf8PathBuf>,
 }
@@ -157,6 +160,7 @@ impl SourceCache {
     pub fn insert(&mut self, path: &Utf8Path, text: String) -> Arc<String> {
         let text = Arc::new(text);
         self.files.insert(path.to_owned(), text.clone());
+        self.docs.insert(path.to_owned(), Arc::default());
         text
     }
     pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
@@ -182,7 +186,12 @@ impl SourceCache {
         if let Some(line) = loc.line {
             return line_span(text, line);
         }
-        span_of_key_path(text, &loc.key_path)
+        let doc = self
+            .docs
+            .get(&loc.file)?
+            .get_or_init(|| toml_edit::Document::parse(text.as_str().to_owned()).ok())
+            .as_ref()?;
+        span_in_document(doc.as_item(), &loc.key_path)
     }
 
     /// Builds a diagnostic located at `loc`.
@@ -240,36 +249,47 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Falls back to the deepest ancestor that exists.
 pub fn span_of_key_path(text: &str, key_path: &KeyPath) -> Option<Range<usize>> {
     let doc = toml_edit::Document::parse(text).ok()?;
-    let mut item = doc.as_item().clone();
+    span_in_document(doc.as_item(), key_path)
+}
+
+/// Walks a parsed document by reference; falls back to the deepest ancestor.
+fn span_in_document(root: &toml_edit::Item, key_path: &KeyPath) -> Option<Range<usize>> {
+    enum Node<'a> {
+        Item(&'a toml_edit::Item),
+        Value(&'a toml_edit::Value),
+        Table(&'a toml_edit::Table),
+    }
+    let mut node = Node::Item(root);
     let mut best: Option<Range<usize>> = None;
     for seg in &key_path.0 {
-        let next: toml_edit::Item = match (seg, &item) {
-            (Seg::Key(k), toml_edit::Item::Table(t)) => {
-                let Some((key, value)) = t.get_key_value(k) else {
-                    break;
-                };
-                best = key.span().or(best);
-                value.clone()
+        let (key_span, next) = match (seg, node) {
+            (Seg::Key(k), Node::Item(toml_edit::Item::Table(t))) | (Seg::Key(k), Node::Table(t)) => {
+                let Some((key, value)) = t.get_key_value(k) else { break };
+                (key.span(), Node::Item(value))
             }
-            (Seg::Key(k), toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
-                let Some((key, value)) = t.get_key_value(k) else {
-                    break;
-                };
-                best = key.span().or(best);
-                value.clone()
+            (Seg::Key(k), Node::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))))
+            | (Seg::Key(k), Node::Value(toml_edit::Value::InlineTable(t))) => {
+                let Some((key, value)) = t.get_key_value(k) else { break };
+                (key.span(), Node::Item(value))
             }
-            (Seg::Index(i), toml_edit::Item::Value(toml_edit::Value::Array(a))) => {
+            (Seg::Index(i), Node::Item(toml_edit::Item::Value(toml_edit::Value::Array(a))))
+            | (Seg::Index(i), Node::Value(toml_edit::Value::Array(a))) => {
                 let Some(v) = a.get(*i) else { break };
-                toml_edit::Item::Value(v.clone())
+                (None, Node::Value(v))
             }
-            (Seg::Index(i), toml_edit::Item::ArrayOfTables(a)) => {
+            (Seg::Index(i), Node::Item(toml_edit::Item::ArrayOfTables(a))) => {
                 let Some(t) = a.get(*i) else { break };
-                toml_edit::Item::Table(t.clone())
+                (t.span(), Node::Table(t))
             }
             _ => break,
         };
-        best = next.span().or(best);
-        item = next;
+        let span = match next {
+            Node::Item(i) => i.span(),
+            Node::Value(v) => v.span(),
+            Node::Table(t) => t.span(),
+        };
+        best = span.or(key_span).or(best);
+        node = next;
     }
     best
 }
