@@ -263,13 +263,18 @@ fn span_in_document(root: &toml_edit::Item, key_path: &KeyPath) -> Option<Range<
     let mut best: Option<Range<usize>> = None;
     for seg in &key_path.0 {
         let (key_span, next) = match (seg, node) {
-            (Seg::Key(k), Node::Item(toml_edit::Item::Table(t))) | (Seg::Key(k), Node::Table(t)) => {
-                let Some((key, value)) = t.get_key_value(k) else { break };
+            (Seg::Key(k), Node::Item(toml_edit::Item::Table(t)))
+            | (Seg::Key(k), Node::Table(t)) => {
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
                 (key.span(), Node::Item(value))
             }
             (Seg::Key(k), Node::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))))
             | (Seg::Key(k), Node::Value(toml_edit::Value::InlineTable(t))) => {
-                let Some((key, value)) = t.get_key_value(k) else { break };
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
                 (key.span(), Node::Item(value))
             }
             (Seg::Index(i), Node::Item(toml_edit::Item::Value(toml_edit::Value::Array(a))))

@@ -63,7 +63,9 @@ pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
     for entry in sp.read_dir_utf8()? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(stem) = name.strip_suffix(".dist-info") else { continue };
+        let Some(stem) = name.strip_suffix(".dist-info") else {
+            continue;
+        };
         let metadata = entry.path().join("METADATA");
         let (mut n, mut v) = (None, None);
         if let Ok(text) = std::fs::read_to_string(&metadata) {
@@ -96,7 +98,9 @@ pub fn venv_python_version(venv: &Utf8Path) -> Option<String> {
     let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
     let mut found = None;
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k.trim() {
             "version_info" => return Some(v.trim().to_string()),
             "version" => found = Some(v.trim().to_string()),
@@ -177,9 +181,14 @@ pub fn expected_from_uv_lock(
     groups: &[String],
     env: &MarkerEnvironment,
 ) -> Result<BTreeMap<String, String>, String> {
-    let lock: UvLock = toml::from_str(lock_text).map_err(|e| format!("cannot parse uv.lock: {}", e.message()))?;
+    let lock: UvLock =
+        toml::from_str(lock_text).map_err(|e| format!("cannot parse uv.lock: {}", e.message()))?;
     let project = normalize_name(project);
-    fn find<'a>(packages: &'a [LockPackage], name: &str, version: Option<&str>) -> Option<&'a LockPackage> {
+    fn find<'a>(
+        packages: &'a [LockPackage],
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<&'a LockPackage> {
         let n = normalize_name(name);
         let mut it = packages.iter().filter(|p| normalize_name(&p.name) == n);
         match version {
@@ -188,7 +197,8 @@ pub fn expected_from_uv_lock(
         }
     }
     let packages = lock.package.as_slice();
-    let root = find(packages, &project, None).ok_or_else(|| format!("uv.lock has no package `{project}`"))?;
+    let root = find(packages, &project, None)
+        .ok_or_else(|| format!("uv.lock has no package `{project}`"))?;
 
     let mut out = BTreeMap::new();
     let mut seen: BTreeSet<(String, Option<String>, Vec<String>)> = BTreeSet::new();
@@ -198,7 +208,10 @@ pub fn expected_from_uv_lock(
             None => true,
             Some(m) => match MarkerTree::from_str(m) {
                 Ok(tree) => {
-                    let ex: Vec<ExtraName> = extras.iter().filter_map(|e| ExtraName::from_str(e).ok()).collect();
+                    let ex: Vec<ExtraName> = extras
+                        .iter()
+                        .filter_map(|e| ExtraName::from_str(e).ok())
+                        .collect();
                     tree.evaluate(env, &ex)
                 }
                 // A marker we cannot read: assume it applies, so nothing is hidden.
@@ -233,12 +246,22 @@ pub fn expected_from_uv_lock(
         }
     }
     while let Some((pkg, extras)) = stack.pop() {
-        let key = (normalize_name(&pkg.name), pkg.version.clone(), extras.clone());
+        let key = (
+            normalize_name(&pkg.name),
+            pkg.version.clone(),
+            extras.clone(),
+        );
         if !seen.insert(key) {
             continue;
         }
         if !pkg.source.contains_key("virtual") {
-            out.insert(normalize_name(&pkg.name), pkg.version.as_deref().map(normalize_version).unwrap_or_default());
+            out.insert(
+                normalize_name(&pkg.name),
+                pkg.version
+                    .as_deref()
+                    .map(normalize_version)
+                    .unwrap_or_default(),
+            );
         }
         push_deps(packages, &pkg.dependencies, &extras, env, &mut stack);
         for e in &extras {
@@ -284,7 +307,11 @@ pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requir
             continue;
         }
         let rest = spec[name_end..].trim();
-        let rest = if rest.starts_with('[') { rest.split_once(']').map(|x| x.1.trim()).unwrap_or("") } else { rest };
+        let rest = if rest.starts_with('[') {
+            rest.split_once(']').map(|x| x.1.trim()).unwrap_or("")
+        } else {
+            rest
+        };
         match rest.strip_prefix("==") {
             Some(v) if !v.contains(',') && !v.contains('*') => {
                 out.pinned.insert(name, normalize_version(v));
@@ -301,14 +328,27 @@ pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requir
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PackageDiff {
-    Missing { package: String, expected: String },
-    Extra { package: String, found: String },
-    WrongVersion { package: String, expected: String, found: String },
+    Missing {
+        package: String,
+        expected: String,
+    },
+    Extra {
+        package: String,
+        found: String,
+    },
+    WrongVersion {
+        package: String,
+        expected: String,
+        found: String,
+    },
 }
 
 /// PEP 440 equality (`3.0` == `3`), or textual when a side does not parse.
 pub fn same_version(a: &str, b: &str) -> bool {
-    match (pep440_rs::Version::from_str(a), pep440_rs::Version::from_str(b)) {
+    match (
+        pep440_rs::Version::from_str(a),
+        pep440_rs::Version::from_str(b),
+    ) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
@@ -319,22 +359,33 @@ pub fn same_version(a: &str, b: &str) -> bool {
 pub const SEED_PACKAGES: [&str; 3] = ["pip", "setuptools", "wheel"];
 
 /// Compares expected (`name → version`, empty version = any) with installed.
-pub fn compare(expected: &BTreeMap<String, String>, installed: &BTreeMap<String, String>) -> Vec<PackageDiff> {
+pub fn compare(
+    expected: &BTreeMap<String, String>,
+    installed: &BTreeMap<String, String>,
+) -> Vec<PackageDiff> {
     let mut out = Vec::new();
     for (name, want) in expected {
         match installed.get(name) {
-            None => out.push(PackageDiff::Missing { package: name.clone(), expected: want.clone() }),
-            Some(have) if !want.is_empty() && !same_version(have, want) => out.push(PackageDiff::WrongVersion {
+            None => out.push(PackageDiff::Missing {
                 package: name.clone(),
                 expected: want.clone(),
-                found: have.clone(),
             }),
+            Some(have) if !want.is_empty() && !same_version(have, want) => {
+                out.push(PackageDiff::WrongVersion {
+                    package: name.clone(),
+                    expected: want.clone(),
+                    found: have.clone(),
+                })
+            }
             _ => {}
         }
     }
     for (name, have) in installed {
         if !expected.contains_key(name) && !SEED_PACKAGES.contains(&name.as_str()) {
-            out.push(PackageDiff::Extra { package: name.clone(), found: have.clone() });
+            out.push(PackageDiff::Extra {
+                package: name.clone(),
+                found: have.clone(),
+            });
         }
     }
     out
@@ -403,7 +454,15 @@ source = { registry = "../w" }
         if cfg!(windows) {
             return;
         }
-        assert_eq!(names, [("alpha", "1.0.0"), ("beta", "2.0.0"), ("devtool", "0.1"), ("speed-up", "1.2")]);
+        assert_eq!(
+            names,
+            [
+                ("alpha", "1.0.0"),
+                ("beta", "2.0.0"),
+                ("devtool", "0.1"),
+                ("speed-up", "1.2")
+            ]
+        );
         let old = marker_environment("3.9.1").unwrap();
         let got = expected_from_uv_lock(LOCK, "svc", &[], &old).unwrap();
         assert!(got.contains_key("oldpy") && !got.contains_key("devtool"));
@@ -428,13 +487,32 @@ source = { registry = "../w" }
 
     #[test]
     fn compare_names_each_difference() {
-        let exp: BTreeMap<String, String> = [("a", "1.0"), ("b", "2"), ("c", "")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let inst: BTreeMap<String, String> = [("a", "1"), ("b", "1"), ("c", "9"), ("pip", "24"), ("x", "0.1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let exp: BTreeMap<String, String> = [("a", "1.0"), ("b", "2"), ("c", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let inst: BTreeMap<String, String> = [
+            ("a", "1"),
+            ("b", "1"),
+            ("c", "9"),
+            ("pip", "24"),
+            ("x", "0.1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         assert_eq!(
             compare(&exp, &inst),
             vec![
-                PackageDiff::WrongVersion { package: "b".into(), expected: "2".into(), found: "1".into() },
-                PackageDiff::Extra { package: "x".into(), found: "0.1".into() },
+                PackageDiff::WrongVersion {
+                    package: "b".into(),
+                    expected: "2".into(),
+                    found: "1".into()
+                },
+                PackageDiff::Extra {
+                    package: "x".into(),
+                    found: "0.1".into()
+                },
             ]
         );
     }
