@@ -152,6 +152,9 @@ pub struct SourceCache {
     /// Parsed documents, made on first use: locating many keys in one big
     /// registry file must not parse it again each time.
     docs: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Option<toml_edit::Document<String>>>>>,
+    /// Byte offsets of line starts, made on first use (line/column lookups
+    /// for a thousand services must not rescan a big file each time).
+    lines: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Vec<usize>>>>,
     /// Paths are shown relative to this directory (the workspace root).
     pub display_base: Option<Utf8PathBuf>,
 }
@@ -161,6 +164,7 @@ impl SourceCache {
         let text = Arc::new(text);
         self.files.insert(path.to_owned(), text.clone());
         self.docs.insert(path.to_owned(), Arc::default());
+        self.lines.insert(path.to_owned(), Arc::default());
         text
     }
     pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
@@ -201,12 +205,30 @@ impl SourceCache {
         d
     }
 
+    /// 1-based line and column of `loc`, when it can be found.
+    pub fn line_col_of(&self, loc: &Location) -> Option<(usize, usize)> {
+        let span = self.span_of(loc)?;
+        let text = self.files.get(&loc.file)?;
+        let starts = self.lines.get(&loc.file)?.get_or_init(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line = starts.partition_point(|&s| s <= span.start);
+        let start = starts[line - 1];
+        let col = text
+            .get(start..span.start)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Some((line, col))
+    }
+
     /// A location in human words, `file:line:col (key)`.
     pub fn describe(&self, loc: &Location) -> String {
         let shown = self.display_path(&loc.file);
         let mut s = format!("`{shown}`");
-        if let (Some(span), Some(text)) = (self.span_of(loc), self.files.get(&loc.file)) {
-            let (l, c) = line_col(text, span.start);
+        if let Some((l, c)) = self.line_col_of(loc) {
             s = format!("`{shown}:{l}:{c}`");
         }
         if !loc.key_path.is_empty() {

@@ -895,12 +895,9 @@ impl<'a> Resolver<'a> {
     }
 
     fn why_text(&self, w: &Why) -> SelectedBy {
-        let (line, column) = match (self.cache.span_of(&w.loc), self.cache.get(&w.loc.file)) {
-            (Some(span), Some(text)) => {
-                let (l, c) = crate::error::line_col(text, span.start);
-                (Some(l), Some(c))
-            }
-            _ => (None, None),
+        let (line, column) = match self.cache.line_col_of(&w.loc) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
         };
         SelectedBy {
             reason: w.text.clone(),
