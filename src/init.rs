@@ -64,7 +64,7 @@ pub fn init(root: &Utf8Path, opts: &InitOptions) -> Result<Outcome> {
         })?;
     if hsm_path.exists() {
         return Err(Error::config(format!(
-            "`{hsm_path}` already exists; refusing to overwrite the manifest"
+            "`{MANIFEST_FILE}` already exists in `{root}`; refusing to overwrite the manifest"
         ))
         .with_help("edit it, or use `cargo hsm library|service|group …` to change the selection"));
     }
@@ -79,7 +79,7 @@ pub fn init(root: &Utf8Path, opts: &InitOptions) -> Result<Outcome> {
             .is_some()
         {
             return Err(Error::config(format!(
-                "`{cargo_path}` already holds the hsm manifest in `[{prefix}]`; refusing to overwrite it"
+                "`Cargo.toml` already holds the hsm manifest in `[{prefix}]`; refusing to overwrite it"
             )));
         }
     }

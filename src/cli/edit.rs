@@ -398,6 +398,7 @@ fn report(shell: &Shell, root: &Utf8Path, what: &str, out: &Outcome) -> Result<i
         shell.json(&serde_json::json!({
             "reason": "edit",
             "command": what,
+            "created": out.created,
             "written": out.written,
             "removed": out.removed,
         }));
@@ -405,6 +406,12 @@ fn report(shell: &Shell, root: &Utf8Path, what: &str, out: &Outcome) -> Result<i
     }
     if out.is_empty() {
         shell.status("Unchanged", format!("{what}: nothing to do"));
+    }
+    for p in &out.created {
+        shell.status(
+            "Created",
+            format!("`{}`", crate::paths::relative_to(p, root)),
+        );
     }
     for p in &out.written {
         shell.status(

@@ -129,8 +129,7 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         }
         Command::Registry { cmd } => {
             edit::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
-        }
-        // ---- end of issue 5 commands ----
+        } // ---- end of issue 5 commands ----
     }
 }
 

@@ -22,13 +22,16 @@ use crate::manifest::{load, load_with, Loaded, Overlay};
 /// The files a command changed. Empty when the command had nothing to do.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// Files that did not exist before.
+    pub created: Vec<Utf8PathBuf>,
+    /// Existing files that were changed.
     pub written: Vec<Utf8PathBuf>,
     pub removed: Vec<Utf8PathBuf>,
 }
 
 impl Outcome {
     pub fn is_empty(&self) -> bool {
-        self.written.is_empty() && self.removed.is_empty()
+        self.created.is_empty() && self.written.is_empty() && self.removed.is_empty()
     }
 }
 
@@ -179,8 +182,13 @@ pub(crate) fn write_overlay(ov: &Overlay) -> Result<Outcome> {
         for (path, text) in &ov.files {
             match text {
                 Some(t) => {
+                    let existed = path.exists();
                     if txn.write(path, t.as_bytes(), None)? {
-                        out.written.push(path.clone());
+                        if existed {
+                            out.written.push(path.clone());
+                        } else {
+                            out.created.push(path.clone());
+                        }
                     }
                 }
                 None => {
