@@ -87,8 +87,14 @@ pub fn add_entry(
     names::validate(name)
         .map_err(|why| Error::config(format!("invalid {} name: {why}", kind.word())))?;
     if let Some(at) = origin(s, kind, name) {
+        // The same definition again: nothing to do.
+        let new: Option<toml::Table> = entry_document(entry.clone()).to_string().parse().ok();
+        let old: Option<toml::Table> = entry_text(s, kind, name).ok().and_then(|t| t.parse().ok());
+        if new.is_some() && new == old {
+            return Ok(at.file);
+        }
         return Err(Error::config(format!(
-            "the {} `{name}` is already registered in {}",
+            "the {} `{name}` is already registered, with a different definition, in {}",
             kind.word(),
             s.loaded.sources.describe(&at)
         ))
