@@ -679,3 +679,61 @@ sources.prod = { type = "pypi", version = ">=1" }
 "#]]
     );
 }
+
+#[test]
+fn package_metadata_with_inline_registry() {
+    let cargo = r#"[package]
+name = "single"   # one crate
+version = "0.1.0"
+edition = "2021"
+
+[package.metadata.hsm.services]
+standalone = []   # nothing yet
+
+[package.metadata.hsm.registry.services.db]
+sources.prod = { type = "docker-image", image = "postgres:16" }
+
+[dependencies]
+# none
+"#;
+    let sb = Sandbox::new(&[("Cargo.toml", cargo)]);
+    assert_data_eq!(
+        sb.edit_diff(
+            "Cargo.toml",
+            &["service", "add", "db", "--profile", "default"]
+        ),
+        str![[r#"
+@@ 7
+-standalone = []   # nothing yet
++standalone = [{ name = "db", profile = "default" }]   # nothing yet
+
+"#]]
+    );
+    assert_data_eq!(
+        sb.edit_diff(
+            "Cargo.toml",
+            &[
+                "registry",
+                "service",
+                "add",
+                "cache",
+                "--prod",
+                "type=docker-image,image=redis:7"
+            ]
+        ),
+        str![[r#"
+@@ 12
++[package.metadata.hsm.registry.services.cache]
++
++[package.metadata.hsm.registry.services.cache.sources.prod]
++type = "docker-image"
++image = "redis:7"
++
++[package.metadata.hsm.registry.services.cache.deployment-profiles.default]
++
+
+"#]]
+    );
+    let e = sb.refused(&["service", "add", "nope"]);
+    assert!(e.contains("unknown service `nope`"), "{e}");
+}

@@ -240,9 +240,9 @@ pub fn implies_add(
     match option {
         None => {
             if matches!(kind, EntryKind::LibraryGroup | EntryKind::ServiceGroup) {
-                return Err(Error::config(format!(
-                    "implications of a group belong to one of its options; name it with `--option`"
-                )));
+                return Err(Error::config(
+                    "implications of a group belong to one of its options; name it with `--option`",
+                ));
             }
             let t = entry_table(s, kind, name)?;
             let imp = section(t, "implies", "implies")?;

@@ -146,7 +146,7 @@ fn value_name(v: &Value) -> Option<&str> {
 }
 
 /// The `standalone` array of a section, created when missing.
-fn standalone<'t>(m: &'t mut Table, kind: Component) -> Result<&'t mut toml_edit::Array> {
+fn standalone(m: &mut Table, kind: Component) -> Result<&mut toml_edit::Array> {
     let sec = section(m, kind.section(), kind.section())?;
     if !sec.contains_key("standalone") {
         sec.insert("standalone", toml_edit::value(toml_edit::Array::new()));
