@@ -114,12 +114,9 @@ pub fn init(root: &Utf8Path, opts: &InitOptions) -> Result<Outcome> {
         } else {
             "package.metadata.hsm"
         };
-        let block = fill(
-            templates::CARGO_METADATA,
-            &[("prefix", prefix), ("\"{name}\"", "")],
-        )
-        .replace("\"{name}\"", &quoted_name)
-        .replace("\"{registry}\"", &quoted_reg);
+        let block = fill(templates::CARGO_METADATA, &[("prefix", prefix)])
+            .replace("\"{name}\"", &quoted_name)
+            .replace("\"{registry}\"", &quoted_reg);
         let mut text = cargo_text.clone();
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
