@@ -6,8 +6,10 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod edit;
 pub mod error;
 pub mod fs;
+pub mod init;
 pub mod inspect;
 pub mod manifest;
 pub mod names;
