@@ -2,13 +2,15 @@
 //! libraries, isolated service environments and container services.
 //!
 //! The pipeline, one module per stage:
-//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → materialize → lock + inspect.
+//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`] → [`lock`] + inspect.
 
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
 pub mod fs;
+pub mod lock;
 pub mod manifest;
+pub mod materialize;
 pub mod names;
 pub mod paths;
 pub mod plan;

@@ -4,6 +4,7 @@
 
 mod list;
 pub mod shell;
+mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the resolved libraries and services (the Plan)
     List,
+    /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
+    Sync(sync::SyncArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -83,6 +86,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::List => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             list::run(shell, &root)
+        }
+        Command::Sync(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            sync::run(shell, &root, args)
         }
     }
 }
