@@ -244,8 +244,13 @@ pub fn sync(
             })
         }
         Err((step, e)) => {
-            let Syncer { txn, dirs, .. } = s;
-            let touched: Vec<Utf8PathBuf> = txn.paths().map(|p| p.to_owned()).collect();
+            let Syncer {
+                txn, dirs, root, ..
+            } = s;
+            let touched: Vec<Utf8PathBuf> = txn
+                .paths()
+                .map(|p| crate::paths::relative_to(p, &root))
+                .collect();
             let failed = txn.rollback();
             let dir_failed = rollback_dirs(dirs);
             Err(annotate(e, step, &touched, &failed, &dir_failed))
@@ -708,7 +713,7 @@ impl Syncer<'_> {
     // ------------------------------------------------------------ root project
 
     fn root_pyproject(&self) -> Utf8PathBuf {
-        self.plan.project.python_project.join("pyproject.toml")
+        crate::paths::normalize(&self.plan.project.python_project.join("pyproject.toml"))
     }
 
     fn root_project(&mut self) -> Result<()> {
@@ -973,8 +978,8 @@ impl Syncer<'_> {
             return Ok(());
         }
         let project_dir = self.plan.project.python_project.clone();
-        let abs_dir = self.root.join(&project_dir);
-        let lock_rel = project_dir.join("uv.lock");
+        let abs_dir = crate::paths::normalize(&self.root.join(&project_dir));
+        let lock_rel = crate::paths::normalize(&project_dir.join("uv.lock"));
         let lock_abs = self.root.join(&lock_rel);
         let flags = runtimes::uv_mode_flags(&self.opts);
         let describe = format!("uv sync {}", flags.join(" "))
@@ -1001,7 +1006,8 @@ impl Syncer<'_> {
                 args.push("--locked".into());
             }
             args.push("--check".into());
-            fresh = runtimes::run_tool("libraries", &uv, &args, &abs_dir, false)?.status == 0;
+            fresh =
+                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, false)?.status == 0;
         }
         if fresh {
             self.act(
@@ -1032,7 +1038,7 @@ impl Syncer<'_> {
                     .map_err(|e| Error::failed(format!("cannot read `{lock_rel}`: {e}")))?;
                 let mut args = vec!["sync".to_string()];
                 args.extend(flags);
-                runtimes::run_tool("libraries", &uv, &args, &abs_dir, true)?;
+                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, true)?;
             }
         }
         let lockfile = std::fs::read(&lock_abs).ok().map(|b| LockedFile {

@@ -120,9 +120,10 @@ pub struct ToolOutput {
 }
 
 /// Runs `program args…` in `dir` without the leaky variables; the error of
-/// a failure names the service, the full command line and its stderr.
+/// a failure names `who` (e.g. "service `embedder`"), the full command line
+/// and its stderr.
 pub fn run_tool(
-    service: &str,
+    who: &str,
     program: &Utf8Path,
     args: &[String],
     dir: &Utf8Path,
@@ -140,7 +141,7 @@ pub fn run_tool(
     let line = command_line(program, args);
     let out = expr
         .run()
-        .map_err(|e| Error::failed(format!("cannot run `{line}` for service `{service}`: {e}")))?;
+        .map_err(|e| Error::failed(format!("cannot run `{line}` for {who}: {e}")))?;
     let status = out.status.code().unwrap_or(-1);
     let res = ToolOutput {
         status,
@@ -153,7 +154,7 @@ pub fn run_tool(
             detail = res.stdout.trim_end().to_string();
         }
         return Err(Error::failed(format!(
-            "`{line}` failed for service `{service}` (exit code {status}, in `{dir}`)"
+            "`{line}` failed for {who} (exit code {status}, in `{dir}`)"
         ))
         .with_detail(detail));
     }

@@ -66,7 +66,7 @@ impl RuntimeAdapter for PixiAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let args = self.args(ctx, target);
         let line = super::command_line(&pixi, &args);
-        run_tool(&name, &pixi, &args, target, true)?;
+        run_tool(&format!("service `{name}`"), &pixi, &args, target, true)?;
         Ok(RuntimeOutcome {
             commands: vec![line],
         })

@@ -67,15 +67,15 @@ impl RuntimeAdapter for UvAdapter {
         let rel_target = sv.target_path.clone().unwrap_or_else(|| ".".into());
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::config(
-                format!(
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::config(format!(
                     "service `{}` runs with uv, but `{rel_target}/pyproject.toml` does not exist",
                     sv.name
-                ),
-            )
-            .with_help(format!(
+                ))
+                .with_help(format!(
                 "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
-            ))),
+            )))
+            }
             Err(e) => return Err(Error::failed(format!("cannot read `{path}`: {e}"))),
         };
         let want = wanted_for(&sv.dependencies, &rel_target);
@@ -119,7 +119,7 @@ impl RuntimeAdapter for UvAdapter {
             args.push("--locked".into());
         }
         args.push("--check".into());
-        Ok(run_tool(name, &uv, &args, target, false)?.status == 0)
+        Ok(run_tool(&format!("service `{name}`"), &uv, &args, target, false)?.status == 0)
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
@@ -136,7 +136,7 @@ impl RuntimeAdapter for UvAdapter {
         let mut args = vec!["sync".to_string()];
         args.extend(flags);
         commands.push(super::command_line(&uv, &args));
-        run_tool(&name, &uv, &args, target, true)?;
+        run_tool(&format!("service `{name}`"), &uv, &args, target, true)?;
         if !venv_cfg.exists() {
             return Err(Error::failed(format!(
                 "`uv sync` for service `{name}` did not create `{}`",

@@ -123,7 +123,7 @@ impl RuntimeAdapter for VenvAdapter {
         if !venv_python.exists() {
             let a = vec!["-m".to_string(), "venv".into(), ".venv".into()];
             commands.push(super::command_line(&python, &a));
-            run_tool(&name, &python, &a, target, true).map_err(|e| {
+            run_tool(&format!("service `{name}`"), &python, &a, target, true).map_err(|e| {
                 e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
             })?;
         }
@@ -137,7 +137,7 @@ impl RuntimeAdapter for VenvAdapter {
             ];
             a.extend(args);
             commands.push(super::command_line(&venv_python, &a));
-            run_tool(&name, &venv_python, &a, target, true)?;
+            run_tool(&format!("service `{name}`"), &venv_python, &a, target, true)?;
         }
         std::fs::write(&stamp_path, &stamp)
             .map_err(|e| Error::failed(format!("cannot write `{stamp_path}`: {e}")))?;
