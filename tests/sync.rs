@@ -689,3 +689,50 @@ fn missing_root_pyproject_is_a_clear_error() {
     assert!(err.contains("uv init --bare"), "{err}");
     assert!(!sb.exists("hsm.lock"));
 }
+
+/// A clean checkout whose `url` changed in the manifest is cloned again
+/// from the new URL; the old one is gone once the sync succeeds.
+#[test]
+fn changed_url_with_clean_checkout_reclones() {
+    if !require("uv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (url1, _) = sb.git_remote("one", &["v1.0.0"]);
+    let (url2, shas2) = sb.git_remote("two", &["v1.0.0", "v3.0.0"]);
+    let manifest = |url: &str| {
+        format!(
+            "[services]\nstandalone = [\"emb\"]\n\n[registry.services.emb.sources.prod]\ntype = \"git\"\nurl = \"{url}\"\nref = \"v3.0.0\"\n\n[registry.services.emb.deployment-profiles.default]\nruntime = \"uv\"\n"
+        )
+    };
+    // v3.0.0 does not exist in the first remote: a clear error, nothing left behind.
+    sb.write("hsm.toml", &manifest(&url1));
+    let out = sb.run(&["sync"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has no tag, branch or commit `v3.0.0`"),
+        "{err}"
+    );
+    assert!(!sb.exists("services/emb"), "a failed clone is removed");
+
+    sb.write("hsm.toml", &manifest(&url1).replace("v3.0.0", "v1.0.0"));
+    sb.sync(&[]);
+    sb.write("hsm.toml", &manifest(&url2));
+    let out = sb.sync(&[]);
+    assert!(stderr(&out).contains("Cloning emb"), "{}", stderr(&out));
+    assert_eq!(
+        sb.git("services/emb", &["rev-parse", "HEAD"]).trim(),
+        shas2[1]
+    );
+    assert_eq!(
+        sb.git("services/emb", &["remote", "get-url", "origin"])
+            .trim(),
+        url2
+    );
+    assert!(sb.read("hsm.lock").contains(&url2));
+    assert!(
+        std::fs::read_dir(sb.path(".hsm/trash")).map_or(true, |mut d| d.next().is_none()),
+        "the old checkout is removed after success"
+    );
+}

@@ -889,7 +889,6 @@ impl Syncer<'_> {
         }
         let describe = adapter.describe(&ctx, &target);
         let fresh = !opts.dry_run && adapter.is_fresh(&ctx, &target)?;
-        drop(ctx);
         for (rel, warnings) in edit_actions {
             self.act(
                 ActionKind::Edit,
