@@ -53,8 +53,15 @@ fn l3_uv_service_gets_own_venv_matching_its_lock_and_root_keeps_only_libraries()
     sb.uv_service("services/foo", "");
     sb.write("hsm.toml", &uv_manifest(""));
 
-    let out = sb.sync(&[]);
+    // Variables that would send uv to the root venv are not passed on.
+    let out = sb
+        .cmd(&["sync"])
+        .env("VIRTUAL_ENV", sb.path(".venv"))
+        .env("UV_PROJECT_ENVIRONMENT", sb.path(".venv"))
+        .output()
+        .unwrap();
     let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
     assert!(err.contains("Syncing foo (uv, services/foo)"), "{err}");
     assert!(err.contains("Syncing libraries (uv, .)"), "{err}");
 
@@ -255,8 +262,18 @@ runtime = "uv"
         )
     };
     sb.write("hsm.toml", &manifest("v1.0.0"));
+    let out = sb.run(&["sync", "--offline"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`--offline` forbids the network"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sb.exists("services/emb"));
     let out = sb.sync(&[]);
     assert!(stderr(&out).contains("Cloning emb"), "{}", stderr(&out));
+    // Offline, with everything already there: fine.
+    sb.sync(&["--offline"]);
     assert_eq!(
         sb.git("services/emb", &["rev-parse", "HEAD"]).trim(),
         shas[0]
