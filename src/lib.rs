@@ -2,7 +2,7 @@
 //! libraries, isolated service environments and container services.
 //!
 //! The pipeline, one module per stage:
-//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → materialize → lock + inspect.
+//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`] → [`lock`] + inspect.
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -11,7 +11,9 @@ pub mod error;
 pub mod fs;
 pub mod init;
 pub mod inspect;
+pub mod lock;
 pub mod manifest;
+pub mod materialize;
 pub mod names;
 pub mod paths;
 pub mod plan;

@@ -5,6 +5,7 @@
 mod edit;
 mod list;
 pub mod shell;
+mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Parser, Subcommand};
@@ -70,6 +71,8 @@ pub enum Command {
         cmd: edit::RegistryCmd,
     },
     // ---- end of issue 5 commands ----
+    /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
+    Sync(sync::SyncArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -130,6 +133,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::Registry { cmd } => {
             edit::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         } // ---- end of issue 5 commands ----
+        Command::Sync(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            sync::run(shell, &root, args)
+        }
     }
 }
 

@@ -1,0 +1,183 @@
+//! Runtime adapters: one small trait, one file per runtime. Adding a runtime
+//! is one new file and one arm in [`adapter`].
+
+mod pixi;
+mod uv;
+mod venv;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fs::FileTxn;
+use crate::lock::LockedService;
+use crate::manifest::model::RuntimeType;
+use crate::plan::PlannedService;
+
+pub use pixi::PixiAdapter;
+pub use uv::{mode_flags as uv_mode_flags, UvAdapter};
+pub use venv::VenvAdapter;
+
+use super::SyncOptions;
+
+/// Everything an adapter may read or write while it syncs one service.
+pub struct RuntimeCtx<'a> {
+    /// Absolute.
+    pub workspace_root: &'a Utf8Path,
+    pub service: &'a PlannedService,
+    pub opts: &'a SyncOptions,
+    /// Every file the adapter writes, or lets its tool write, goes through here.
+    pub txn: &'a mut FileTxn,
+    /// What the previous sync recorded for this service.
+    pub previous: Option<&'a LockedService>,
+    /// Edits of the service's files made before the tool ran (e.g. its
+    /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
+    pub edited: bool,
+}
+
+/// A file an adapter wants changed before its tool runs.
+#[derive(Debug, Clone)]
+pub struct FileEdit {
+    /// Absolute.
+    pub path: Utf8PathBuf,
+    pub contents: String,
+    pub warnings: Vec<String>,
+}
+
+/// What happened to one service.
+#[derive(Debug, Clone)]
+pub struct RuntimeOutcome {
+    /// The command lines that ran, for `-v`.
+    pub commands: Vec<String>,
+}
+
+/// Materializes one service's isolated environment in its target path.
+pub trait RuntimeAdapter {
+    /// The executable this runtime needs on `PATH`.
+    fn tool(&self) -> &'static str;
+    /// How to install [`RuntimeAdapter::tool`].
+    fn install_hint(&self) -> &'static str;
+    /// The service's own lock file (relative to the target path), if the runtime has one.
+    fn lockfile(&self, target: &Utf8Path) -> Option<Utf8PathBuf>;
+    /// Edits of the service's files that sync makes before the tool runs.
+    fn edits(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<Vec<FileEdit>> {
+        Ok(Vec::new())
+    }
+    /// The command sync would run, for `--dry-run`.
+    fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String;
+    /// Whether the environment at `target` already matches its inputs, so
+    /// that sync can report `Fresh` and skip [`RuntimeAdapter::sync`].
+    fn is_fresh(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<bool> {
+        Ok(false)
+    }
+    /// Creates or updates the environment at `target` (absolute).
+    fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome>;
+}
+
+/// The adapter of an environment runtime; `None` for container runtimes.
+pub fn adapter(runtime: RuntimeType) -> Option<Box<dyn RuntimeAdapter>> {
+    match runtime {
+        RuntimeType::Uv => Some(Box::new(UvAdapter)),
+        RuntimeType::Venv => Some(Box::new(VenvAdapter)),
+        RuntimeType::Pixi => Some(Box::new(PixiAdapter)),
+        RuntimeType::Docker | RuntimeType::Podman => None,
+    }
+}
+
+/// Finds `tool` on `PATH`, or says which service needs it and how to get it.
+pub fn find_tool(tool: &str, service: &str, hint: &str) -> Result<Utf8PathBuf> {
+    let path = which::which(tool).map_err(|_| {
+        Error::failed(format!(
+            "service `{service}` needs `{tool}`, which was not found on `PATH`"
+        ))
+        .with_help(hint.to_string())
+    })?;
+    Utf8PathBuf::from_path_buf(path).map_err(|p| {
+        Error::failed(format!(
+            "the path of `{tool}` is not UTF-8: {}",
+            p.display()
+        ))
+    })
+}
+
+/// Variables that would send a tool to another environment than the
+/// service's own; never passed to children.
+pub const LEAKY_ENV: &[&str] = &[
+    "VIRTUAL_ENV",
+    "UV_PROJECT_ENVIRONMENT",
+    "UV_PROJECT",
+    "UV_WORKING_DIR",
+    "UV_FROZEN",
+    "UV_LOCKED",
+    "CONDA_PREFIX",
+    "PIXI_PROJECT_MANIFEST",
+];
+
+/// A finished child process.
+pub struct ToolOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program args…` in `dir` without the leaky variables; the error of
+/// a failure names `who` (e.g. "service `embedder`"), the full command line
+/// and its stderr.
+pub fn run_tool(
+    who: &str,
+    program: &Utf8Path,
+    args: &[String],
+    dir: &Utf8Path,
+    check: bool,
+) -> Result<ToolOutput> {
+    let mut expr = duct::cmd(program.as_std_path(), args)
+        .dir(dir.as_std_path())
+        .stdout_capture()
+        .stderr_capture()
+        .stdin_null()
+        .unchecked();
+    for k in LEAKY_ENV {
+        expr = expr.env_remove(k);
+    }
+    let line = command_line(program, args);
+    let out = expr
+        .run()
+        .map_err(|e| Error::failed(format!("cannot run `{line}` for {who}: {e}")))?;
+    let status = out.status.code().unwrap_or(-1);
+    let res = ToolOutput {
+        status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if check && status != 0 {
+        let mut detail = res.stderr.trim_end().to_string();
+        if detail.is_empty() {
+            detail = res.stdout.trim_end().to_string();
+        }
+        return Err(Error::failed(format!(
+            "`{line}` failed for {who} (exit code {status}, in `{dir}`)"
+        ))
+        .with_detail(detail));
+    }
+    Ok(res)
+}
+
+/// A command line as a user would type it.
+pub fn command_line(program: &Utf8Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:@+,%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let name = program.file_name().unwrap_or(program.as_str());
+    let mut s = quote(name);
+    for a in args {
+        s.push(' ');
+        s.push_str(&quote(a));
+    }
+    s
+}

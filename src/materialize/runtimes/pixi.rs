@@ -1,0 +1,74 @@
+//! `pixi`: `pixi install --manifest-path <target>/pixi.toml`, with
+//! `--locked` / `--frozen` passed on.
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use super::{find_tool, run_tool, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use crate::error::{Error, Result};
+
+pub struct PixiAdapter;
+
+const HINT: &str = "install pixi (see https://pixi.sh/latest/#installation)";
+
+impl PixiAdapter {
+    fn manifest(&self, target: &Utf8Path) -> Utf8PathBuf {
+        let pixi = target.join("pixi.toml");
+        if !pixi.exists() && target.join("pyproject.toml").exists() {
+            return target.join("pyproject.toml");
+        }
+        pixi
+    }
+
+    fn args(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Vec<String> {
+        let mut a = vec![
+            "install".to_string(),
+            "--manifest-path".into(),
+            self.manifest(target).to_string(),
+        ];
+        if ctx.opts.frozen {
+            a.push("--frozen".into());
+        } else if ctx.opts.locked {
+            a.push("--locked".into());
+        }
+        a
+    }
+}
+
+impl RuntimeAdapter for PixiAdapter {
+    fn tool(&self) -> &'static str {
+        "pixi"
+    }
+    fn install_hint(&self) -> &'static str {
+        HINT
+    }
+    fn lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
+        Some("pixi.lock".into())
+    }
+
+    fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
+        format!("pixi {}", self.args(ctx, target).join(" "))
+    }
+
+    fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
+        let name = ctx.service.name.clone();
+        let manifest = self.manifest(target);
+        if !manifest.exists() {
+            let rel = ctx.service.target_path.clone().unwrap_or_default();
+            return Err(Error::config(format!(
+                "service `{name}` runs with pixi, but `{rel}/pixi.toml` does not exist"
+            ))
+            .with_help(format!("create it with `pixi init {rel}`")));
+        }
+        let pixi = find_tool("pixi", &name, HINT)?;
+        let lock = target.join("pixi.lock");
+        ctx.txn
+            .snapshot(&lock)
+            .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
+        let args = self.args(ctx, target);
+        let line = super::command_line(&pixi, &args);
+        run_tool(&format!("service `{name}`"), &pixi, &args, target, true)?;
+        Ok(RuntimeOutcome {
+            commands: vec![line],
+        })
+    }
+}

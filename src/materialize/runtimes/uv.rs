@@ -1,0 +1,152 @@
+//! `uv`: hsm's entries in the service's `pyproject.toml`, then an isolated
+//! `uv sync` inside the target path, into the service's own `.venv`.
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use super::{find_tool, run_tool, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use crate::error::{Error, Result};
+use crate::lock::sha256_hex;
+use crate::materialize::pyproject::{self, Wanted};
+use crate::plan::Dependency;
+
+pub struct UvAdapter;
+
+const HINT: &str =
+    "install uv with `pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)";
+
+/// `--frozen`, `--locked` and `--offline` as uv spells them.
+pub fn mode_flags(opts: &crate::materialize::SyncOptions) -> Vec<String> {
+    let mut v = Vec::new();
+    if opts.frozen {
+        v.push("--frozen".to_string());
+    } else if opts.locked {
+        v.push("--locked".to_string());
+    }
+    if opts.offline {
+        v.push("--offline".to_string());
+    }
+    v
+}
+
+/// What hsm adds to a service's `pyproject.toml` for its `dependencies`.
+pub fn wanted_for(deps: &[Dependency], project_dir: &Utf8Path) -> Wanted {
+    let mut w = Wanted::default();
+    for d in deps {
+        match d {
+            Dependency::Requirement { requirement } => w.dependencies.push(requirement.clone()),
+            Dependency::Library {
+                name,
+                source,
+                requirement,
+                ..
+            } => {
+                w.dependencies.push(requirement.clone());
+                if let Some(t) = pyproject::uv_source(source, project_dir) {
+                    w.sources.push((name.clone(), t));
+                }
+            }
+        }
+    }
+    w
+}
+
+impl RuntimeAdapter for UvAdapter {
+    fn tool(&self) -> &'static str {
+        "uv"
+    }
+    fn install_hint(&self) -> &'static str {
+        HINT
+    }
+    fn lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
+        Some("uv.lock".into())
+    }
+
+    fn edits(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<Vec<FileEdit>> {
+        let sv = ctx.service;
+        let path = target.join("pyproject.toml");
+        let rel_target = sv.target_path.clone().unwrap_or_else(|| ".".into());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::config(format!(
+                    "service `{}` runs with uv, but `{rel_target}/pyproject.toml` does not exist",
+                    sv.name
+                ))
+                .with_help(format!(
+                "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
+            )))
+            }
+            Err(e) => return Err(Error::failed(format!("cannot read `{path}`: {e}"))),
+        };
+        let want = wanted_for(&sv.dependencies, &rel_target);
+        let edited = pyproject::apply(&text, &path, &want)?;
+        if edited.text == text {
+            return Ok(Vec::new());
+        }
+        Ok(vec![FileEdit {
+            path,
+            contents: edited.text,
+            warnings: edited.warnings,
+        }])
+    }
+
+    fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
+        let mut args = vec!["uv".to_string(), "sync".to_string()];
+        args.extend(mode_flags(ctx.opts));
+        args.join(" ")
+    }
+
+    /// Nothing edited, the lock is the one hsm recorded, and uv itself says
+    /// the environment matches it (`uv sync --locked --check`, ~15 ms).
+    fn is_fresh(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<bool> {
+        let name = &ctx.service.name;
+        let lock = target.join("uv.lock");
+        if ctx.edited || !target.join(".venv").join("pyvenv.cfg").exists() {
+            return Ok(false);
+        }
+        let recorded = ctx
+            .previous
+            .and_then(|p| p.lockfile.as_ref())
+            .map(|f| f.sha256.clone());
+        let current = std::fs::read(&lock).ok().map(|b| sha256_hex(&b));
+        if recorded.is_none() || recorded != current {
+            return Ok(false);
+        }
+        let uv = find_tool("uv", name, HINT)?;
+        let mut args = vec!["sync".to_string()];
+        args.extend(mode_flags(ctx.opts));
+        if !ctx.opts.frozen && !args.iter().any(|a| a == "--locked") {
+            args.push("--locked".into());
+        }
+        args.push("--check".into());
+        Ok(run_tool(&format!("service `{name}`"), &uv, &args, target, false)?.status == 0)
+    }
+
+    fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
+        let name = ctx.service.name.clone();
+        let uv = find_tool("uv", &name, HINT)?;
+        let lock = target.join("uv.lock");
+        let venv_cfg = target.join(".venv").join("pyvenv.cfg");
+        let flags = mode_flags(ctx.opts);
+        let mut commands = Vec::new();
+
+        ctx.txn
+            .snapshot(&lock)
+            .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
+        let mut args = vec!["sync".to_string()];
+        args.extend(flags);
+        commands.push(super::command_line(&uv, &args));
+        run_tool(&format!("service `{name}`"), &uv, &args, target, true)?;
+        if !venv_cfg.exists() {
+            return Err(Error::failed(format!(
+                "`uv sync` for service `{name}` did not create `{}`",
+                target.join(".venv")
+            ))
+            .with_help(
+                "uv treated the service as a member of an enclosing uv workspace; \
+                 exclude its path in that workspace's `[tool.uv.workspace].exclude`",
+            ));
+        }
+        Ok(RuntimeOutcome { commands })
+    }
+}
