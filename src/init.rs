@@ -19,7 +19,6 @@ pub mod templates {
     pub const GITIGNORE: &str = include_str!("../templates/gitignore");
     pub const PY_INIT: &str = include_str!("../templates/python/__init__.py");
     pub const PY_MAIN: &str = include_str!("../templates/python/__main__.py");
-    pub const UV_PYPROJECT_TAIL: &str = include_str!("../templates/uv/pyproject-tail.toml");
     pub const VENV_REQUIREMENTS: &str = include_str!("../templates/venv/requirements.txt");
     pub const PIXI_TOML: &str = include_str!("../templates/pixi/pixi.toml");
     pub const DOCKERFILE: &str = include_str!("../templates/container/Dockerfile");
@@ -389,14 +388,11 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
                     root,
                 )?;
                 let pyproject = abs.join("pyproject.toml");
-                let mut text = std::fs::read_to_string(&pyproject).map_err(|e| {
-                    Error::failed(format!("`uv init` did not create `{pyproject}`: {e}"))
-                })?;
-                if !text.ends_with('\n') {
-                    text.push('\n');
+                if !pyproject.is_file() {
+                    return Err(Error::failed(format!(
+                        "`uv init` did not create `{pyproject}`"
+                    )));
                 }
-                text.push_str(templates::UV_PYPROJECT_TAIL);
-                write_new(&pyproject, &text)?;
             }
             RuntimeType::Venv => {
                 write_new(
@@ -427,6 +423,15 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
         cleanup(&abs, existed);
         return Err(e);
     }
+    // A root uv workspace whose `members` glob matches the new directory would
+    // adopt it (installing into the root venv); exclude it there, as sync does,
+    // leaving the user's `members` untouched.
+    if o.runtime == RuntimeType::Uv {
+        if let Err(e) = stage_root_exclusion(&mut s, root) {
+            cleanup(&abs, existed);
+            return Err(e);
+        }
+    }
     match s.commit() {
         Ok(outcome) => Ok(Created { dir: rel, outcome }),
         Err(e) => {
@@ -434,6 +439,28 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
             Err(e)
         }
     }
+}
+
+/// Stages hsm's managed state of the root `pyproject.toml` for the session's
+/// plan, which now includes the new service.
+fn stage_root_exclusion(s: &mut Session, root: &Utf8Path) -> Result<()> {
+    let loaded = s.validate()?;
+    let plan = crate::resolve(&loaded)?;
+    let abs = root
+        .join(&plan.project.python_project)
+        .join("pyproject.toml");
+    let Ok(text) = std::fs::read_to_string(&abs) else {
+        return Ok(());
+    };
+    let want = crate::materialize::root_wanted(&plan, &text, &abs)?;
+    if want.workspace_exclude.is_empty() {
+        return Ok(());
+    }
+    let edited = crate::materialize::pyproject::apply(&text, &abs, &want)?;
+    if edited.text != text {
+        s.set_text(&abs, edited.text);
+    }
+    Ok(())
 }
 
 fn write_module(dir: &Utf8Path, vars: &[(&str, &str)], module: &str) -> Result<()> {

@@ -132,12 +132,22 @@ fn service_init_uv_is_standalone_and_uv_sync_stays_inside_it() {
         "{}",
         r.stderr
     );
-    // The root's members list is unchanged: the whole file is.
-    assert_eq!(sb.read("pyproject.toml"), ROOT_PYPROJECT);
+    // The root's members list is unchanged; the new service is excluded from
+    // the root workspace (and recorded as hsm's own entry).
+    let root_after = sb.read("pyproject.toml");
+    assert!(
+        root_after.contains("members = [\"services/*\"]"),
+        "{root_after}"
+    );
+    assert!(
+        root_after.contains("exclude = [\"services/embedder\"]"),
+        "{root_after}"
+    );
     let py = sb.read("services/embedder/pyproject.toml");
     assert!(py.contains("name = \"embedder\""), "{py}");
-    // Its own workspace root: no binding to the root workspace.
-    assert!(py.contains("[tool.uv.workspace]\nmembers = []"), "{py}");
+    // A standalone project: no workspace table of its own (which would make
+    // the root's `uv sync` fail with "Nested workspaces are not supported").
+    assert!(!py.contains("[tool.uv.workspace]"), "{py}");
     assert!(!sb.path("services/embedder/.git").exists());
 
     let sync = std::process::Command::new("uv")
@@ -158,7 +168,24 @@ fn service_init_uv_is_standalone_and_uv_sync_stays_inside_it() {
         root_venv_before,
         "the root venv changed"
     );
-    assert_eq!(sb.read("pyproject.toml"), ROOT_PYPROJECT);
+    assert_eq!(sb.read("pyproject.toml"), root_after);
+
+    // The root still syncs, in its own venv, without adopting the service.
+    let root_sync = std::process::Command::new("uv")
+        .args(["sync", "--offline"])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        root_sync.status.success(),
+        "root uv sync: {}",
+        String::from_utf8_lossy(&root_sync.stderr)
+    );
+    let root_lock = sb.read("uv.lock");
+    assert!(!root_lock.contains("embedder"), "{root_lock}");
+    assert!(!sb
+        .path(".venv/lib/python3.11/site-packages/embedder")
+        .exists());
 
     // Registered with local sources and the uv profile, and selected.
     assert_data_eq!(

@@ -120,6 +120,42 @@ pub struct SyncLock {
 /// Where the sync lock lives, relative to the workspace root.
 pub const SYNC_LOCK: &str = ".hsm/sync.lock";
 
+/// What hsm manages in the shared `pyproject.toml` (text at `abs`): the
+/// selected libraries, and `[tool.uv.workspace].exclude` entries for the
+/// isolated services its `members` globs would otherwise adopt.
+pub fn root_wanted(plan: &Plan, text: &str, abs: &Utf8Path) -> Result<pyproject::Wanted> {
+    let project_dir = &plan.project.python_project;
+    let mut want = pyproject::Wanted::default();
+    for l in &plan.libraries {
+        want.dependencies.push(l.requirement.clone());
+        if let Some(t) = pyproject::uv_source(&l.source, project_dir) {
+            want.sources.push((l.name.clone(), t));
+        }
+    }
+    // Isolated services matched by the root's uv workspace `members`
+    // would be synced into the root venv: exclude them.
+    if let Some((members, excludes)) = pyproject::workspace_globs(&text, &abs)? {
+        let ours = pyproject::managed_excludes(&text, &abs)?;
+        let user_excludes: Vec<&String> = excludes.iter().filter(|e| !ours.contains(e)).collect();
+        for sv in plan.environment_services() {
+            let Some(t) = &sv.target_path else { continue };
+            let p = pyproject::relative_path(project_dir, t);
+            if p.as_str() == "." || p.starts_with("..") || p.is_absolute() {
+                continue;
+            }
+            let member = members.iter().any(|m| pyproject::glob_match(m, p.as_str()));
+            let excluded = user_excludes
+                .iter()
+                .any(|e| pyproject::glob_match(e, p.as_str()));
+            if member && !excluded && !want.workspace_exclude.contains(&p.to_string()) {
+                want.workspace_exclude.push(p.to_string());
+            }
+        }
+        want.workspace_exclude.sort();
+    }
+    Ok(want)
+}
+
 /// Takes `.hsm/sync.lock` so that only one sync (or build script) runs at a
 /// time. Calls `on_wait` once before blocking on another holder.
 pub fn acquire_sync_lock(
@@ -751,36 +787,7 @@ impl Syncer<'_> {
             ))
             .with_help("use `package-manager = \"uv\"`"));
         }
-        let project_dir = &plan.project.python_project;
-        let mut want = pyproject::Wanted::default();
-        for l in &plan.libraries {
-            want.dependencies.push(l.requirement.clone());
-            if let Some(t) = pyproject::uv_source(&l.source, project_dir) {
-                want.sources.push((l.name.clone(), t));
-            }
-        }
-        // Isolated services matched by the root's uv workspace `members`
-        // would be synced into the root venv: exclude them.
-        if let Some((members, excludes)) = pyproject::workspace_globs(&text, &abs)? {
-            let ours = pyproject::managed_excludes(&text, &abs)?;
-            let user_excludes: Vec<&String> =
-                excludes.iter().filter(|e| !ours.contains(e)).collect();
-            for sv in plan.environment_services() {
-                let Some(t) = &sv.target_path else { continue };
-                let p = pyproject::relative_path(project_dir, t);
-                if p.as_str() == "." || p.starts_with("..") || p.is_absolute() {
-                    continue;
-                }
-                let member = members.iter().any(|m| pyproject::glob_match(m, p.as_str()));
-                let excluded = user_excludes
-                    .iter()
-                    .any(|e| pyproject::glob_match(e, p.as_str()));
-                if member && !excluded && !want.workspace_exclude.contains(&p.to_string()) {
-                    want.workspace_exclude.push(p.to_string());
-                }
-            }
-            want.workspace_exclude.sort();
-        }
+        let want = root_wanted(plan, &text, &abs)?;
         let edited = pyproject::apply(&text, &abs, &want)?;
         self.warnings.extend(edited.warnings.iter().cloned());
         if edited.text != text {
