@@ -2,6 +2,7 @@
 //! with `cargo metadata`, and error rendering. Each command is a thin pair:
 //! parse arguments, call one library function.
 
+mod compose;
 mod list;
 pub mod shell;
 
@@ -43,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the resolved libraries and services (the Plan)
     List,
+    /// Write the compose file of the container services (docker, podman)
+    Compose(compose::ComposeArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -83,6 +86,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::List => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             list::run(shell, &root)
+        }
+        Command::Compose(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            compose::run(shell, &root, args)
         }
     }
 }
