@@ -1,0 +1,523 @@
+//! `cargo hsm compose`: the compose file of the container services, checked
+//! by snapshots, by parsers no one here wrote (Debian's docker-compose 1.29.2,
+//! PyYAML) and by a real run with podman + podman-compose.
+
+mod compose_support;
+
+use compose_support::{compose_config, l2_sandbox, pyyaml, validate, Sandbox};
+use serde_json::{json, Value};
+use snapbox::{assert_data_eq, file, str};
+
+const FILE: &str = "docker-compose.hsm.yml";
+
+fn services_of(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v["services"]
+        .as_object()
+        .expect("a services map")
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// Our file as PyYAML (YAML 1.1, what docker-compose and podman-compose use) reads it.
+fn read_back(sb: &Sandbox, rel: &str) -> Option<Value> {
+    pyyaml(sb.read(rel).as_bytes())
+}
+
+#[test]
+fn l2_compose_file_holds_exactly_the_container_services() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
+     Writing `docker-compose.hsm.yml` (3 container services: cache, gateway, postgres)
+
+"#]]);
+    assert_data_eq!(
+        sb.read(FILE),
+        file!["snapshots/compose/l2.docker-compose.hsm.yml"]
+    );
+    // docker-compose reads exactly the three container services: never the
+    // uv (api, notebook), venv (worker) or external (llm) ones.
+    if let Some(config) = compose_config(&sb.path(FILE)) {
+        assert_eq!(services_of(&config), ["cache", "gateway", "postgres"]);
+    }
+}
+
+#[test]
+fn named_volumes_are_declared_at_top_level() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // Named volumes only: not the bind mount `./initdb`, not the anonymous
+    // `/var/log/gateway`; `cachedata` once although two services use it.
+    assert_eq!(doc["volumes"], json!({"cachedata": {}, "pgdata": {}}));
+    assert_eq!(
+        doc["services"]["gateway"]["volumes"],
+        json!(["cachedata:/cache:ro", "/var/log/gateway"])
+    );
+    assert_eq!(
+        doc["services"]["postgres"]["volumes"],
+        json!([
+            "pgdata:/var/lib/postgresql/data",
+            "./initdb:/docker-entrypoint-initdb.d:ro"
+        ])
+    );
+    if let Some(config) = compose_config(&sb.path(FILE)) {
+        let bind = config["services"]["postgres"]["volumes"][1]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            bind,
+            format!(
+                "{}:/docker-entrypoint-initdb.d:ro",
+                sb.path("initdb").display()
+            )
+        );
+    }
+}
+
+#[test]
+fn depends_on_comes_from_depends_on_and_implications() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // Declared `depends-on = ["cache"]`, then the implied `postgres`; the
+    // implied `llm` (external) and `api` (uv) are not compose's to start.
+    assert_eq!(
+        doc["services"]["gateway"]["depends_on"],
+        json!(["cache", "postgres"])
+    );
+    assert!(doc["services"]["postgres"].get("depends_on").is_none());
+    if let Some(config) = compose_config(&sb.path(FILE)) {
+        let deps = config["services"]["gateway"]["depends_on"]
+            .as_object()
+            .unwrap();
+        assert_eq!(deps.keys().collect::<Vec<_>>(), ["cache", "postgres"]);
+    }
+}
+
+#[test]
+fn implied_params_are_merged_across_runtimes() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    let env = &doc["services"]["postgres"]["environment"];
+    // From the uv `api`, the podman `gateway` and the venv `worker`
+    // (`jobs,api`): merged in a stable order, de-duplicated, comma-joined,
+    // substituted into the placeholder and exposed as `db_name`.
+    assert_eq!(env["db_name"], json!("api,gateway,jobs"));
+    assert_eq!(
+        env["POSTGRES_MULTIPLE_DATABASES"],
+        json!("api,gateway,jobs")
+    );
+    // External connection values reach the container that implies `llm`.
+    let gw = &doc["services"]["gateway"]["environment"];
+    assert_eq!(gw["LLM_HOST"], json!("llm.example.org"));
+    assert_eq!(gw["LLM_PORT"], json!("443"));
+}
+
+#[test]
+fn var_references_stay_literal_for_compose_to_interpolate() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let text = sb.read(FILE);
+    assert!(
+        text.contains(r#"POSTGRES_PASSWORD: "${PG_PASSWORD}""#),
+        "{text}"
+    );
+    assert!(!text.contains("$$"), "`$` must not be escaped:\n{text}");
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    assert_eq!(
+        doc["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"],
+        json!("${PG_PASSWORD}")
+    );
+    assert_eq!(
+        doc["services"]["gateway"]["environment"]["TOKEN"],
+        json!("${GATEWAY_TOKEN}")
+    );
+    // Strings YAML 1.1 would read as a bool or a number stay strings.
+    assert_eq!(
+        doc["services"]["gateway"]["environment"]["DEBUG"],
+        json!("yes")
+    );
+    assert_eq!(
+        doc["services"]["gateway"]["environment"]["WORKERS"],
+        json!("4")
+    );
+    // The secret is taken from the shell only when compose runs.
+    if !validate(&sb.path(FILE)) {
+        return;
+    }
+    let out = std::process::Command::new("docker-compose")
+        .arg("-f")
+        .arg(sb.path(FILE))
+        .arg("config")
+        .env("PG_PASSWORD", "s3cret-from-shell")
+        .env("GATEWAY_TOKEN", "t0ken")
+        .output()
+        .expect("docker-compose");
+    assert!(out.status.success());
+    let config = pyyaml(&out.stdout).expect("PyYAML is there with docker-compose");
+    assert_eq!(
+        config["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"],
+        json!("s3cret-from-shell")
+    );
+}
+
+#[test]
+fn git_source_is_built_from_its_checkout() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // `<services-dir>/<name>/<subdirectory>`, relative to the compose file,
+    // with the profile's `dockerfile`.
+    assert_eq!(
+        doc["services"]["gateway"]["build"],
+        json!({"context": "services/gateway/docker", "dockerfile": "Containerfile"})
+    );
+    assert!(doc["services"]["gateway"].get("image").is_none());
+    if let Some(config) = compose_config(&sb.path(FILE)) {
+        assert_eq!(
+            config["services"]["gateway"]["build"]["context"],
+            json!(sb.path("services/gateway/docker").to_str().unwrap())
+        );
+    }
+}
+
+#[test]
+fn ports_keep_their_declared_order() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // Not sorted, and `22:22` is not read as a base-60 number.
+    assert_eq!(
+        doc["services"]["gateway"]["ports"],
+        json!(["9090:9090", "8080:8080", "127.0.0.1:7070:7070", "22:22"])
+    );
+    assert_eq!(
+        doc["services"]["cache"]["ports"],
+        json!(["6380:6379", "127.0.0.1:16379:6379"])
+    );
+    if let Some(config) = compose_config(&sb.path(FILE)) {
+        // docker-compose prints `published`/`target` maps or strings.
+        let ports: Vec<String> = config["services"]["gateway"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => s.clone(),
+                p => format!("{}:{}", p["published"], p["target"]),
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            ["9090:9090", "8080:8080", "127.0.0.1:7070:7070/tcp", "22:22"]
+        );
+    }
+}
+
+#[test]
+fn same_plan_gives_identical_bytes_and_no_rewrite() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose"]).assert().success();
+    let first = std::fs::read(sb.path(FILE)).unwrap();
+    let mtime = std::fs::metadata(sb.path(FILE))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
+       Fresh `docker-compose.hsm.yml` (3 container services: cache, gateway, postgres)
+
+"#]]);
+    assert_eq!(std::fs::read(sb.path(FILE)).unwrap(), first);
+    assert_eq!(
+        std::fs::metadata(sb.path(FILE))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime,
+        "an unchanged file must not be rewritten"
+    );
+    // Another checkout of the same project elsewhere: the same bytes.
+    let other = l2_sandbox();
+    other.hsm(&["compose", "-q"]).assert().success();
+    assert_eq!(std::fs::read(other.path(FILE)).unwrap(), first);
+    // And the library's pure render agrees with the file.
+    let root = camino::Utf8PathBuf::from_path_buf(sb.root.clone()).unwrap();
+    let (_, plan) = cargo_hsm::plan(&root).unwrap();
+    let rendered = cargo_hsm::compose::render(&plan).expect("container services");
+    assert_eq!(rendered.as_bytes(), first.as_slice());
+    assert_eq!(cargo_hsm::compose::render(&plan), Some(rendered));
+}
+
+#[test]
+fn check_reports_missing_differing_and_fresh() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "--check"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+  × `docker-compose.hsm.yml` is missing
+  help: run `cargo hsm compose` to bring it up to date
+
+
+"#]]);
+    sb.hsm(&["compose", "-q"]).assert().success();
+    sb.hsm(&["compose", "--check"])
+        .assert()
+        .success()
+        .stderr_eq(str![[r#"
+       Fresh `docker-compose.hsm.yml` is up to date
+
+"#]]);
+    let edited = sb.read(FILE).replace("redis:7-alpine", "redis:6");
+    sb.write(FILE, &edited);
+    sb.hsm(&["compose", "--check"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+  × `docker-compose.hsm.yml` differs from what the manifest generates
+  │ @@ line 6 @@
+  │ -    image: redis:6
+  │ +    image: redis:7-alpine
+  help: run `cargo hsm compose` to bring it up to date
+
+
+"#]]);
+    // `--check` wrote nothing.
+    assert_eq!(sb.read(FILE), edited);
+    let out = sb
+        .hsm(&["compose", "--check", "--message-format", "json"])
+        .assert()
+        .code(1);
+    let docs: Vec<Value> = json_documents(&out.get_output().stdout);
+    assert_eq!(
+        docs[0],
+        json!({
+            "schema": 1,
+            "reason": "compose-check",
+            "path": "docker-compose.hsm.yml",
+            "result": {
+                "status": "differs",
+                "diff": "@@ line 6 @@\n-    image: redis:6\n+    image: redis:7-alpine\n"
+            }
+        })
+    );
+    assert_eq!(docs[1]["reason"], json!("error"));
+    assert_eq!(docs[1]["exit_code"], json!(1));
+    assert_eq!(docs.len(), 2);
+}
+
+#[test]
+fn file_is_removed_when_no_container_service_remains() {
+    let sb = l2_sandbox();
+    sb.hsm(&["compose", "-q"]).assert().success();
+    // Keep one uv service and the external one (api and worker would
+    // imply postgres, a container).
+    let manifest = L2_ENV_ONLY.to_string() + &compose_support::L2_MANIFEST[L2_REGISTRY_START..];
+    sb.write("hsm.toml", &manifest);
+    sb.hsm(&["compose", "--check"])
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+  × `docker-compose.hsm.yml` exists, but no container service is selected any more
+  help: run `cargo hsm compose` to bring it up to date
+
+
+"#]]);
+    sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
+    Removing `docker-compose.hsm.yml`: no container service (docker, podman) is selected
+
+"#]]);
+    assert!(!sb.path(FILE).exists());
+    sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
+    Skipping `docker-compose.hsm.yml`: no container service (docker, podman) is selected
+
+"#]]);
+    sb.hsm(&["compose", "--check"]).assert().success();
+}
+
+const L2_ENV_ONLY: &str = r#"
+[project]
+name = "l2"
+
+[services]
+standalone = ["notebook", { name = "llm", profile = "hosted" }]
+"#;
+
+/// Where the registry part of the L2 manifest starts.
+const L2_REGISTRY_START: usize = {
+    // The first `[registry.` table follows the selection; find it at compile time.
+    let m = compose_support::L2_MANIFEST.as_bytes();
+    let pat = b"\n[registry.";
+    let mut i = 0;
+    loop {
+        let mut j = 0;
+        while j < pat.len() && m[i + j] == pat[j] {
+            j += 1;
+        }
+        if j == pat.len() {
+            break i + 1;
+        }
+        i += 1;
+    }
+};
+
+#[test]
+fn a_file_cargo_hsm_did_not_write_is_left_alone() {
+    let sb = l2_sandbox();
+    let mine = "services:\n  web:\n    image: nginx\n";
+    sb.write(FILE, mine);
+    sb.hsm(&["compose"]).assert().code(1).stderr_eq(str![[r#"
+  × `docker-compose.hsm.yml` exists and was not generated by cargo-hsm; it is left untouched
+  help: move the file away, or set `project.compose-file` to a path cargo-hsm may manage
+
+
+"#]]);
+    assert_eq!(sb.read(FILE), mine);
+}
+
+#[test]
+fn compose_file_elsewhere_gets_paths_relative_to_itself() {
+    let sb = l2_sandbox();
+    let manifest = sb.read("hsm.toml").replace(
+        "container-engine = \"podman\"",
+        "container-engine = \"docker\"\ncompose-file = \"deploy/stack.yml\"",
+    );
+    sb.write("hsm.toml", &manifest);
+    sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
+     Writing `deploy/stack.yml` (3 container services: cache, gateway, postgres)
+
+"#]]);
+    let text = sb.read("deploy/stack.yml");
+    assert!(
+        text.contains("(`project.container-engine`): docker\n"),
+        "{text}"
+    );
+    let Some(doc) = read_back(&sb, "deploy/stack.yml") else {
+        return;
+    };
+    assert_eq!(
+        doc["services"]["gateway"]["build"]["context"],
+        json!("../services/gateway/docker")
+    );
+    assert_eq!(
+        doc["services"]["postgres"]["env_file"],
+        json!(["../config/postgres.env"])
+    );
+    assert_eq!(
+        doc["services"]["postgres"]["volumes"][1],
+        json!("../initdb:/docker-entrypoint-initdb.d:ro")
+    );
+    if let Some(config) = compose_config(&sb.path("deploy/stack.yml")) {
+        assert_eq!(
+            config["services"]["gateway"]["build"]["context"],
+            json!(sb.path("services/gateway/docker").to_str().unwrap())
+        );
+        // env_file values were read from `config/postgres.env`.
+        assert_eq!(
+            config["services"]["postgres"]["environment"]["POSTGRES_USER"],
+            json!("l2")
+        );
+    }
+}
+
+#[test]
+fn json_output_names_the_action() {
+    let sb = l2_sandbox();
+    let out = sb
+        .hsm(&["compose", "--message-format", "json"])
+        .assert()
+        .success();
+    assert_eq!(
+        json_documents(&out.get_output().stdout),
+        [json!({
+            "schema": 1,
+            "reason": "compose",
+            "action": "written",
+            "path": "docker-compose.hsm.yml",
+            "services": ["cache", "gateway", "postgres"]
+        })]
+    );
+}
+
+#[test]
+fn dockerfile_is_refused_where_nothing_is_built() {
+    let sb = l2_sandbox();
+    let manifest = sb.read("hsm.toml").replace(
+        "deployment-profiles.default = { runtime = \"uv\" }",
+        "deployment-profiles.default = { runtime = \"uv\", dockerfile = \"Dockerfile\" }",
+    );
+    sb.write("hsm.toml", &manifest);
+    let out = sb.hsm(&["compose"]).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "service `notebook` sets `dockerfile` in profile `default`, but it runs with `uv`"
+        ),
+        "{stderr}"
+    );
+    assert!(!sb.path(FILE).exists());
+}
+
+#[test]
+fn bundled_example_generates_a_valid_file() {
+    let sb = Sandbox::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rag-stack");
+    copy_dir(&example, &sb.root);
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let text = sb.read(FILE);
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // gateway (podman, build), postgres, qdrant, redis (docker); never the
+    // uv/venv/pixi services or the external llm-api.
+    assert_eq!(
+        services_of(&doc),
+        ["gateway", "postgres", "qdrant", "redis"],
+        "{text}"
+    );
+    assert_eq!(
+        doc["services"]["gateway"]["build"],
+        json!({"context": "components/gateway", "dockerfile": "Dockerfile"})
+    );
+    validate(&sb.path(FILE));
+}
+
+/// Every JSON document printed on stdout, in order.
+fn json_documents(stdout: &[u8]) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("JSON documents on stdout")
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() == "target" || entry.file_name() == ".venv" {
+                continue;
+            }
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
