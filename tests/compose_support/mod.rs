@@ -257,3 +257,122 @@ pub fn l2_sandbox() -> Sandbox {
     );
     sb
 }
+
+/// Runs `cmd` and waits at most `limit`; the child is killed past it.
+pub fn run_bounded(
+    cmd: &mut StdCommand,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    // Drain the pipes on threads so a chatty child cannot block on them.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut b);
+        b
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| format!("{shown}: {e}"))? {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{shown} did not finish within {limit:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    })
+}
+
+/// The project-local podman configuration of tests/support/podman-env.sh
+/// under `dir`, as environment variables (nothing under /etc is touched).
+pub fn podman_env(dir: &Path) -> Vec<(String, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/podman-env.sh");
+    let out = run_bounded(
+        StdCommand::new("bash").arg(&script).arg(dir),
+        std::time::Duration::from_secs(30),
+    )
+    .expect("podman-env.sh");
+    assert!(
+        out.status.success(),
+        "podman-env.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), shell_unquote(v)))
+        .collect()
+}
+
+/// Undoes bash's `printf %q` for the simple cases it produces for paths.
+fn shell_unquote(v: &str) -> String {
+    if let Some(inner) = v.strip_prefix("$'").and_then(|v| v.strip_suffix('\'')) {
+        return inner.replace("\\'", "'").replace("\\\\", "\\");
+    }
+    if let Some(inner) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return inner.to_string();
+    }
+    let mut s = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                s.push(n);
+            }
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// `GET path` over HTTP/1.0 from 127.0.0.1:port: (status code, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
