@@ -149,6 +149,12 @@ impl fmt::Display for Location {
 #[derive(Debug, Default, Clone)]
 pub struct SourceCache {
     files: BTreeMap<Utf8PathBuf, Arc<String>>,
+    /// Parsed documents, made on first use: locating many keys in one big
+    /// registry file must not parse it again each time.
+    docs: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Option<toml_edit::Document<String>>>>>,
+    /// Byte offsets of line starts, made on first use (line/column lookups
+    /// for a thousand services must not rescan a big file each time).
+    lines: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Vec<usize>>>>,
     /// Paths are shown relative to this directory (the workspace root).
     pub display_base: Option<Utf8PathBuf>,
 }
@@ -157,6 +163,8 @@ impl SourceCache {
     pub fn insert(&mut self, path: &Utf8Path, text: String) -> Arc<String> {
         let text = Arc::new(text);
         self.files.insert(path.to_owned(), text.clone());
+        self.docs.insert(path.to_owned(), Arc::default());
+        self.lines.insert(path.to_owned(), Arc::default());
         text
     }
     pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
@@ -182,7 +190,12 @@ impl SourceCache {
         if let Some(line) = loc.line {
             return line_span(text, line);
         }
-        span_of_key_path(text, &loc.key_path)
+        let doc = self
+            .docs
+            .get(&loc.file)?
+            .get_or_init(|| toml_edit::Document::parse(text.as_str().to_owned()).ok())
+            .as_ref()?;
+        span_in_document(doc.as_item(), &loc.key_path)
     }
 
     /// Builds a diagnostic located at `loc`.
@@ -192,12 +205,30 @@ impl SourceCache {
         d
     }
 
+    /// 1-based line and column of `loc`, when it can be found.
+    pub fn line_col_of(&self, loc: &Location) -> Option<(usize, usize)> {
+        let span = self.span_of(loc)?;
+        let text = self.files.get(&loc.file)?;
+        let starts = self.lines.get(&loc.file)?.get_or_init(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line = starts.partition_point(|&s| s <= span.start);
+        let start = starts[line - 1];
+        let col = text
+            .get(start..span.start)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Some((line, col))
+    }
+
     /// A location in human words, `file:line:col (key)`.
     pub fn describe(&self, loc: &Location) -> String {
         let shown = self.display_path(&loc.file);
         let mut s = format!("`{shown}`");
-        if let (Some(span), Some(text)) = (self.span_of(loc), self.files.get(&loc.file)) {
-            let (l, c) = line_col(text, span.start);
+        if let Some((l, c)) = self.line_col_of(loc) {
             s = format!("`{shown}:{l}:{c}`");
         }
         if !loc.key_path.is_empty() {
@@ -221,7 +252,10 @@ fn line_span(text: &str, line: usize) -> Option<Range<usize>> {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before
@@ -237,48 +271,52 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Falls back to the deepest ancestor that exists.
 pub fn span_of_key_path(text: &str, key_path: &KeyPath) -> Option<Range<usize>> {
     let doc = toml_edit::Document::parse(text).ok()?;
-    let mut item = doc.as_item();
+    span_in_document(doc.as_item(), key_path)
+}
+
+/// Walks a parsed document by reference; falls back to the deepest ancestor.
+fn span_in_document(root: &toml_edit::Item, key_path: &KeyPath) -> Option<Range<usize>> {
+    enum Node<'a> {
+        Item(&'a toml_edit::Item),
+        Value(&'a toml_edit::Value),
+        Table(&'a toml_edit::Table),
+    }
+    let mut node = Node::Item(root);
     let mut best: Option<Range<usize>> = None;
     for seg in &key_path.0 {
-        let next = match seg {
-            Seg::Key(k) => {
-                let (key, value) = match item {
-                    toml_edit::Item::Table(t) => t.get_key_value(k),
-                    toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => t.get_key_value(k),
-                    _ => None,
-                }?;
-                if let Some(span) = key.span() {
-                    best = Some(span);
-                }
-                value
+        let (key_span, next) = match (seg, node) {
+            (Seg::Key(k), Node::Item(toml_edit::Item::Table(t)))
+            | (Seg::Key(k), Node::Table(t)) => {
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
+                (key.span(), Node::Item(value))
             }
-            Seg::Index(i) => match item {
-                toml_edit::Item::Value(toml_edit::Value::Array(a)) => match a.get(*i) {
-                    Some(v) => {
-                        if let Some(span) = v.span() {
-                            best = Some(span);
-                        }
-                        // Arrays of values are walked one level only.
-                        return best;
-                    }
-                    None => return best,
-                },
-                toml_edit::Item::ArrayOfTables(a) => match a.get(*i) {
-                    Some(t) => {
-                        if let Some(span) = t.span() {
-                            best = Some(span);
-                        }
-                        return best;
-                    }
-                    None => return best,
-                },
-                _ => return best,
-            },
+            (Seg::Key(k), Node::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))))
+            | (Seg::Key(k), Node::Value(toml_edit::Value::InlineTable(t))) => {
+                let Some((key, value)) = t.get_key_value(k) else {
+                    break;
+                };
+                (key.span(), Node::Item(value))
+            }
+            (Seg::Index(i), Node::Item(toml_edit::Item::Value(toml_edit::Value::Array(a))))
+            | (Seg::Index(i), Node::Value(toml_edit::Value::Array(a))) => {
+                let Some(v) = a.get(*i) else { break };
+                (None, Node::Value(v))
+            }
+            (Seg::Index(i), Node::Item(toml_edit::Item::ArrayOfTables(a))) => {
+                let Some(t) = a.get(*i) else { break };
+                (t.span(), Node::Table(t))
+            }
+            _ => break,
         };
-        if let Some(span) = next.span() {
-            best = Some(span);
-        }
-        item = next;
+        let span = match next {
+            Node::Item(i) => i.span(),
+            Node::Value(v) => v.span(),
+            Node::Table(t) => t.span(),
+        };
+        best = span.or(key_span).or(best);
+        node = next;
     }
     best
 }
@@ -370,6 +408,8 @@ pub struct ConfigDiagnostic {
     src: Option<NamedSource<Arc<String>>>,
     span: Option<SourceSpan>,
     related: Vec<ConfigDiagnostic>,
+    /// A secondary place shown under the main error ("first defined here").
+    secondary: bool,
 }
 
 impl ConfigDiagnostic {
@@ -385,6 +425,7 @@ impl ConfigDiagnostic {
             src: None,
             span: None,
             related: Vec::new(),
+            secondary: false,
         }
     }
 
@@ -402,6 +443,7 @@ impl ConfigDiagnostic {
     pub fn also(mut self, cache: &SourceCache, loc: &Location, label: impl Into<String>) -> Self {
         let mut d = ConfigDiagnostic::new(label.into());
         d.attach(cache, loc);
+        d.secondary = true;
         self.related.push(d);
         self
     }
@@ -436,8 +478,14 @@ impl ConfigDiagnostic {
             self.key_path = Some(key_path);
         }
         if let Some(text) = cache.get(file) {
-            let start = span.start.min(text.len());
-            let end = span.end.min(text.len()).max(start);
+            let mut start = span.start.min(text.len());
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = span.end.min(text.len()).max(start);
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
             let (l, c) = line_col(text, start);
             self.line = Some(l);
             self.column = Some(c);
@@ -496,6 +544,9 @@ impl fmt::Display for ConfigDiagnostic {
 impl std::error::Error for ConfigDiagnostic {}
 
 impl Diagnostic for ConfigDiagnostic {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.secondary.then_some(miette::Severity::Advice)
+    }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help
             .as_ref()

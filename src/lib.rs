@@ -7,8 +7,11 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
+pub mod edit;
 pub mod error;
 pub mod fs;
+pub mod init;
+pub mod inspect;
 pub mod manifest;
 pub mod names;
 pub mod paths;

@@ -56,7 +56,19 @@ pub struct PlannedLibrary {
     /// For local sources: the path, relative to the workspace root.
     pub target_path: Option<Utf8PathBuf>,
     pub group: Option<String>,
-    pub selected_by: Vec<String>,
+    pub selected_by: Vec<SelectedBy>,
+}
+
+/// Why a component is in the Plan, and where that was said.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SelectedBy {
+    /// `standalone`, `option of service group `infra``, `implied by service:embedder`, …
+    pub reason: String,
+    /// Relative to the workspace root when inside it.
+    pub file: Utf8PathBuf,
+    pub key_path: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -110,7 +122,7 @@ pub struct PlannedService {
     pub restart: Option<String>,
     pub aliases: Vec<String>,
     pub group: Option<String>,
-    pub selected_by: Vec<String>,
+    pub selected_by: Vec<SelectedBy>,
 }
 
 impl PlannedService {

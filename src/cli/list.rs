@@ -7,7 +7,8 @@ use camino::Utf8Path;
 use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK};
 use crate::plan::{
-    Deployment, GroupKind, Plan, PlanDocument, PlannedLibrary, PlannedService, PLAN_SCHEMA,
+    Deployment, GroupKind, Plan, PlanDocument, PlannedLibrary, PlannedService, SelectedBy,
+    PLAN_SCHEMA,
 };
 
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
@@ -106,17 +107,16 @@ fn draw(s: &mut String, rows: &[Row]) {
     }
 }
 
-fn implied_note(selected_by: &[String]) -> String {
+fn implied_note(selected_by: &[SelectedBy]) -> String {
     if selected_by
         .iter()
-        .any(|w| w.starts_with("standalone") || w.starts_with("option of"))
+        .any(|w| !w.reason.starts_with("implied by "))
     {
         String::new()
     } else {
         let who: Vec<&str> = selected_by
             .iter()
-            .filter_map(|w| w.strip_prefix("implied by "))
-            .map(|w| w.split(' ').next().unwrap_or(w))
+            .filter_map(|w| w.reason.strip_prefix("implied by "))
             .collect();
         format!("  (implied by {})", who.join(", "))
     }

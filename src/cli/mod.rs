@@ -3,6 +3,7 @@
 //! parse arguments, call one library function.
 
 mod compose;
+mod edit;
 mod list;
 pub mod shell;
 
@@ -46,6 +47,32 @@ pub enum Command {
     List,
     /// Write the compose file of the container services (docker, podman)
     Compose(compose::ComposeArgs),
+    // ---- init and the editing commands (issue 5) ----
+    /// Create the manifest, the registry directory and `.gitignore` lines
+    Init(edit::InitArgs),
+    /// Select, unselect, switch or create services
+    Service {
+        #[command(subcommand)]
+        cmd: edit::ServiceCmd,
+    },
+    /// Select, unselect, switch or create libraries
+    Library {
+        #[command(subcommand)]
+        cmd: edit::LibraryCmd,
+    },
+    /// Switch every selected library and service to dev or prod
+    Mode(edit::ModeArgs),
+    /// Select or unselect groups and their options
+    Group {
+        #[command(subcommand)]
+        cmd: edit::GroupCmd,
+    },
+    /// Show, search and edit the registry
+    Registry {
+        #[command(subcommand)]
+        cmd: edit::RegistryCmd,
+    },
+    // ---- end of issue 5 commands ----
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -91,6 +118,25 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             compose::run(shell, &root, args)
         }
+        // ---- init and the editing commands (issue 5) ----
+        Command::Init(a) => {
+            edit::run_init(shell, &workspace_root(cli.manifest_path.as_deref())?, a)
+        }
+        Command::Service { cmd } => {
+            edit::run_service(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+        }
+        Command::Library { cmd } => {
+            edit::run_library(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+        }
+        Command::Mode(a) => {
+            edit::run_mode(shell, &workspace_root(cli.manifest_path.as_deref())?, a)
+        }
+        Command::Group { cmd } => {
+            edit::run_group(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+        }
+        Command::Registry { cmd } => {
+            edit::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+        } // ---- end of issue 5 commands ----
     }
 }
 

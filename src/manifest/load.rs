@@ -97,22 +97,61 @@ struct CargoMetadata {
 
 /// Reads the manifest and registry of the workspace rooted at `workspace_root`.
 pub fn load(workspace_root: &Utf8Path) -> Result<Loaded> {
+    load_with(workspace_root, &Overlay::default())
+}
+
+/// In-memory replacements of files, so an edit can be loaded and resolved
+/// (validated) before anything is written. `None` marks a removed file.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    pub files: BTreeMap<Utf8PathBuf, Option<String>>,
+}
+
+impl Overlay {
+    fn is_file(&self, path: &Utf8Path) -> bool {
+        match self.files.get(path) {
+            Some(f) => f.is_some(),
+            None => path.is_file(),
+        }
+    }
+    /// A directory exists on disk or will hold a file of the overlay.
+    fn is_dir(&self, dir: &Utf8Path) -> bool {
+        dir.is_dir()
+            || self
+                .files
+                .iter()
+                .any(|(p, f)| f.is_some() && p.starts_with(dir) && p != dir)
+    }
+    fn read(&self, path: &Utf8Path, what: &str) -> Result<String> {
+        match self.files.get(path) {
+            Some(Some(text)) => Ok(text.clone()),
+            Some(None) => Err(Error::config(format!(
+                "cannot read {what} `{path}`: removed"
+            ))),
+            None => crate::error::read_to_string(path, what),
+        }
+    }
+}
+
+/// [`load`], seeing the files of `overlay` instead of those on disk.
+pub fn load_with(workspace_root: &Utf8Path, overlay: &Overlay) -> Result<Loaded> {
+    let ov = overlay;
     let mut sources = SourceCache::default();
     sources.display_base = Some(workspace_root.to_owned());
     let cargo_path = workspace_root.join("Cargo.toml");
     let hsm_path = workspace_root.join(MANIFEST_FILE);
 
     let mut found: Vec<(ManifestLocation, Location)> = Vec::new();
-    if hsm_path.is_file() {
-        let text = crate::error::read_to_string(&hsm_path, "the manifest")?;
+    if ov.is_file(&hsm_path) {
+        let text = ov.read(&hsm_path, "the manifest")?;
         sources.insert(&hsm_path, text);
         found.push((
             ManifestLocation::HsmToml,
             Location::new(hsm_path.clone(), KeyPath::root()),
         ));
     }
-    if cargo_path.is_file() {
-        let text = crate::error::read_to_string(&cargo_path, "the workspace manifest")?;
+    if ov.is_file(&cargo_path) {
+        let text = ov.read(&cargo_path, "the workspace manifest")?;
         let text = sources.insert(&cargo_path, text);
         match toml_edit::Document::parse(text.as_str()) {
             Ok(doc) => {
@@ -198,7 +237,7 @@ pub fn load(workspace_root: &Utf8Path) -> Result<Loaded> {
         registry_dir: None,
         sources,
     };
-    load_registry(&mut loaded)?;
+    load_registry(&mut loaded, ov)?;
     Ok(loaded)
 }
 
@@ -255,7 +294,7 @@ fn suggestion(message: &str) -> Option<String> {
     names::did_you_mean(word, known.iter().copied()).map(|k| format!("did you mean `{k}`?"))
 }
 
-fn load_registry(loaded: &mut Loaded) -> Result<()> {
+fn load_registry(loaded: &mut Loaded, ov: &Overlay) -> Result<()> {
     let inline = std::mem::take(&mut loaded.manifest.registry);
     let prefix = loaded.location.key_prefix().key("registry");
     let file = loaded.manifest_path.clone();
@@ -287,7 +326,7 @@ fn load_registry(loaded: &mut Loaded) -> Result<()> {
     if let Some(rel) = inline.path.clone() {
         let dir = loaded.workspace_root.join(&rel);
         let at = Location::new(loaded.manifest_path.clone(), prefix.key("path"));
-        if !dir.is_dir() {
+        if !ov.is_dir(&dir) {
             return Err(loaded
                 .sources
                 .diag(&at, format!("the registry directory `{rel}` does not exist"))
@@ -308,16 +347,24 @@ fn load_registry(loaded: &mut Loaded) -> Result<()> {
                     .into());
             }
         }
-        read_dir_entries(&mut loaded.sources, &dir, "libraries", &mut reg.libraries)?;
-        read_dir_entries(&mut loaded.sources, &dir, "services", &mut reg.services)?;
         read_dir_entries(
             &mut loaded.sources,
+            ov,
+            &dir,
+            "libraries",
+            &mut reg.libraries,
+        )?;
+        read_dir_entries(&mut loaded.sources, ov, &dir, "services", &mut reg.services)?;
+        read_dir_entries(
+            &mut loaded.sources,
+            ov,
             &dir,
             "library_groups",
             &mut reg.library_groups,
         )?;
         read_dir_entries(
             &mut loaded.sources,
+            ov,
             &dir,
             "service_groups",
             &mut reg.service_groups,
@@ -336,31 +383,42 @@ fn check_entry_name(sources: &SourceCache, name: &str, origin: &Location) -> Res
 
 fn read_dir_entries<T: DeserializeOwned>(
     sources: &mut SourceCache,
+    ov: &Overlay,
     dir: &Utf8Path,
     kind: &str,
     into: &mut BTreeMap<String, Entry<T>>,
 ) -> Result<()> {
     let sub = dir.join(kind);
-    if !sub.is_dir() {
+    if !ov.is_dir(&sub) {
         return Ok(());
     }
-    let mut files: Vec<Utf8PathBuf> = Vec::new();
-    let rd = sub
-        .read_dir_utf8()
-        .map_err(|e| Error::config(format!("cannot read the registry directory `{sub}`: {e}")))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| {
+    let mut files: Vec<Utf8PathBuf> = ov
+        .files
+        .iter()
+        .filter(|(p, f)| {
+            f.is_some() && p.parent() == Some(sub.as_path()) && p.extension() == Some("toml")
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    if sub.is_dir() {
+        let rd = sub.read_dir_utf8().map_err(|e| {
             Error::config(format!("cannot read the registry directory `{sub}`: {e}"))
         })?;
-        let path = entry.path().to_owned();
-        if path.extension() == Some("toml") && path.is_file() {
-            files.push(path);
+        for entry in rd {
+            let entry = entry.map_err(|e| {
+                Error::config(format!("cannot read the registry directory `{sub}`: {e}"))
+            })?;
+            let path = entry.path().to_owned();
+            if path.extension() == Some("toml") && ov.is_file(&path) {
+                files.push(path);
+            }
         }
     }
     files.sort();
+    files.dedup();
     for path in files {
         let name = path.file_stem().unwrap_or_default().to_string();
-        let text = crate::error::read_to_string(&path, "the registry file")?;
+        let text = ov.read(&path, "the registry file")?;
         sources.insert(&path, text);
         let origin = Location::new(path.clone(), KeyPath::root());
         if let Err(why) = names::validate(&name) {

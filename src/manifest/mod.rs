@@ -4,4 +4,6 @@
 mod load;
 pub mod model;
 
-pub use load::{load, Entry, Loaded, ManifestLocation, Registry, MANIFEST_FILE};
+pub use load::{
+    load, load_with, Entry, Loaded, ManifestLocation, Overlay, Registry, MANIFEST_FILE,
+};

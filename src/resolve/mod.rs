@@ -20,7 +20,7 @@ use crate::names;
 use crate::paths::normalize;
 use crate::plan::{
     Dependency, Deployment, EnvFile, EnvLayer, EnvVar, GroupKind, MergedParam, ParamContribution,
-    Plan, PlannedGroup, PlannedLibrary, PlannedService, ProjectSettings,
+    Plan, PlannedGroup, PlannedLibrary, PlannedService, ProjectSettings, SelectedBy,
 };
 
 /// Default directory for clones of git-sourced services.
@@ -894,8 +894,18 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn why_text(&self, w: &Why) -> String {
-        format!("{} ({})", w.text, self.cache.describe(&w.loc))
+    fn why_text(&self, w: &Why) -> SelectedBy {
+        let (line, column) = match self.cache.line_col_of(&w.loc) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        SelectedBy {
+            reason: w.text.clone(),
+            file: self.cache.display_path(&w.loc.file),
+            key_path: w.loc.key_path.to_string(),
+            line,
+            column,
+        }
     }
 
     fn group_of(&self, gk: GroupKind, name: &str) -> Option<String> {

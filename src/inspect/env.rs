@@ -1,0 +1,519 @@
+//! What is installed in a virtual environment and what its lock file says
+//! should be, read from files: `site-packages/*.dist-info/METADATA`,
+//! `pyvenv.cfg`, `uv.lock` and pinned `requirements.txt`. No process is
+//! spawned, so inspecting a hundred services costs a hundred directory reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use pep508_rs::{ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, MarkerTree};
+use serde::Deserialize;
+
+/// PEP 503 name normalisation: `Foo.Bar_baz` → `foo-bar-baz`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// PEP 440 normalisation (`1.0RC1` → `1.0rc1`, `01.02` → `1.2`); versions
+/// that do not parse are compared as written.
+pub fn normalize_version(v: &str) -> String {
+    pep440_rs::Version::from_str(v.trim())
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| v.trim().to_string())
+}
+
+/// The `site-packages` directory of a venv (POSIX or Windows layout).
+pub fn site_packages(venv: &Utf8Path) -> Option<Utf8PathBuf> {
+    let win = venv.join("Lib").join("site-packages");
+    if win.is_dir() {
+        return Some(win);
+    }
+    let lib = venv.join("lib");
+    let mut candidates: Vec<Utf8PathBuf> = lib
+        .read_dir_utf8()
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .filter(|p| p.is_dir())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+/// Installed distributions: normalised name → normalised version.
+pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Some(sp) = site_packages(venv) else {
+        return Ok(out);
+    };
+    for entry in sp.read_dir_utf8()? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(stem) = name.strip_suffix(".dist-info") else {
+            continue;
+        };
+        let metadata = entry.path().join("METADATA");
+        let (mut n, mut v) = (None, None);
+        if let Ok(text) = std::fs::read_to_string(&metadata) {
+            for line in text.lines() {
+                if line.is_empty() {
+                    break; // end of the headers
+                }
+                if let Some(x) = line.strip_prefix("Name:") {
+                    n = Some(x.trim().to_string());
+                } else if let Some(x) = line.strip_prefix("Version:") {
+                    v = Some(x.trim().to_string());
+                }
+            }
+        }
+        // Fall back on the directory name `name-version.dist-info`.
+        let (n, v) = match (n, v) {
+            (Some(n), Some(v)) => (n, v),
+            _ => match stem.rsplit_once('-') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => continue,
+            },
+        };
+        out.insert(normalize_name(&n), normalize_version(&v));
+    }
+    Ok(out)
+}
+
+/// The full Python version of a venv, from its `pyvenv.cfg`.
+pub fn venv_python_version(venv: &Utf8Path) -> Option<String> {
+    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    let mut found = None;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k.trim() {
+            "version_info" => return Some(v.trim().to_string()),
+            "version" => found = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// PEP 508 marker environment of this machine for a given Python version.
+pub fn marker_environment(python_full_version: &str) -> Option<MarkerEnvironment> {
+    let mut parts = python_full_version.split('.');
+    let python_version = format!("{}.{}", parts.next()?, parts.next().unwrap_or("0"));
+    let (sys_platform, platform_system, os_name) = match std::env::consts::OS {
+        "linux" => ("linux", "Linux", "posix"),
+        "macos" => ("darwin", "Darwin", "posix"),
+        "windows" => ("win32", "Windows", "nt"),
+        "freebsd" => ("freebsd", "FreeBSD", "posix"),
+        other => (other, other, "posix"),
+    };
+    let machine = match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("macos", "aarch64") => "arm64",
+        ("windows", "x86_64") => "AMD64",
+        (_, arch) => arch,
+    };
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: python_full_version,
+        os_name,
+        platform_machine: machine,
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system,
+        platform_version: "",
+        python_full_version,
+        python_version: &python_version,
+        sys_platform,
+    })
+    .ok()
+}
+
+#[derive(Debug, Deserialize)]
+struct UvLock {
+    #[serde(default)]
+    package: Vec<LockPackage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LockPackage {
+    name: String,
+    version: Option<String>,
+    #[serde(default)]
+    source: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    dependencies: Vec<LockDep>,
+    #[serde(default)]
+    optional_dependencies: BTreeMap<String, Vec<LockDep>>,
+    #[serde(default)]
+    dev_dependencies: BTreeMap<String, Vec<LockDep>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LockDep {
+    name: String,
+    version: Option<String>,
+    marker: Option<String>,
+    #[serde(default)]
+    extra: Vec<String>,
+}
+
+/// What `uv sync` installs for `project` from a `uv.lock`: the project's
+/// dependencies and its default groups, transitively, keeping only edges
+/// whose markers hold in `env`. A virtual project itself is not installed.
+pub fn expected_from_uv_lock(
+    lock_text: &str,
+    project: &str,
+    groups: &[String],
+    env: &MarkerEnvironment,
+) -> Result<BTreeMap<String, String>, String> {
+    let lock: UvLock =
+        toml::from_str(lock_text).map_err(|e| format!("cannot parse uv.lock: {}", e.message()))?;
+    let project = normalize_name(project);
+    fn find<'a>(
+        packages: &'a [LockPackage],
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<&'a LockPackage> {
+        let n = normalize_name(name);
+        let mut it = packages.iter().filter(|p| normalize_name(&p.name) == n);
+        match version {
+            Some(v) => it.find(|p| p.version.as_deref() == Some(v)),
+            None => it.next(),
+        }
+    }
+    let packages = lock.package.as_slice();
+    let root = find(packages, &project, None)
+        .ok_or_else(|| format!("uv.lock has no package `{project}`"))?;
+
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeSet<(String, Option<String>, Vec<String>)> = BTreeSet::new();
+    let mut stack: Vec<(&LockPackage, Vec<String>)> = Vec::new();
+    fn holds(dep: &LockDep, extras: &[String], env: &MarkerEnvironment) -> bool {
+        match &dep.marker {
+            None => true,
+            Some(m) => match MarkerTree::from_str(m) {
+                Ok(tree) => {
+                    let ex: Vec<ExtraName> = extras
+                        .iter()
+                        .filter_map(|e| ExtraName::from_str(e).ok())
+                        .collect();
+                    tree.evaluate(env, &ex)
+                }
+                // A marker we cannot read: assume it applies, so nothing is hidden.
+                Err(_) => true,
+            },
+        }
+    }
+    fn push_deps<'a>(
+        packages: &'a [LockPackage],
+        deps: &[LockDep],
+        extras: &[String],
+        env: &MarkerEnvironment,
+        stack: &mut Vec<(&'a LockPackage, Vec<String>)>,
+    ) {
+        for d in deps {
+            if holds(d, extras, env) {
+                if let Some(p) = find(packages, &d.name, d.version.as_deref()) {
+                    stack.push((p, d.extra.clone()));
+                }
+            }
+        }
+    }
+    if !root.source.contains_key("virtual") {
+        if let Some(v) = &root.version {
+            out.insert(project.clone(), normalize_version(v));
+        }
+    }
+    push_deps(packages, &root.dependencies, &[], env, &mut stack);
+    for g in groups {
+        if let Some(deps) = root.dev_dependencies.get(g) {
+            push_deps(packages, deps, &[], env, &mut stack);
+        }
+    }
+    while let Some((pkg, extras)) = stack.pop() {
+        let key = (
+            normalize_name(&pkg.name),
+            pkg.version.clone(),
+            extras.clone(),
+        );
+        if !seen.insert(key) {
+            continue;
+        }
+        if !pkg.source.contains_key("virtual") {
+            out.insert(
+                normalize_name(&pkg.name),
+                pkg.version
+                    .as_deref()
+                    .map(normalize_version)
+                    .unwrap_or_default(),
+            );
+        }
+        push_deps(packages, &pkg.dependencies, &extras, env, &mut stack);
+        for e in &extras {
+            if let Some(deps) = pkg.optional_dependencies.get(e) {
+                push_deps(packages, deps, &extras, env, &mut stack);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Expected packages from a requirements file: `name==version` pins, and
+/// names required without a pin (present at any version).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub pinned: BTreeMap<String, String>,
+    pub unpinned: BTreeSet<String>,
+}
+
+pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requirements {
+    let mut out = Requirements::default();
+    for raw in text.lines() {
+        let line = raw.split(" #").next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+            continue;
+        }
+        let (spec, marker) = match line.split_once(';') {
+            Some((s, m)) => (s.trim(), Some(m.trim())),
+            None => (line, None),
+        };
+        if let Some(m) = marker {
+            if let Ok(tree) = MarkerTree::from_str(m) {
+                if !tree.evaluate(env, &[]) {
+                    continue;
+                }
+            }
+        }
+        let name_end = spec
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .unwrap_or(spec.len());
+        let name = normalize_name(&spec[..name_end]);
+        if name.is_empty() {
+            continue;
+        }
+        let rest = spec[name_end..].trim();
+        let rest = if rest.starts_with('[') {
+            rest.split_once(']').map(|x| x.1.trim()).unwrap_or("")
+        } else {
+            rest
+        };
+        match rest.strip_prefix("==") {
+            Some(v) if !v.contains(',') && !v.contains('*') => {
+                out.pinned.insert(name, normalize_version(v));
+            }
+            _ => {
+                out.unpinned.insert(name);
+            }
+        }
+    }
+    out
+}
+
+/// One difference between what should be installed and what is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PackageDiff {
+    Missing {
+        package: String,
+        expected: String,
+    },
+    Extra {
+        package: String,
+        found: String,
+    },
+    WrongVersion {
+        package: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// PEP 440 equality (`3.0` == `3`), or textual when a side does not parse.
+pub fn same_version(a: &str, b: &str) -> bool {
+    match (
+        pep440_rs::Version::from_str(a),
+        pep440_rs::Version::from_str(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Packages a venv may hold without any lock mentioning them: the
+/// installers `python -m venv` seeds.
+pub const SEED_PACKAGES: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// Compares expected (`name → version`, empty version = any) with installed.
+pub fn compare(
+    expected: &BTreeMap<String, String>,
+    installed: &BTreeMap<String, String>,
+) -> Vec<PackageDiff> {
+    let mut out = Vec::new();
+    for (name, want) in expected {
+        match installed.get(name) {
+            None => out.push(PackageDiff::Missing {
+                package: name.clone(),
+                expected: want.clone(),
+            }),
+            Some(have) if !want.is_empty() && !same_version(have, want) => {
+                out.push(PackageDiff::WrongVersion {
+                    package: name.clone(),
+                    expected: want.clone(),
+                    found: have.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    for (name, have) in installed {
+        if !expected.contains_key(name) && !SEED_PACKAGES.contains(&name.as_str()) {
+            out.push(PackageDiff::Extra {
+                package: name.clone(),
+                found: have.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = r#"
+version = 1
+revision = 5
+requires-python = ">=3.9"
+
+[[package]]
+name = "alpha"
+version = "1.0.0"
+source = { registry = "../w" }
+dependencies = [{ name = "beta", extra = ["fast"] }]
+
+[[package]]
+name = "beta"
+version = "2.0.0"
+source = { registry = "../w" }
+[package.optional-dependencies]
+fast = [{ name = "Speed_Up" }]
+
+[[package]]
+name = "speed-up"
+version = "01.02"
+source = { registry = "../w" }
+
+[[package]]
+name = "devtool"
+version = "0.1"
+source = { registry = "../w" }
+
+[[package]]
+name = "svc"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "alpha" },
+    { name = "winonly", marker = "sys_platform == 'win32'" },
+    { name = "oldpy", marker = "python_full_version < '3.10'" },
+]
+[package.dev-dependencies]
+dev = [{ name = "devtool" }]
+
+[[package]]
+name = "winonly"
+version = "1.0"
+source = { registry = "../w" }
+
+[[package]]
+name = "oldpy"
+version = "1.0"
+source = { registry = "../w" }
+"#;
+
+    #[test]
+    fn lock_expectation_follows_markers_extras_and_groups() {
+        let env = marker_environment("3.11.7").unwrap();
+        let got = expected_from_uv_lock(LOCK, "svc", &["dev".into()], &env).unwrap();
+        let names: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if cfg!(windows) {
+            return;
+        }
+        assert_eq!(
+            names,
+            [
+                ("alpha", "1.0.0"),
+                ("beta", "2.0.0"),
+                ("devtool", "0.1"),
+                ("speed-up", "1.2")
+            ]
+        );
+        let old = marker_environment("3.9.1").unwrap();
+        let got = expected_from_uv_lock(LOCK, "svc", &[], &old).unwrap();
+        assert!(got.contains_key("oldpy") && !got.contains_key("devtool"));
+    }
+
+    #[test]
+    fn names_and_versions_normalise() {
+        assert_eq!(normalize_name("Foo.Bar__baz"), "foo-bar-baz");
+        assert_eq!(normalize_version("1.0RC1"), "1.0rc1");
+        assert_eq!(normalize_version("01.02"), "1.2");
+    }
+
+    #[test]
+    fn requirements_pins_and_markers() {
+        let env = marker_environment("3.11.7").unwrap();
+        let r = expected_from_requirements("# c\nAlpha==1.0\nbeta>=2\n-r other.txt\nwin==1 ; sys_platform == 'win32'\ngamma[x]==3.0 # pinned\n", &env);
+        assert_eq!(r.pinned.get("alpha").map(String::as_str), Some("1.0"));
+        assert_eq!(r.pinned.get("gamma").map(String::as_str), Some("3.0"));
+        assert!(r.unpinned.contains("beta"));
+        assert!(!r.pinned.contains_key("win"));
+    }
+
+    #[test]
+    fn compare_names_each_difference() {
+        let exp: BTreeMap<String, String> = [("a", "1.0"), ("b", "2"), ("c", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let inst: BTreeMap<String, String> = [
+            ("a", "1"),
+            ("b", "1"),
+            ("c", "9"),
+            ("pip", "24"),
+            ("x", "0.1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            compare(&exp, &inst),
+            vec![
+                PackageDiff::WrongVersion {
+                    package: "b".into(),
+                    expected: "2".into(),
+                    found: "1".into()
+                },
+                PackageDiff::Extra {
+                    package: "x".into(),
+                    found: "0.1".into()
+                },
+            ]
+        );
+    }
+}

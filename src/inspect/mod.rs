@@ -1,0 +1,395 @@
+//! Stage four: inspect what sync made — HSM's EnvironmentInspector, as a
+//! check that fails on drift instead of printing warnings.
+//!
+//! Everything here reads files: `pyvenv.cfg`, `*.dist-info/METADATA`,
+//! `uv.lock`, `requirements.txt`. No process is spawned, so inspecting a
+//! hundred services stays cheap.
+
+pub mod env;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use crate::manifest::model::RuntimeType;
+use crate::plan::{Plan, PlannedService};
+use env::PackageDiff;
+
+/// Version of the JSON report of `cargo hsm check`.
+pub const REPORT_SCHEMA: u32 = 1;
+
+/// One difference between what is on disk and what the manifest and the
+/// lock files say. `kind` is stable: CI scripts may match on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// `service:embedder`, `library:my-utils`, `root`, `compose`, `lock`.
+    pub component: String,
+    pub expected: String,
+    pub found: String,
+    /// The command that fixes it.
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    VenvMissing,
+    VenvBroken,
+    LockfileMissing,
+    PackageMissing,
+    PackageExtra,
+    PackageWrongVersion,
+    RootLibraryMissing,
+    RootLibraryWrongVersion,
+    RootHasServicePackage,
+    ComposeDrift,
+    EnvFileDrift,
+    GitWrongCommit,
+    GitDirty,
+    GitMissing,
+    LockMissing,
+    LockStale,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::VenvMissing => "venv-missing",
+            FindingKind::VenvBroken => "venv-broken",
+            FindingKind::LockfileMissing => "lockfile-missing",
+            FindingKind::PackageMissing => "package-missing",
+            FindingKind::PackageExtra => "package-extra",
+            FindingKind::PackageWrongVersion => "package-wrong-version",
+            FindingKind::RootLibraryMissing => "root-library-missing",
+            FindingKind::RootLibraryWrongVersion => "root-library-wrong-version",
+            FindingKind::RootHasServicePackage => "root-has-service-package",
+            FindingKind::ComposeDrift => "compose-drift",
+            FindingKind::EnvFileDrift => "env-file-drift",
+            FindingKind::GitWrongCommit => "git-wrong-commit",
+            FindingKind::GitDirty => "git-dirty",
+            FindingKind::GitMissing => "git-missing",
+            FindingKind::LockMissing => "lock-missing",
+            FindingKind::LockStale => "lock-stale",
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} [{}]: expected {}, found {} (fix: `{}`)",
+            self.component,
+            self.kind.as_str(),
+            self.expected,
+            self.found,
+            self.fix
+        )
+    }
+}
+
+const FIX_SYNC: &str = "cargo hsm sync";
+
+fn finding(
+    kind: FindingKind,
+    component: &str,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Finding {
+    Finding {
+        kind,
+        component: component.to_string(),
+        expected: expected.into(),
+        found: found.into(),
+        fix: FIX_SYNC.to_string(),
+    }
+}
+
+/// What an environment should hold, and what it holds.
+struct EnvState {
+    expected: BTreeMap<String, String>,
+    installed: BTreeMap<String, String>,
+}
+
+/// The venv of an environment service: `<target>/.venv`.
+pub fn service_venv(plan: &Plan, svc: &PlannedService) -> Option<Utf8PathBuf> {
+    svc.target_path
+        .as_ref()
+        .map(|t| plan.project.workspace_root.join(t).join(".venv"))
+}
+
+/// The shared project's venv.
+pub fn root_venv(plan: &Plan) -> Utf8PathBuf {
+    plan.project
+        .workspace_root
+        .join(&plan.project.python_project)
+        .join(".venv")
+}
+
+/// The `[project].name` of a pyproject.toml, for finding it in uv.lock.
+fn project_name(pyproject: &Utf8Path) -> Option<String> {
+    let text = std::fs::read_to_string(pyproject).ok()?;
+    let v: toml::Table = toml::from_str(&text).ok()?;
+    v.get("project")?.get("name")?.as_str().map(str::to_string)
+}
+
+/// Default dependency groups uv installs: `[tool.uv].default-groups`, else `dev`.
+fn default_groups(pyproject: &Utf8Path) -> Vec<String> {
+    let from_file = std::fs::read_to_string(pyproject)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .and_then(|v| {
+            let groups = v.get("tool")?.get("uv")?.get("default-groups")?;
+            Some(
+                groups
+                    .as_array()?
+                    .iter()
+                    .filter_map(|g| g.as_str().map(str::to_string))
+                    .collect(),
+            )
+        });
+    from_file.unwrap_or_else(|| vec!["dev".to_string()])
+}
+
+/// Checks one uv or venv environment against its lock. Returns the state so
+/// the root check can tell service-only packages apart.
+fn inspect_python_env(
+    component: &str,
+    project_dir: &Utf8Path,
+    runtime: RuntimeType,
+    findings: &mut Vec<Finding>,
+) -> Option<EnvState> {
+    let venv = project_dir.join(".venv");
+    let cfg = venv.join("pyvenv.cfg");
+    if !cfg.is_file() {
+        findings.push(finding(
+            FindingKind::VenvMissing,
+            component,
+            format!("a virtual environment at `{venv}`"),
+            "none",
+        ));
+        return None;
+    }
+    let Some(pyver) = env::venv_python_version(&venv) else {
+        findings.push(finding(
+            FindingKind::VenvBroken,
+            component,
+            "`pyvenv.cfg` with the Python version",
+            "no version in it",
+        ));
+        return None;
+    };
+    let interpreter = venv.join("bin").join("python");
+    let interpreter_ok = std::fs::metadata(&interpreter).is_ok()
+        || venv.join("Scripts").join("python.exe").is_file();
+    if !interpreter_ok {
+        findings.push(finding(
+            FindingKind::VenvBroken,
+            component,
+            format!("a usable interpreter `{interpreter}`"),
+            "a dangling or missing interpreter (its base Python moved?)",
+        ));
+        return None;
+    }
+    let Some(marker_env) = env::marker_environment(&pyver) else {
+        findings.push(finding(
+            FindingKind::VenvBroken,
+            component,
+            "a parsable Python version",
+            pyver,
+        ));
+        return None;
+    };
+    let expected = match runtime {
+        RuntimeType::Uv => {
+            let lock = project_dir.join("uv.lock");
+            let Ok(text) = std::fs::read_to_string(&lock) else {
+                findings.push(finding(
+                    FindingKind::LockfileMissing,
+                    component,
+                    format!("`{lock}`"),
+                    "no lock file",
+                ));
+                return None;
+            };
+            let pyproject = project_dir.join("pyproject.toml");
+            let name = project_name(&pyproject).unwrap_or_default();
+            match env::expected_from_uv_lock(&text, &name, &default_groups(&pyproject), &marker_env)
+            {
+                Ok(e) => e,
+                Err(why) => {
+                    findings.push(finding(
+                        FindingKind::LockfileMissing,
+                        component,
+                        format!("a readable `{lock}`"),
+                        why,
+                    ));
+                    return None;
+                }
+            }
+        }
+        _ => {
+            let req = project_dir.join("requirements.txt");
+            match std::fs::read_to_string(&req) {
+                Ok(text) => {
+                    let r = env::expected_from_requirements(&text, &marker_env);
+                    let mut e = r.pinned;
+                    for n in r.unpinned {
+                        e.entry(n).or_default();
+                    }
+                    e
+                }
+                // A venv service installed from its pyproject: only presence can be checked.
+                Err(_) => BTreeMap::new(),
+            }
+        }
+    };
+    let installed = match env::installed(&venv) {
+        Ok(i) => i,
+        Err(e) => {
+            findings.push(finding(
+                FindingKind::VenvBroken,
+                component,
+                "a readable site-packages",
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let strict = runtime == RuntimeType::Uv || project_dir.join("requirements.txt").is_file();
+    for d in env::compare(&expected, &installed) {
+        let f = match d {
+            PackageDiff::Missing { package, expected } => finding(
+                FindingKind::PackageMissing,
+                component,
+                format!(
+                    "{package} {}",
+                    if expected.is_empty() {
+                        "installed".to_string()
+                    } else {
+                        expected
+                    }
+                ),
+                "not installed",
+            ),
+            PackageDiff::Extra { package, found } if strict => finding(
+                FindingKind::PackageExtra,
+                component,
+                format!("no {package}"),
+                format!("{package} {found}"),
+            ),
+            PackageDiff::Extra { .. } => continue,
+            PackageDiff::WrongVersion {
+                package,
+                expected,
+                found,
+            } => finding(
+                FindingKind::PackageWrongVersion,
+                component,
+                format!("{package} {expected}"),
+                format!("{package} {found}"),
+            ),
+        };
+        findings.push(f);
+    }
+    Some(EnvState {
+        expected,
+        installed,
+    })
+}
+
+/// Inspects every environment service and the shared root environment.
+pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut service_packages: BTreeSet<String> = BTreeSet::new();
+    for svc in plan.environment_services() {
+        let component = format!("service:{}", svc.name);
+        let Some(target) = &svc.target_path else {
+            continue;
+        };
+        let dir = plan.project.workspace_root.join(target);
+        match svc.runtime() {
+            Some(rt @ (RuntimeType::Uv | RuntimeType::Venv)) => {
+                if let Some(state) = inspect_python_env(&component, &dir, rt, &mut findings) {
+                    service_packages.extend(state.expected.into_keys());
+                }
+            }
+            Some(RuntimeType::Pixi) => {
+                let env_dir = dir.join(".pixi").join("envs").join("default");
+                if !env_dir.is_dir() {
+                    findings.push(finding(
+                        FindingKind::VenvMissing,
+                        &component,
+                        format!("a pixi environment at `{env_dir}`"),
+                        "none",
+                    ));
+                }
+                if !dir.join("pixi.lock").is_file() {
+                    findings.push(finding(
+                        FindingKind::LockfileMissing,
+                        &component,
+                        format!("`{}`", dir.join("pixi.lock")),
+                        "no lock file",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if plan.libraries.is_empty() {
+        return findings;
+    }
+    let root_dir = plan
+        .project
+        .workspace_root
+        .join(&plan.project.python_project);
+    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &mut findings) else {
+        return findings;
+    };
+    for lib in &plan.libraries {
+        let name = env::normalize_name(requirement_name(&lib.requirement));
+        let component = format!("library:{}", lib.name);
+        match (root.installed.get(&name), root.expected.get(&name)) {
+            (None, want) => findings.push(finding(
+                FindingKind::RootLibraryMissing,
+                &component,
+                format!(
+                    "{name} {} in the root environment",
+                    want.map(String::as_str).unwrap_or("installed")
+                ),
+                "not installed",
+            )),
+            (Some(have), Some(want)) if !env::same_version(have, want) => findings.push(finding(
+                FindingKind::RootLibraryWrongVersion,
+                &component,
+                format!("{name} {want}"),
+                format!("{name} {have}"),
+            )),
+            _ => {}
+        }
+    }
+    for pkg in service_packages.difference(&root.expected.keys().cloned().collect()) {
+        if let Some(v) = root.installed.get(pkg) {
+            findings.push(finding(
+                FindingKind::RootHasServicePackage,
+                "root",
+                format!("no {pkg} (only services need it)"),
+                format!("{pkg} {v}"),
+            ));
+        }
+    }
+    findings.sort();
+    findings.dedup();
+    findings
+}
+
+/// The distribution name at the start of a requirement string.
+pub fn requirement_name(req: &str) -> &str {
+    let end = req
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(req.len());
+    &req[..end]
+}

@@ -1,0 +1,1 @@
+"""{name}: a service managed by `cargo hsm`."""

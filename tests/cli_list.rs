@@ -1,0 +1,101 @@
+//! `cargo hsm list` on the bundled example, human and JSON, and the rendering
+//! of a configuration error. Snapshots live in tests/snapshots/; refresh them
+//! with `SNAPSHOTS=overwrite cargo test --test cli_list`.
+
+use std::path::PathBuf;
+
+use snapbox::cmd::{cargo_bin, Command};
+use snapbox::{Assert, Redactions};
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/rag-stack")
+}
+
+fn assert_with_root(root: &std::path::Path) -> Assert {
+    let mut r = Redactions::new();
+    r.insert("[ROOT]", root.to_path_buf()).unwrap();
+    Assert::new().action_env("SNAPSHOTS").redact_with(r)
+}
+
+fn hsm() -> Command {
+    Command::new(cargo_bin!("cargo-hsm"))
+        .arg("hsm")
+        .args(["--color", "never"])
+}
+
+#[test]
+fn list_human_on_the_example() {
+    let root = example();
+    hsm()
+        .with_assert(assert_with_root(&root))
+        .arg("list")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .assert()
+        .success()
+        .stdout_eq(snapbox::file!["snapshots/list-rag-stack.txt"])
+        .stderr_eq("");
+}
+
+#[test]
+fn list_json_is_the_whole_plan_with_a_schema_version() {
+    let root = example();
+    let out = hsm()
+        .with_assert(assert_with_root(&root))
+        .args(["list", "--message-format", "json", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .assert()
+        .success()
+        .stdout_eq(snapbox::file!["snapshots/list-rag-stack.json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["plan"]["services"].as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn list_runs_from_a_subdirectory_without_manifest_path() {
+    let root = example();
+    hsm()
+        .with_assert(assert_with_root(&root))
+        .arg("list")
+        .current_dir(root.join("crates/api"))
+        .assert()
+        .success()
+        .stdout_eq(snapbox::file!["snapshots/list-rag-stack.txt"]);
+}
+
+#[test]
+fn configuration_error_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    std::fs::write(
+        dir.path().join("hsm.toml"),
+        "# services of the stack\n[services]\nstandalone = [{ name = \"api\", profile = \"cloud\" }]\n\n[registry.services.api]\nsources.prod = { type = \"local\", path = \"api\" }\ndeployment-profiles.default = { runtime = \"uv\" }\ndeployment-profiles.cluod = { runtime = \"uv\" }\n",
+    )
+    .unwrap();
+    hsm()
+        .with_assert(assert_with_root(dir.path()))
+        .arg("list")
+        .arg("--manifest-path")
+        .arg(dir.path().join("Cargo.toml"))
+        .assert()
+        .code(2)
+        .stdout_eq("")
+        .stderr_eq(snapbox::file!["snapshots/error-undefined-profile.txt"]);
+}
+
+#[test]
+fn usage_error_exits_with_2() {
+    hsm().arg("lisst").assert().code(2);
+}
+
+#[test]
+fn outside_a_cargo_workspace_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hsm().arg("list").current_dir(dir.path()).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("could not find or read the Cargo workspace"),
+        "{stderr}"
+    );
+}
