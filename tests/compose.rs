@@ -733,3 +733,80 @@ deployment-profiles.default = {{ runtime = "docker", command = ["sh", "-c", "env
         t_all.elapsed()
     );
 }
+
+#[test]
+fn local_source_container_is_built_from_its_path() {
+    let sb = Sandbox::new();
+    sb.write(
+        "hsm.toml",
+        r#"
+[services]
+standalone = ["tool", "img"]
+
+[registry.services.tool]
+sources.prod = { type = "local", path = "./tools/../tools/tool" }
+deployment-profiles.default = { runtime = "docker" }
+
+[registry.services.img]
+sources.prod = { type = "docker-image", image = "busybox:1" }
+"#,
+    );
+    sb.write("tools/tool/Dockerfile", "FROM busybox:1\n");
+    sb.hsm(&["compose", "-q"]).assert().success();
+    let Some(doc) = read_back(&sb, FILE) else {
+        return;
+    };
+    // Normalized, relative, and no `dockerfile` key: compose's default.
+    assert_eq!(
+        doc["services"]["tool"]["build"],
+        json!({"context": "tools/tool"})
+    );
+    assert_eq!(doc["services"]["img"], json!({"image": "busybox:1"}));
+    assert!(doc.get("volumes").is_none());
+    validate(&sb.path(FILE));
+}
+
+#[test]
+fn dockerfile_twice_or_for_an_image_is_a_config_error() {
+    let sb = Sandbox::new();
+    let manifest = |web: &str| {
+        format!(
+            r#"
+[services]
+standalone = ["web"]
+
+[registry.services.web]
+{web}
+"#
+        )
+    };
+    sb.write(
+        "hsm.toml",
+        &manifest(
+            r#"sources.prod = { type = "build", path = "web", dockerfile = "Dockerfile" }
+deployment-profiles.default = { runtime = "docker", dockerfile = "Other" }"#,
+        ),
+    );
+    let out = sb.hsm(&["compose"]).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "service `web` sets `dockerfile` both in its `build` source and in profile `default`"
+        ),
+        "{stderr}"
+    );
+    sb.write(
+        "hsm.toml",
+        &manifest(
+            r#"sources.prod = { type = "docker-image", image = "busybox:1" }
+deployment-profiles.default = { runtime = "podman", dockerfile = "Dockerfile" }"#,
+        ),
+    );
+    let out = sb.hsm(&["compose"]).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("service `web` sets `dockerfile`, but its source is an image"),
+        "{stderr}"
+    );
+    assert!(!sb.path(FILE).exists());
+}
