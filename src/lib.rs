@@ -6,6 +6,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod compose;
 pub mod edit;
 pub mod error;
 pub mod fs;

@@ -101,6 +101,9 @@ pub struct PlannedService {
     pub target_path: Option<Utf8PathBuf>,
     /// For git sources: the clone's directory, relative to the workspace root.
     pub checkout_path: Option<Utf8PathBuf>,
+    /// Container services built from a `build`, `git` or `local` source: the
+    /// Dockerfile relative to the build context (`None`: compose's default).
+    pub dockerfile: Option<Utf8PathBuf>,
     pub command: Option<Vec<String>>,
     pub working_dir: Option<Utf8PathBuf>,
     /// The service's environment without env-file values, sorted by key.

@@ -2,6 +2,7 @@
 //! with `cargo metadata`, and error rendering. Each command is a thin pair:
 //! parse arguments, call one library function.
 
+mod compose;
 mod edit;
 mod list;
 pub mod shell;
@@ -45,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the resolved libraries and services (the Plan)
     List,
+    /// Write the compose file of the container services (docker, podman)
+    Compose(compose::ComposeArgs),
     // ---- init and the editing commands (issue 5) ----
     /// Create the manifest, the registry directory and `.gitignore` lines
     Init(edit::InitArgs),
@@ -113,6 +116,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::List => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             list::run(shell, &root)
+        }
+        Command::Compose(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            compose::run(shell, &root, args)
         }
         // ---- init and the editing commands (issue 5) ----
         Command::Init(a) => {

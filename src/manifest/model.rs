@@ -503,6 +503,9 @@ pub struct DeploymentProfile {
     pub runtime: Option<RuntimeType>,
     pub command: Option<Vec<String>>,
     pub working_dir: Option<Utf8PathBuf>,
+    /// For container runtimes with a `git` or `local` source: the Dockerfile,
+    /// relative to the checkout (compose's `build.dockerfile`).
+    pub dockerfile: Option<Utf8PathBuf>,
     #[serde(default)]
     pub env: BTreeMap<String, EnvValue>,
     #[serde(default)]

@@ -1070,6 +1070,48 @@ impl<'a> Resolver<'a> {
             Deployment::Managed { runtime }
         };
 
+        // Dockerfile: the `build` source's, or the profile's for `git` and
+        // `local` sources; only container runtimes build images.
+        let dockerfile = match (&deployment, &source) {
+            (Deployment::Managed { runtime }, Some(src)) if runtime.is_container() => {
+                match (src, &profile.dockerfile) {
+                    (Source::DockerImage { .. }, Some(_)) => {
+                        return Err(err(self
+                            .cache
+                            .diag(&profile_origin.key("dockerfile"), format!("service `{name}` sets `dockerfile`, but its source is an image (`docker-image`), which is not built"))
+                            .help("remove `dockerfile`, or use a `build`, `git` or `local` source")));
+                    }
+                    (
+                        Source::Build {
+                            dockerfile: Some(_),
+                            ..
+                        },
+                        Some(_),
+                    ) => {
+                        return Err(err(self
+                            .cache
+                            .diag(&profile_origin.key("dockerfile"), format!("service `{name}` sets `dockerfile` both in its `build` source and in profile `{profile_name}`"))
+                            .help("keep one of the two")));
+                    }
+                    (Source::Build { dockerfile, .. }, None) => dockerfile.clone(),
+                    (_, d) => d.clone(),
+                }
+            }
+            _ => {
+                if profile.dockerfile.is_some() {
+                    let how = match &deployment {
+                        Deployment::Managed { runtime } => format!("runs with `{runtime}`"),
+                        Deployment::External { .. } => "is external".to_string(),
+                    };
+                    return Err(err(self
+                        .cache
+                        .diag(&profile_origin.key("dockerfile"), format!("service `{name}` sets `dockerfile` in profile `{profile_name}`, but it {how}; only `docker` and `podman` services are built"))
+                        .help("remove `dockerfile`, or set `runtime = \"docker\"` or `\"podman\"`")));
+                }
+                None
+            }
+        };
+
         // Target and checkout paths.
         let (target_path, checkout_path) = match (&deployment, &source) {
             (Deployment::Managed { .. }, Some(src)) => {
@@ -1181,6 +1223,7 @@ impl<'a> Resolver<'a> {
             source,
             target_path,
             checkout_path,
+            dockerfile,
             command,
             working_dir: profile.working_dir.clone(),
             env,

@@ -1,0 +1,114 @@
+//! `cargo hsm compose [--check]`: write the compose file on its own, or
+//! check that the one on disk is what the manifest generates now.
+
+use camino::Utf8Path;
+use clap::Args;
+
+use super::shell::{MessageFormat, Shell};
+use crate::compose::{self, ComposeOutcome, ComposeStatus};
+use crate::error::{Error, Result, EXIT_OK};
+use crate::fs::FileTxn;
+use crate::plan::PLAN_SCHEMA;
+
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// Write nothing; exit 1 if the file on disk differs from what would be written
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    for w in &plan.warnings {
+        shell.warn(w);
+    }
+    let shown = &plan.project.compose_file;
+    if args.check {
+        let status = compose::check(&plan)?;
+        if shell.format == MessageFormat::Json {
+            shell.json(&serde_json::json!({
+                "schema": PLAN_SCHEMA,
+                "reason": "compose-check",
+                "path": shown,
+                "result": status,
+            }));
+        }
+        let problem = match status {
+            ComposeStatus::Fresh => {
+                shell.status("Fresh", format!("`{shown}` is up to date"));
+                return Ok(EXIT_OK);
+            }
+            ComposeStatus::Absent => {
+                shell.status(
+                    "Fresh",
+                    format!("no container service is selected and there is no `{shown}`"),
+                );
+                return Ok(EXIT_OK);
+            }
+            ComposeStatus::Missing => Error::failed(format!("`{shown}` is missing")),
+            ComposeStatus::Stale => Error::failed(format!(
+                "`{shown}` exists, but no container service is selected any more"
+            )),
+            ComposeStatus::Differs { diff } => Error::failed(format!(
+                "`{shown}` differs from what the manifest generates"
+            ))
+            .with_detail(diff),
+        };
+        return Err(problem.with_help("run `cargo hsm compose` to bring it up to date"));
+    }
+
+    let mut txn = FileTxn::new();
+    let outcome = match compose::write(&plan, &mut txn) {
+        Ok(o) => o,
+        Err(e) => {
+            txn.rollback();
+            return Err(e);
+        }
+    };
+    txn.commit();
+    if shell.format == MessageFormat::Json {
+        let mut doc = serde_json::json!({
+            "schema": PLAN_SCHEMA,
+            "reason": "compose",
+            "path": shown,
+        });
+        if let (Some(d), Ok(serde_json::Value::Object(o))) =
+            (doc.as_object_mut(), serde_json::to_value(&outcome))
+        {
+            for (k, v) in o {
+                if k != "path" {
+                    d.insert(k, v);
+                }
+            }
+        }
+        shell.json(&doc);
+    }
+    match &outcome {
+        ComposeOutcome::Written { services, .. } => shell.status(
+            "Writing",
+            format!("`{shown}` ({})", services_phrase(services)),
+        ),
+        ComposeOutcome::Unchanged { services, .. } => shell.status(
+            "Fresh",
+            format!("`{shown}` ({})", services_phrase(services)),
+        ),
+        ComposeOutcome::Removed { .. } => shell.status(
+            "Removing",
+            format!("`{shown}`: no container service (docker, podman) is selected"),
+        ),
+        ComposeOutcome::NotNeeded { .. } => shell.status(
+            "Skipping",
+            format!("`{shown}`: no container service (docker, podman) is selected"),
+        ),
+    }
+    Ok(EXIT_OK)
+}
+
+fn services_phrase(services: &[String]) -> String {
+    let noun = if services.len() == 1 {
+        "container service"
+    } else {
+        "container services"
+    };
+    format!("{} {noun}: {}", services.len(), services.join(", "))
+}
