@@ -396,13 +396,7 @@ impl Syncer<'_> {
         step("root project", self.root_project())?;
         step("environment services", self.environment_services())?;
         step("libraries", self.libraries())?;
-        // ----------------------------------------------------------------
-        // COMPOSE STEP: the compose file is generated here (lead: insert the
-        // compose step of the compose branch at this point). It must write
-        // through `self.txn` (so rollback restores it) and record the file
-        // with `self.lock.record_file(path, bytes)` (so `hsm.lock` holds its
-        // hash), and honour `self.opts.dry_run`.
-        // ----------------------------------------------------------------
+        step("compose", self.compose())?;
         step("stale files", self.stale_files())?;
         step("hsm.lock", self.write_lock())?;
         Ok(())
@@ -1061,6 +1055,55 @@ impl Syncer<'_> {
     // ------------------------------------------------------------ lock
 
     /// Env files of services that left the selection.
+    /// The compose file: exactly the container services, or no file at all.
+    fn compose(&mut self) -> Result<()> {
+        let plan = self.plan;
+        let rel = plan.project.compose_file.clone();
+        let rendered = crate::compose::render(plan);
+        if let Some(text) = &rendered {
+            self.lock.record_file(rel.clone(), text.as_bytes());
+        }
+        let n = plan.container_services().count();
+        let what = format!(
+            "{rel} ({n} container service{})",
+            if n == 1 { "" } else { "s" }
+        );
+        if self.opts.dry_run {
+            match crate::compose::check(plan)? {
+                crate::compose::ComposeStatus::Fresh => {
+                    self.act(ActionKind::Fresh, "compose", what, Some(&rel), None)
+                }
+                crate::compose::ComposeStatus::Absent => {}
+                crate::compose::ComposeStatus::Stale => self.act(
+                    ActionKind::Remove,
+                    "compose",
+                    format!("{rel} (no container service remains)"),
+                    Some(&rel),
+                    None,
+                ),
+                _ => self.act(ActionKind::Write, "compose", what, Some(&rel), None),
+            }
+            return Ok(());
+        }
+        match crate::compose::write(plan, &mut self.txn)? {
+            crate::compose::ComposeOutcome::Written { .. } => {
+                self.act(ActionKind::Write, "compose", what, Some(&rel), None)
+            }
+            crate::compose::ComposeOutcome::Unchanged { .. } => {
+                self.act(ActionKind::Fresh, "compose", what, Some(&rel), None)
+            }
+            crate::compose::ComposeOutcome::Removed { .. } => self.act(
+                ActionKind::Remove,
+                "compose",
+                format!("{rel} (no container service remains)"),
+                Some(&rel),
+                None,
+            ),
+            crate::compose::ComposeOutcome::NotNeeded { .. } => {}
+        }
+        Ok(())
+    }
+
     fn stale_files(&mut self) -> Result<()> {
         let Some(prev) = self.previous.clone() else {
             return Ok(());
