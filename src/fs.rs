@@ -120,6 +120,16 @@ impl FileTxn {
         }
     }
 
+    /// Takes over the journal of another transaction (one that ran on
+    /// another thread), keeping the oldest snapshot of each file.
+    pub fn absorb(&mut self, other: FileTxn) {
+        for o in other.originals {
+            if !self.originals.iter().any(|x| x.path == o.path) {
+                self.originals.push(o);
+            }
+        }
+    }
+
     /// The files registered so far.
     pub fn paths(&self) -> impl Iterator<Item = &Utf8Path> {
         self.originals.iter().map(|o| o.path.as_path())

@@ -117,7 +117,7 @@ fn example_syncs_offline_and_a_second_sync_is_fresh() {
         ".hsm/env/embedder.env",
     ];
     let t0 = mtimes(&sb.root, &generated);
-    let again = stderr(&sb.sync(&["--offline"]));
+    let again = stderr(&sb.sync(&["--offline", "-v"]));
     assert!(
         !again.contains("Syncing") && !again.contains("Writing"),
         "second sync did work:\n{again}"

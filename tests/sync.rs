@@ -113,12 +113,18 @@ fn l3_uv_service_gets_own_venv_matching_its_lock_and_root_keeps_only_libraries()
         mtime("services/foo/uv.lock"),
     );
     let t = Instant::now();
-    let out = sb.sync(&[]);
+    let out = sb.sync(&["-v"]);
     let noop = t.elapsed();
     eprintln!("no-op sync took {noop:?}");
     let err = stderr(&out);
     assert!(err.contains("Fresh foo (uv)"), "{err}");
     assert!(err.contains("Fresh libraries"), "{err}");
+    // One summary line at normal verbosity.
+    let err = stderr(&sb.sync(&[]));
+    assert_eq!(
+        err, "       Fresh 2 components unchanged (`-v` lists them)\n",
+        "{err}"
+    );
     assert!(!err.contains("Syncing"), "{err}");
     assert_eq!(sb.read("hsm.lock"), lock);
     assert_eq!(
@@ -229,7 +235,7 @@ command = ["python", "-m", "rr"]
         "{lock}"
     );
     // Unchanged inputs: nothing runs again.
-    let out = sb.sync(&[]);
+    let out = sb.sync(&["-v"]);
     assert!(stderr(&out).contains("Fresh rr (venv)"), "{}", stderr(&out));
 }
 

@@ -1,11 +1,19 @@
-//! `cargo hsm sync`: parse the flags, call [`crate::materialize::sync`].
+//! `cargo hsm sync`: parse the flags, call [`crate::materialize::sync_with_progress`],
+//! and show its progress: spinners on a terminal (one line per running
+//! environment sync), plain status lines otherwise, nothing but the JSON
+//! document with `--message-format json`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use camino::Utf8Path;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::shell::{MessageFormat, Shell};
+use super::shell::{MessageFormat, Shell, Verbosity};
 use crate::error::{Result, EXIT_OK};
-use crate::materialize::{self, Action, SyncOptions};
+use crate::materialize::{self, Action, ActionKind, Progress, SyncOptions};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SyncArgs {
@@ -21,6 +29,9 @@ pub struct SyncArgs {
     /// Print what sync would do; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Environment syncs to run at once [default: available parallelism]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// The JSON document of `sync --message-format json`.
@@ -43,14 +54,12 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         frozen: args.frozen,
         offline: args.offline,
         dry_run: args.dry_run,
+        jobs: args.jobs.map_or(0, usize::from),
     };
-    let mut progress = |a: &Action| {
-        shell.status(a.action.verb(), &a.message);
-        if let Some(c) = &a.command {
-            shell.verbose(format!("             `{c}`"));
-        }
-    };
-    let report = materialize::sync(&plan, &opts, &mut progress)?;
+    let mut display = Display::new(shell);
+    let result = materialize::sync_with_progress(&plan, &opts, &mut |p| display.event(p));
+    display.finish(result.is_ok());
+    let report = result?;
     for w in &report.warnings {
         shell.warn(w);
     }
@@ -69,4 +78,99 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Sync's progress on stderr.
+struct Display<'s> {
+    shell: &'s Shell,
+    /// Spinners, when stderr is a terminal.
+    bars: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    /// `Fresh` components not shown one by one (normal verbosity).
+    fresh: usize,
+}
+
+impl<'s> Display<'s> {
+    fn new(shell: &'s Shell) -> Self {
+        let live = shell.format == MessageFormat::Human
+            && shell.verbosity != Verbosity::Quiet
+            && std::io::stderr().is_terminal();
+        let bars = live.then(|| {
+            (
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                HashMap::new(),
+            )
+        });
+        Display {
+            shell,
+            bars,
+            fresh: 0,
+        }
+    }
+
+    /// Prints a line above the spinners.
+    fn line(&self, f: impl FnOnce()) {
+        match &self.bars {
+            Some((mp, _)) => mp.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn event(&mut self, p: Progress<'_>) {
+        let shell = self.shell;
+        match p {
+            Progress::Action(a) if a.action == ActionKind::Fresh => {
+                if shell.verbosity == Verbosity::Verbose {
+                    self.line(|| shell.status(a.action.verb(), &a.message));
+                } else {
+                    self.fresh += 1;
+                }
+            }
+            Progress::Action(a) => {
+                self.line(|| {
+                    shell.status(a.action.verb(), &a.message);
+                    if let Some(c) = &a.command {
+                        shell.verbose(format!("             `{c}`"));
+                    }
+                });
+                if let (Some((mp, running)), ActionKind::Sync) = (&mut self.bars, a.action) {
+                    let bar = mp.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                            .expect("valid template"),
+                    );
+                    bar.set_message(a.message.clone());
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    running.insert(a.component.clone(), bar);
+                }
+            }
+            Progress::Finished { component, .. } => {
+                if let Some((_, running)) = &mut self.bars {
+                    if let Some(bar) = running.remove(component) {
+                        bar.finish_and_clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clears the spinners and, after a success, prints the summary of
+    /// fresh components.
+    fn finish(self, ok: bool) {
+        if let Some((mp, running)) = self.bars {
+            for bar in running.into_values() {
+                bar.finish_and_clear();
+            }
+            let _ = mp.clear();
+        }
+        if ok && self.fresh > 0 {
+            let n = self.fresh;
+            self.shell.status(
+                "Fresh",
+                format!(
+                    "{n} component{} unchanged (`-v` lists them)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! restored and the error names the step.
 
 pub mod envfile;
+pub mod fingerprint;
 pub mod git;
+pub mod pool;
 pub mod pyproject;
 pub mod runtimes;
 
@@ -22,6 +24,7 @@ use crate::lock::{
 };
 use crate::manifest::model::{RuntimeType, Source};
 use crate::plan::{Plan, PlannedService};
+use fingerprint::Fingerprints;
 use runtimes::RuntimeCtx;
 
 /// How `cargo hsm sync` was asked to run.
@@ -36,12 +39,31 @@ pub struct SyncOptions {
     pub offline: bool,
     /// Report what would be done; change nothing.
     pub dry_run: bool,
+    /// How many environment syncs run at once; 0: the machine's available
+    /// parallelism.
+    pub jobs: usize,
 }
 
 impl SyncOptions {
     fn locked(&self) -> bool {
         self.locked || self.frozen
     }
+
+    fn jobs(&self) -> usize {
+        match self.jobs {
+            0 => pool::default_jobs(),
+            n => n,
+        }
+    }
+}
+
+/// What sync tells its caller while it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// An action starts (`Syncing`), or happened (`Fresh`, `Writing`, …).
+    Action(&'a Action),
+    /// The `Syncing` action of `component` ended.
+    Finished { component: &'a str, ok: bool },
 }
 
 /// What one action did (or, with `--dry-run`, would do).
@@ -224,23 +246,40 @@ pub fn sync(
     opts: &SyncOptions,
     progress: &mut dyn FnMut(&Action),
 ) -> Result<SyncReport> {
+    sync_with_progress(plan, opts, &mut |p| {
+        if let Progress::Action(a) = p {
+            progress(a)
+        }
+    })
+}
+
+/// [`sync`], also telling when each running action ends (for a progress
+/// display).
+pub fn sync_with_progress(
+    plan: &Plan,
+    opts: &SyncOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<SyncReport> {
     let root = plan.project.workspace_root.clone();
     let _guard = if opts.dry_run {
         None
     } else {
         let mut on_wait = |p: &Utf8Path| {
-            progress(&Action {
+            progress(Progress::Action(&Action {
                 action: ActionKind::Block,
                 component: "sync".into(),
                 message: format!("waiting for file lock on {p}"),
                 path: Some(p.to_owned()),
                 command: None,
-            })
+            }))
         };
         Some(acquire_sync_lock(&root, &mut on_wait)?)
     };
     let previous = HsmLock::read(&HsmLock::path(&root))?;
+    let fingerprints = Fingerprints::load(&root);
     let mut s = Syncer {
+        fingerprints,
+        new_fingerprints: Fingerprints::default(),
         plan,
         opts: *opts,
         root,
@@ -264,9 +303,15 @@ pub fn sync(
                 lock,
                 actions,
                 warnings,
+                new_fingerprints,
+                root,
                 ..
             } = s;
             txn.commit();
+            if !opts.dry_run {
+                // A cache: failing to write it only costs a real sync next time.
+                let _ = new_fingerprints.save(&root);
+            }
             for d in dirs {
                 if let DirChange::MovedAside { aside, .. } = d {
                     let _ = std::fs::remove_dir_all(&aside);
@@ -384,7 +429,52 @@ struct Syncer<'a> {
     root_exists: bool,
     actions: Vec<Action>,
     warnings: Vec<String>,
-    progress: &'a mut dyn FnMut(&Action),
+    progress: &'a mut dyn FnMut(Progress<'_>),
+    /// What the last successful sync left (`.hsm/fingerprints.json`).
+    fingerprints: Fingerprints,
+    /// What this sync leaves.
+    new_fingerprints: Fingerprints,
+}
+
+/// An environment service after the first pass of
+/// [`Syncer::environment_services`].
+struct PreparedService<'p> {
+    sv: &'p PlannedService,
+    runtime: RuntimeType,
+    /// `service:<name>`.
+    component: String,
+    target_rel: Utf8PathBuf,
+    /// Absolute.
+    target: Utf8PathBuf,
+    previous: Option<LockedService>,
+    /// The `Syncing` action when the runtime must run.
+    job: Option<Action>,
+}
+
+/// One error for several failed services, each with its whole message.
+fn combine_failures(mut failed: Vec<(String, Error)>) -> Error {
+    if failed.len() == 1 {
+        return failed.pop().expect("one").1;
+    }
+    let names: Vec<String> = failed.iter().map(|(n, _)| format!("`{n}`")).collect();
+    let detail = failed
+        .iter()
+        .map(|(_, e)| {
+            e.plain()
+                .lines()
+                .enumerate()
+                .map(|(i, l)| format!("{}{l}", if i == 0 { "- " } else { "  " }))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Error::failed(format!(
+        "{} services failed to sync: {}",
+        failed.len(),
+        names.join(", ")
+    ))
+    .with_detail(detail)
 }
 
 impl Syncer<'_> {
@@ -417,7 +507,7 @@ impl Syncer<'_> {
             path: path.map(|p| p.to_owned()),
             command,
         };
-        (self.progress)(&a);
+        (self.progress)(Progress::Action(&a));
         self.actions.push(a);
     }
 
@@ -800,15 +890,83 @@ impl Syncer<'_> {
 
     // ------------------------------------------------------------ services
 
+    /// Three passes over the environment services: prepare each in plan
+    /// order (env file, hsm's edits, fingerprint: `Fresh` or a job), run the
+    /// jobs' runtimes on up to `--jobs` threads, then record each service's
+    /// lock file and new fingerprint in plan order.
     fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
+        let mut prepared = Vec::new();
         for sv in plan.environment_services() {
-            self.environment_service(sv)?;
+            if let Some(p) = self.prepare_service(sv)? {
+                prepared.push(p);
+            }
+        }
+        let jobs: Vec<(&PreparedService, &Action)> = prepared
+            .iter()
+            .filter_map(|p| p.job.as_ref().map(|a| (p, a)))
+            .collect();
+        let (root, opts) = (self.root.clone(), self.opts);
+        let progress = &mut self.progress;
+        let results = pool::run(
+            jobs.len(),
+            opts.jobs(),
+            |i| {
+                let (p, _) = jobs[i];
+                let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
+                let mut txn = FileTxn::new();
+                let mut ctx = RuntimeCtx {
+                    workspace_root: &root,
+                    service: p.sv,
+                    opts: &opts,
+                    txn: &mut txn,
+                    previous: p.previous.as_ref(),
+                    edited: true,
+                };
+                let r = adapter.sync(&mut ctx, &p.target).map(|_| ());
+                (r, txn)
+            },
+            |e| match e {
+                pool::Event::Started(i) => progress(Progress::Action(jobs[i].1)),
+                pool::Event::Finished(i, (r, _)) => progress(Progress::Finished {
+                    component: &jobs[i].1.component,
+                    ok: r.is_ok(),
+                }),
+            },
+        );
+        let mut failed = Vec::new();
+        for ((p, _), (r, txn)) in jobs.iter().zip(results) {
+            self.txn.absorb(txn);
+            if let Err(e) = r {
+                failed.push((p.sv.name.clone(), e));
+            }
+        }
+        if !failed.is_empty() {
+            return Err(combine_failures(failed));
+        }
+        for p in &prepared {
+            self.record_service(p);
         }
         Ok(())
     }
 
-    fn environment_service(&mut self, sv: &PlannedService) -> Result<()> {
+    /// The fingerprint of a service as it is on disk now.
+    fn service_fingerprint(&self, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
+        let runtime = sv.runtime().expect("environment services are managed");
+        let adapter = runtimes::adapter(runtime).expect("environment runtime");
+        let mut h = fingerprint::Hasher::new();
+        h.value("plan", sv);
+        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        adapter.fingerprint(&mut h, target);
+        h.finish()
+    }
+
+    /// Everything before the runtime runs; `None` when there is nothing to
+    /// record (a dry run before the clone).
+    fn prepare_service<'p>(
+        &mut self,
+        sv: &'p PlannedService,
+    ) -> Result<Option<PreparedService<'p>>> {
         let runtime = sv.runtime().expect("environment services are managed");
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
         let component = format!("service:{}", sv.name);
@@ -843,7 +1001,7 @@ impl Syncer<'_> {
                     Some(&target_rel),
                     Some(format!("{} (after the clone)", adapter.tool())),
                 );
-                return Ok(());
+                return Ok(None);
             }
             let help = match &sv.source {
                 Some(Source::Local { .. }) => format!(
@@ -868,6 +1026,11 @@ impl Syncer<'_> {
             .and_then(|l| l.service(&sv.name))
             .cloned();
         let opts = self.opts;
+        // Nothing changed since the last successful sync: no process spawned.
+        let unchanged = !opts.dry_run
+            && self
+                .fingerprints
+                .unchanged(&component, self.service_fingerprint(sv, &target));
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,
@@ -889,7 +1052,8 @@ impl Syncer<'_> {
             edit_actions.push((rel, e.warnings.clone()));
         }
         let describe = adapter.describe(&ctx, &target);
-        let fresh = !opts.dry_run && adapter.is_fresh(&ctx, &target)?;
+        let fresh =
+            !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
         for (rel, warnings) in edit_actions {
             self.act(
                 ActionKind::Edit,
@@ -920,6 +1084,7 @@ impl Syncer<'_> {
             }
         }
 
+        let mut job = None;
         if fresh {
             self.act(
                 ActionKind::Fresh,
@@ -929,49 +1094,76 @@ impl Syncer<'_> {
                 None,
             );
         } else {
-            self.act(
-                ActionKind::Sync,
-                &component,
-                format!("{} ({runtime}, {target_rel})", sv.name),
-                Some(&target_rel),
-                Some(describe),
-            );
-            if !opts.dry_run {
-                let mut ctx = RuntimeCtx {
-                    workspace_root: &self.root,
-                    service: sv,
-                    opts: &opts,
-                    txn: &mut self.txn,
-                    previous: previous.as_ref(),
-                    edited: true,
-                };
-                adapter.sync(&mut ctx, &target)?;
+            let a = Action {
+                action: ActionKind::Sync,
+                component: component.clone(),
+                message: format!("{} ({runtime}, {target_rel})", sv.name),
+                path: Some(target_rel.clone()),
+                command: Some(describe),
+            };
+            self.actions.push(a.clone());
+            if opts.dry_run {
+                (self.progress)(Progress::Action(&a));
+            } else {
+                // Announced when its job starts.
+                job = Some(a);
             }
         }
-        if let Some(lf) = adapter.lockfile(&target) {
-            let rel = target_rel.join(&lf);
+        Ok(Some(PreparedService {
+            sv,
+            runtime,
+            component,
+            target_rel,
+            target,
+            previous,
+            job,
+        }))
+    }
+
+    /// After the runtimes ran: the service's lock file for `hsm.lock`, and
+    /// its new fingerprint.
+    fn record_service(&mut self, p: &PreparedService) {
+        let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
+        if !self.opts.dry_run {
+            if let Some(fp) = self.service_fingerprint(p.sv, &p.target) {
+                self.new_fingerprints.insert(p.component.clone(), fp);
+            }
+        }
+        if let Some(lf) = adapter.lockfile(&p.target) {
+            let rel = p.target_rel.join(&lf);
             match std::fs::read(self.root.join(&rel)) {
                 Ok(bytes) => {
                     self.lockfiles.insert(
-                        sv.name.clone(),
+                        p.sv.name.clone(),
                         LockedFile {
                             path: rel,
                             sha256: sha256_hex(&bytes),
                         },
                     );
                 }
-                Err(_) if opts.dry_run => {
-                    if let Some(f) = previous.as_ref().and_then(|p| p.lockfile.clone()) {
-                        self.lockfiles.insert(sv.name.clone(), f);
+                Err(_) if self.opts.dry_run => {
+                    if let Some(f) = p.previous.as_ref().and_then(|x| x.lockfile.clone()) {
+                        self.lockfiles.insert(p.sv.name.clone(), f);
                     }
                 }
                 Err(_) => {}
             }
         }
-        Ok(())
     }
 
     // ------------------------------------------------------------ libraries
+
+    /// The shared project as it is on disk now (`abs_dir`: its directory).
+    fn libraries_fingerprint(&self, abs_dir: &Utf8Path) -> Option<String> {
+        let mut h = fingerprint::Hasher::new();
+        h.value("plan", &self.plan.libraries);
+        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        for f in ["pyproject.toml", "uv.lock", ".python-version"] {
+            h.file(&abs_dir.join(f));
+        }
+        h.venv(&abs_dir.join(".venv"));
+        h.finish()
+    }
 
     fn libraries(&mut self) -> Result<()> {
         if !self.root_exists {
@@ -985,30 +1177,13 @@ impl Syncer<'_> {
         let describe = format!("uv sync {}", flags.join(" "))
             .trim_end()
             .to_string();
-        let recorded = self
-            .previous
-            .as_ref()
-            .and_then(|p| p.root.as_ref())
-            .and_then(|r| r.lockfile.as_ref())
-            .map(|f| f.sha256.clone());
-        let current = std::fs::read(&lock_abs).ok().map(|b| sha256_hex(&b));
-        let mut fresh = false;
-        if !self.opts.dry_run
+        // Fresh when nothing changed since the last successful sync: no
+        // process spawned.
+        let fresh = !self.opts.dry_run
             && !self.root_edited
-            && recorded.is_some()
-            && recorded == current
-            && abs_dir.join(".venv").join("pyvenv.cfg").exists()
-        {
-            let uv = runtimes::find_tool("uv", "libraries", UV_HINT)?;
-            let mut args = vec!["sync".to_string()];
-            args.extend(flags.iter().cloned());
-            if !self.opts.frozen && !args.iter().any(|a| a == "--locked") {
-                args.push("--locked".into());
-            }
-            args.push("--check".into());
-            fresh =
-                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, false)?.status == 0;
-        }
+            && self
+                .fingerprints
+                .unchanged("libraries", self.libraries_fingerprint(&abs_dir));
         if fresh {
             self.act(
                 ActionKind::Fresh,
@@ -1039,6 +1214,15 @@ impl Syncer<'_> {
                 let mut args = vec!["sync".to_string()];
                 args.extend(flags);
                 runtimes::run_tool("the shared project", &uv, &args, &abs_dir, true)?;
+                (self.progress)(Progress::Finished {
+                    component: "libraries",
+                    ok: true,
+                });
+            }
+        }
+        if !self.opts.dry_run {
+            if let Some(fp) = self.libraries_fingerprint(&abs_dir) {
+                self.new_fingerprints.insert("libraries", fp);
             }
         }
         let lockfile = std::fs::read(&lock_abs).ok().map(|b| LockedFile {

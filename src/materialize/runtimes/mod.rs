@@ -17,6 +17,7 @@ pub use pixi::PixiAdapter;
 pub use uv::{mode_flags as uv_mode_flags, UvAdapter};
 pub use venv::VenvAdapter;
 
+use super::fingerprint::Hasher;
 use super::SyncOptions;
 
 /// Everything an adapter may read or write while it syncs one service.
@@ -68,6 +69,19 @@ pub trait RuntimeAdapter {
     /// that sync can report `Fresh` and skip [`RuntimeAdapter::sync`].
     fn is_fresh(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<bool> {
         Ok(false)
+    }
+    /// Feeds `h` the service's inputs and its environment's state (see
+    /// [`crate::materialize::fingerprint`]): reads only, spawns nothing.
+    fn fingerprint(&self, h: &mut Hasher, target: &Utf8Path) {
+        for f in [
+            "pyproject.toml",
+            "uv.lock",
+            "requirements.txt",
+            ".python-version",
+        ] {
+            h.file(&target.join(f));
+        }
+        h.venv(&target.join(".venv"));
     }
     /// Creates or updates the environment at `target` (absolute).
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome>;

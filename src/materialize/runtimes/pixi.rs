@@ -3,7 +3,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{find_tool, run_tool, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
 
 pub struct PixiAdapter;
@@ -43,6 +43,13 @@ impl RuntimeAdapter for PixiAdapter {
     }
     fn lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
         Some("pixi.lock".into())
+    }
+
+    fn fingerprint(&self, h: &mut Hasher, target: &Utf8Path) {
+        for f in ["pixi.toml", "pyproject.toml", "pixi.lock"] {
+            h.file(&target.join(f));
+        }
+        h.env_dir(&target.join(".pixi/envs/default/conda-meta"));
     }
 
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {

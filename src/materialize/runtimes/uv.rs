@@ -5,7 +5,6 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::{find_tool, run_tool, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
-use crate::lock::sha256_hex;
 use crate::materialize::pyproject::{self, Wanted};
 use crate::plan::Dependency;
 
@@ -94,32 +93,6 @@ impl RuntimeAdapter for UvAdapter {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));
         args.join(" ")
-    }
-
-    /// Nothing edited, the lock is the one hsm recorded, and uv itself says
-    /// the environment matches it (`uv sync --locked --check`, ~15 ms).
-    fn is_fresh(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<bool> {
-        let name = &ctx.service.name;
-        let lock = target.join("uv.lock");
-        if ctx.edited || !target.join(".venv").join("pyvenv.cfg").exists() {
-            return Ok(false);
-        }
-        let recorded = ctx
-            .previous
-            .and_then(|p| p.lockfile.as_ref())
-            .map(|f| f.sha256.clone());
-        let current = std::fs::read(&lock).ok().map(|b| sha256_hex(&b));
-        if recorded.is_none() || recorded != current {
-            return Ok(false);
-        }
-        let uv = find_tool("uv", name, HINT)?;
-        let mut args = vec!["sync".to_string()];
-        args.extend(mode_flags(ctx.opts));
-        if !ctx.opts.frozen && !args.iter().any(|a| a == "--locked") {
-            args.push("--locked".into());
-        }
-        args.push("--check".into());
-        Ok(run_tool(&format!("service `{name}`"), &uv, &args, target, false)?.status == 0)
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {

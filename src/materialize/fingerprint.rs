@@ -1,0 +1,224 @@
+//! Fingerprints: what each component looked like right after its last
+//! successful sync. When a component's fingerprint is unchanged, sync says
+//! `Fresh` without running its tool — this is why a no-op sync spawns no
+//! process.
+//!
+//! A fingerprint is a SHA-256 over
+//! - the component's Plan entry (so any manifest change counts),
+//! - the bytes of its inputs (`pyproject.toml`, `uv.lock`, `requirements.txt`, …),
+//! - a marker of its environment's state: the bytes of `pyvenv.cfg` and the
+//!   modification time of each `site-packages` directory (installing or
+//!   removing a package adds or removes entries there, which moves its mtime),
+//! - whether the last sync ran with `--frozen` (which skips uv's lock check).
+//!
+//! They live in `.hsm/fingerprints.json` (a cache, ignored by git), never in
+//! `hsm.lock`, which only holds what users should review. The file is
+//! rewritten only when a fingerprint changed; a lost or corrupt file only
+//! costs one real sync.
+
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Where fingerprints live, relative to the workspace root.
+pub const FINGERPRINTS: &str = ".hsm/fingerprints.json";
+
+const VERSION: u32 = 1;
+
+/// Component name → fingerprint (hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    version: u32,
+    components: BTreeMap<String, String>,
+}
+
+impl Fingerprints {
+    /// The stored fingerprints; empty when the file is missing, unreadable
+    /// or from another format version.
+    pub fn load(root: &Utf8Path) -> Fingerprints {
+        std::fs::read(root.join(FINGERPRINTS))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Fingerprints>(&b).ok())
+            .filter(|f| f.version == VERSION)
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, component: &str) -> Option<&str> {
+        self.components.get(component).map(String::as_str)
+    }
+
+    /// Whether `now` (a fingerprint taken now) is the stored one.
+    pub fn unchanged(&self, component: &str, now: Option<String>) -> bool {
+        now.is_some() && self.get(component) == now.as_deref()
+    }
+
+    pub fn insert(&mut self, component: impl Into<String>, fingerprint: String) {
+        self.components.insert(component.into(), fingerprint);
+    }
+
+    /// Writes the file unless it already holds exactly these fingerprints.
+    pub fn save(&self, root: &Utf8Path) -> std::io::Result<bool> {
+        let doc = Fingerprints {
+            version: VERSION,
+            components: self.components.clone(),
+        };
+        let mut text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
+        text.push('\n');
+        crate::fs::write_if_changed(&root.join(FINGERPRINTS), text.as_bytes(), None)
+    }
+}
+
+/// Builds one fingerprint from labelled parts.
+pub struct Hasher {
+    sha: Sha256,
+    /// An environment that does not exist is never fresh.
+    env_missing: bool,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher {
+            sha: Sha256::new(),
+            env_missing: false,
+        }
+    }
+
+    fn part(&mut self, label: &str, bytes: &[u8]) {
+        self.sha.update(label.as_bytes());
+        self.sha.update((bytes.len() as u64).to_le_bytes());
+        self.sha.update(bytes);
+    }
+
+    /// Any serialisable value (a Plan entry).
+    pub fn value(&mut self, label: &str, v: &impl Serialize) {
+        let json = serde_json::to_vec(v).expect("plain data serialises");
+        self.part(label, &json);
+    }
+
+    pub fn text(&mut self, label: &str, s: &str) {
+        self.part(label, s.as_bytes());
+    }
+
+    /// The bytes of a file, or that it is absent.
+    pub fn file(&mut self, path: &Utf8Path) {
+        match std::fs::read(path) {
+            Ok(b) => self.part(path.as_str(), &b),
+            Err(_) => self.part(path.as_str(), b"\0absent"),
+        }
+    }
+
+    /// The state of the virtual environment at `venv`: its `pyvenv.cfg` and
+    /// the mtime of every `lib/*/site-packages` (one `read_dir`, no spawn).
+    pub fn venv(&mut self, venv: &Utf8Path) {
+        let cfg = venv.join("pyvenv.cfg");
+        self.env_missing |= !cfg.is_file();
+        self.file(&cfg);
+        let mut dirs: Vec<Utf8PathBuf> = std::fs::read_dir(venv.join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
+            .map(|p| p.join("site-packages"))
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            self.mtime(&d);
+        }
+    }
+
+    /// An environment directory (e.g. pixi's `conda-meta`): its mtime, and
+    /// no fingerprint at all when it does not exist.
+    pub fn env_dir(&mut self, dir: &Utf8Path) {
+        self.env_missing |= !dir.is_dir();
+        self.mtime(dir);
+    }
+
+    /// The modification time of `path` (nanoseconds), or that it is absent.
+    pub fn mtime(&mut self, path: &Utf8Path) {
+        let t = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos().to_string())
+            .unwrap_or_else(|| "absent".into());
+        self.part(path.as_str(), t.as_bytes());
+    }
+
+    /// The fingerprint; `None` when the environment does not exist (such a
+    /// component is never fresh).
+    pub fn finish(self) -> Option<String> {
+        if self.env_missing {
+            return None;
+        }
+        Some(
+            self.sha
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
+        (d, p)
+    }
+
+    fn venv_fp(dir: &Utf8Path) -> Option<String> {
+        let mut h = Hasher::new();
+        h.file(&dir.join("pyproject.toml"));
+        h.venv(&dir.join(".venv"));
+        h.finish()
+    }
+
+    #[test]
+    fn changes_with_inputs_and_installed_packages_only() {
+        let (_d, dir) = tmp();
+        let sp = dir.join(".venv/lib/python3.11/site-packages");
+        std::fs::create_dir_all(&sp).unwrap();
+        std::fs::write(dir.join(".venv/pyvenv.cfg"), "home = /x\n").unwrap();
+        std::fs::write(dir.join("pyproject.toml"), "[project]\n").unwrap();
+        let a = venv_fp(&dir);
+        assert_eq!(a, venv_fp(&dir), "same state, same fingerprint");
+
+        std::fs::write(dir.join("pyproject.toml"), "[project]\nname = \"x\"\n").unwrap();
+        let b = venv_fp(&dir);
+        assert_ne!(a, b, "an input's bytes count");
+
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::create_dir(sp.join("gamma-0.1.0.dist-info")).unwrap();
+        let c = venv_fp(&dir);
+        assert_ne!(b, c, "a package installed into the venv counts");
+
+        std::fs::remove_dir_all(dir.join(".venv")).unwrap();
+        assert_eq!(venv_fp(&dir), None, "no venv, no fingerprint");
+    }
+
+    #[test]
+    fn saved_only_when_changed() {
+        let (_d, root) = tmp();
+        let mut f = Fingerprints::load(&root);
+        assert_eq!(f.get("service:a"), None);
+        f.insert("service:a", "1".into());
+        assert!(f.save(&root).unwrap());
+        assert!(!f.save(&root).unwrap());
+        assert_eq!(Fingerprints::load(&root).get("service:a"), Some("1"));
+        std::fs::write(root.join(FINGERPRINTS), "not json").unwrap();
+        assert_eq!(Fingerprints::load(&root), Fingerprints::default());
+    }
+}

@@ -1,0 +1,121 @@
+//! A tiny work pool for sync's independent jobs (environment syncs): up to
+//! `jobs` scoped threads pull the next index; every event reaches the
+//! calling thread, in the order it happened, so that progress output and
+//! the sync transaction stay single-threaded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// What the calling thread hears about job `i`.
+pub enum Event<'a, T> {
+    Started(usize),
+    Finished(usize, &'a T),
+}
+
+/// Runs `work(i)` for every `i` in `0..n` on up to `jobs` threads (all of
+/// them, even after one failed, so that every failure can be reported) and
+/// returns the results in index order. With one job or one thread it runs
+/// on the calling thread.
+pub fn run<T: Send>(
+    n: usize,
+    jobs: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut on_event: impl FnMut(Event<'_, T>),
+) -> Vec<T> {
+    let threads = jobs.max(1).min(n);
+    if threads <= 1 {
+        return (0..n)
+            .map(|i| {
+                on_event(Event::Started(i));
+                let r = work(i);
+                on_event(Event::Finished(i, &r));
+                r
+            })
+            .collect();
+    }
+    enum Msg<T> {
+        Started(usize),
+        Done(usize, T),
+    }
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Msg<T>>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let _ = tx.send(Msg::Started(i));
+                let r = work(i);
+                let _ = tx.send(Msg::Done(i, r));
+            });
+        }
+        drop(tx);
+        for msg in rx {
+            match msg {
+                Msg::Started(i) => on_event(Event::Started(i)),
+                Msg::Done(i, r) => {
+                    on_event(Event::Finished(i, &r));
+                    results[i] = Some(r);
+                }
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every job reports back"))
+        .collect()
+}
+
+/// The default for `-j`: the machine's available parallelism.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    #[test]
+    fn runs_every_job_once_and_keeps_index_order() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let mut started = Vec::new();
+        let out = run(
+            8,
+            3,
+            |i| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+                i * 10
+            },
+            |e| {
+                if let Event::Started(i) = e {
+                    started.push(i)
+                }
+            },
+        );
+        assert_eq!(out, (0..8).map(|i| i * 10).collect::<Vec<_>>());
+        started.sort();
+        assert_eq!(started, (0..8).collect::<Vec<_>>());
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak > 1 && peak <= 3, "peak concurrency {peak}");
+    }
+
+    #[test]
+    fn one_job_runs_on_the_calling_thread() {
+        let me = std::thread::current().id();
+        let out = run(3, 1, |_| std::thread::current().id() == me, |_| {});
+        assert_eq!(out, vec![true, true, true]);
+    }
+}
