@@ -1,0 +1,260 @@
+//! Issue 8: a no-op sync costs nothing (proved by a recording `uv` stand-in
+//! on `PATH` and by file mtimes), environment syncs run in parallel with
+//! every failure reported and everything rolled back, and the output is the
+//! same whatever `--jobs` says. Everything else runs real uv, offline.
+
+mod sync_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sync_support::{require, stderr, stdout, Sandbox};
+
+/// `n` uv services `s0`, `s1`, … at `services/sN` (each depending on
+/// `alpha`) and the library `beta` in the shared project; `bad` names
+/// services that get an unresolvable dependency instead.
+fn manifest(n: usize, bad: &[usize]) -> String {
+    let mut m = String::from("[project]\nname = \"sandbox\"\n\n[libraries]\nstandalone = [\"beta\"]\n\n[services]\nstandalone = [");
+    m.push_str(
+        &(0..n)
+            .map(|i| format!("\"s{i}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    m.push_str(
+        "]\n\n[registry.libraries.beta.sources.prod]\ntype = \"pypi\"\nversion = \"==2.0.0\"\n",
+    );
+    for i in 0..n {
+        let dep = if bad.contains(&i) {
+            "no-such-package>=1"
+        } else {
+            "alpha"
+        };
+        m.push_str(&format!(
+            "\n[registry.services.s{i}]\ndependencies = [\"{dep}\"]\n[registry.services.s{i}.sources.prod]\ntype = \"local\"\npath = \"services/s{i}\"\n[registry.services.s{i}.deployment-profiles.default]\nruntime = \"uv\"\n"
+        ));
+    }
+    m
+}
+
+fn sandbox(n: usize) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    for i in 0..n {
+        sb.uv_service(&format!("services/s{i}"), "");
+    }
+    sb.write("hsm.toml", &manifest(n, &[]));
+    sb
+}
+
+/// Every file and directory under `root` with its mtime.
+fn mtimes(root: &Path) -> BTreeMap<PathBuf, SystemTime> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            out.insert(p.clone(), md.modified().unwrap());
+            if md.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A `uv` that only appends `<cwd> <args>` to `log` and fails.
+fn recording_uv(sb: &Sandbox) -> (String, PathBuf) {
+    let bin = sb.path("stand-in-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = sb.path("uv-calls.log");
+    let uv = bin.join("uv");
+    std::fs::write(
+        &uv,
+        format!(
+            "#!/bin/sh\necho \"$PWD $*\" >> '{}'\nexit 1\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&uv, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (path, log)
+}
+
+/// After a real sync, a second one with a recording `uv` stand-in first on
+/// `PATH` (this test only) calls it zero times and changes no mtime; a
+/// changed input or a package slipped into a venv makes exactly that
+/// component run again.
+#[test]
+fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
+    if !require("uv") {
+        return;
+    }
+    let sb = sandbox(3);
+    sb.sync(&[]);
+    assert!(sb.exists(".hsm/fingerprints.json"));
+    let lock = sb.read("hsm.lock");
+    assert!(
+        !lock.contains("fingerprint"),
+        "hsm.lock stays free of caches:\n{lock}"
+    );
+    let (path, log) = recording_uv(&sb);
+    let before = mtimes(&sb.root);
+
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!log.exists(), "uv was called:\n{}", sb.read("uv-calls.log"));
+    assert_eq!(
+        stderr(&out),
+        "       Fresh 4 components unchanged (`-v` lists them)\n"
+    );
+    assert_eq!(before, mtimes(&sb.root), "a no-op sync touched a file");
+
+    // -v lists every component.
+    let out = sb.cmd(&["sync", "-v"]).env("PATH", &path).output().unwrap();
+    let err = stderr(&out);
+    for c in ["s0 (uv)", "s1 (uv)", "s2 (uv)", "libraries (uv, .)"] {
+        assert!(err.contains(&format!("Fresh {c}")), "{err}");
+    }
+    assert!(!log.exists());
+
+    // An edited input: only that service runs its tool (which fails here).
+    let pp = sb.read("services/s1/pyproject.toml");
+    sb.write(
+        "services/s1/pyproject.toml",
+        &pp.replace("version = \"0.1.0\"", "version = \"0.1.1\""),
+    );
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let calls = sb.read("uv-calls.log");
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+    assert!(
+        calls.starts_with(&format!("{} sync", sb.path("services/s1").display())),
+        "{calls}"
+    );
+    sb.write("services/s1/pyproject.toml", &pp);
+    std::fs::remove_file(&log).unwrap();
+
+    // A package slipped into a service's venv behind hsm's back.
+    let sp = std::fs::read_dir(sb.path("services/s2/.venv/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    std::fs::create_dir(sp.join("intruder-1.0.dist-info")).unwrap();
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let calls = sb.read("uv-calls.log");
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+    assert!(
+        calls.starts_with(&format!("{} sync", sb.path("services/s2").display())),
+        "{calls}"
+    );
+
+    // The real uv repairs it, and then all is fresh again.
+    std::fs::remove_dir(sp.join("intruder-1.0.dist-info")).unwrap();
+    sb.sync(&[]);
+    std::fs::remove_file(&log).unwrap();
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!log.exists());
+}
+
+/// Three services fail at once under `-j 4`: all three are reported, and
+/// every file sync had changed is restored.
+#[test]
+fn parallel_sync_reports_every_failure_and_rolls_back() {
+    if !require("uv") {
+        return;
+    }
+    let sb = sandbox(5);
+    sb.write("hsm.toml", &manifest(5, &[1, 2, 4]));
+    let pps: Vec<_> = (0..5)
+        .map(|i| sb.bytes(&format!("services/s{i}/pyproject.toml")))
+        .collect();
+    let out = sb.run(&["sync", "-j", "4"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("3 services failed to sync: `s1`, `s2`, `s4`"),
+        "{err}"
+    );
+    assert!(err.matches("no-such-package").count() >= 3, "{err}");
+    assert!(err.contains("was restored"), "{err}");
+    for i in 0..5 {
+        assert_eq!(
+            sb.bytes(&format!("services/s{i}/pyproject.toml")),
+            pps[i],
+            "s{i}"
+        );
+        assert!(!sb.exists(&format!("services/s{i}/uv.lock")), "s{i}");
+    }
+    assert!(!sb.exists("hsm.lock"));
+}
+
+/// `-j 1` and `-j 4` do the same work, report it in the same order and
+/// write the same bytes; `--message-format json` prints only the document.
+#[test]
+fn jobs_do_not_change_the_report_or_the_files() {
+    if !require("uv") {
+        return;
+    }
+    let mut docs = Vec::new();
+    let mut locks = Vec::new();
+    for jobs in ["1", "4"] {
+        let sb = sandbox(4);
+        let out = sb.run(&["sync", "-j", jobs, "--message-format", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let actions: Vec<(String, String)> = doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["action"].as_str().unwrap().to_string(),
+                    a["component"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        docs.push(actions);
+        locks.push(
+            sb.read("hsm.lock")
+                .replace(&sb.root.display().to_string(), "ROOT"),
+        );
+        for i in 0..4 {
+            assert!(sb.exists(&format!("services/s{i}/.venv/pyvenv.cfg")));
+        }
+    }
+    assert_eq!(docs[0], docs[1]);
+    assert_eq!(locks[0], locks[1]);
+    let syncs: Vec<&str> = docs[0]
+        .iter()
+        .filter(|(a, _)| a == "sync")
+        .map(|(_, c)| c.as_str())
+        .collect();
+    assert_eq!(
+        syncs,
+        [
+            "service:s0",
+            "service:s1",
+            "service:s2",
+            "service:s3",
+            "libraries"
+        ]
+    );
+}
