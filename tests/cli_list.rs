@@ -64,6 +64,21 @@ fn list_runs_from_a_subdirectory_without_manifest_path() {
         .stdout_eq(snapbox::file!["snapshots/list-rag-stack.txt"]);
 }
 
+/// Discovery without `cargo metadata`: from a directory that is no package
+/// (`config/`) the nearest `Cargo.toml` is the workspace root itself.
+#[test]
+fn list_runs_from_a_non_package_directory_without_manifest_path() {
+    let root = example();
+    hsm()
+        .with_assert(assert_with_root(&root))
+        .arg("list")
+        .current_dir(root.join("config"))
+        .env("CARGO", "/nonexistent/cargo")
+        .assert()
+        .success()
+        .stdout_eq(snapbox::file!["snapshots/list-rag-stack.txt"]);
+}
+
 #[test]
 fn configuration_error_rendering() {
     let dir = tempfile::tempdir().unwrap();

@@ -147,8 +147,13 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
     }
 }
 
-/// Finds the workspace root with `cargo metadata`, as cargo itself would.
+/// Finds the workspace root: without a process when the nearest
+/// `Cargo.toml` is a workspace root itself, else with `cargo metadata`, as
+/// cargo itself would.
 pub fn workspace_root(manifest_path: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
+    if let Some(root) = workspace_root_fast(manifest_path) {
+        return Ok(root);
+    }
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
     if let Some(p) = manifest_path {
@@ -167,6 +172,31 @@ pub fn workspace_root(manifest_path: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
         .with_help("run inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")),
         Err(e) => Err(Error::config(format!("`cargo metadata` failed: {e}"))),
     }
+}
+
+/// The nearest `Cargo.toml` (`--manifest-path`, or the first one found
+/// from the current directory up) when it has a `[workspace]` table: such a
+/// manifest is always its own workspace root. `None` for anything else (a
+/// member package, whose root cargo finds by its own rules; an unreadable
+/// manifest, which `cargo metadata` then reports). Saves `cargo metadata`'s
+/// ~15 ms on every command.
+fn workspace_root_fast(manifest_path: Option<&Utf8Path>) -> Option<Utf8PathBuf> {
+    let cwd = Utf8PathBuf::from_path_buf(std::env::current_dir().ok()?).ok()?;
+    let manifest = match manifest_path {
+        Some(p) => crate::paths::normalize(&cwd.join(p)),
+        None => cwd
+            .ancestors()
+            .map(|d| d.join("Cargo.toml"))
+            .find(|p| p.is_file())?,
+    };
+    if manifest.file_name() != Some("Cargo.toml") {
+        return None;
+    }
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&manifest).ok()?).ok()?;
+    doc.get("workspace")
+        .is_some_and(|w| w.is_table())
+        .then(|| manifest.parent().map(Utf8Path::to_owned))
+        .flatten()
 }
 
 fn install_report_handler(color: bool) {
