@@ -333,39 +333,83 @@ fn json_report_snapshot() {
     );
 }
 
+/// pixi cannot be installed here: a stand-in `pixi` that exits 0 but creates
+/// no environment. Sync's own verification catches what the tool did not do.
 #[test]
-fn sync_whose_result_fails_inspection_exits_1() {
-    if !require("uv") || !require("venv") {
-        return;
-    }
+fn sync_whose_result_fails_inspection_exits_1_pixi_stand_in() {
     let sb = Sandbox::new();
-    // Pins `alpha` but not its dependency `gamma`: what pip installs is not
-    // what the pinned requirements say, and sync's verification says so.
-    sb.write("services/rr/requirements.txt", "alpha==1.0.0\n");
+    sb.write(
+        "bin/pixi",
+        "#!/bin/sh\necho 'version = 6' > \"$(dirname \"$3\")/pixi.lock\"\n",
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sb.path("bin/pixi"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    sb.write(
+        "gpu/pixi.toml",
+        "[workspace]\nname = \"gpu\"\nchannels = []\nplatforms = []\n",
+    );
     sb.write(
         "hsm.toml",
-        "[services]\nstandalone = [\"rr\"]\n[registry.services.rr]\nsources.prod = { type = \"local\", path = \"services/rr\" }\ndeployment-profiles.default = { runtime = \"venv\" }\n",
+        "[services]\nstandalone = [\"gpu\"]\n[registry.services.gpu]\nsources.prod = { type = \"local\", path = \"gpu\" }\ndeployment-profiles.default = { runtime = \"pixi\" }\n",
     );
-    let o = sb
-        .cmd(&["sync"])
-        .env("PIP_FIND_LINKS", sb.path("wheels"))
-        .env("PIP_NO_INDEX", "1")
-        .output()
-        .unwrap();
+    let path = format!(
+        "{}:{}",
+        sb.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("drift: service:rr [package-extra]"), "{err}");
-    assert!(
-        err.contains("no gamma (requirements.txt does not list it)"),
-        "{err}"
-    );
-    // The sync itself completed: files stay; `--no-verify` skips the inspection.
+    assert!(err.contains("drift: service:gpu [venv-missing]"), "{err}");
+    // The sync itself completed (files stay); `--no-verify` skips the inspection.
     assert!(sb.exists("hsm.lock"));
     let o = sb
         .cmd(&["sync", "--no-verify"])
-        .env("PIP_FIND_LINKS", sb.path("wheels"))
-        .env("PIP_NO_INDEX", "1")
+        .env("PATH", &path)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // And the JSON document carries the verification.
+    let o = sb
+        .cmd(&["sync", "--message-format", "json"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["verification"]["findings"][0]["kind"], "venv-missing",
+        "{v:#}"
+    );
+}
+
+/// A venv service pins only its top-level requirement: what pip pulled in
+/// for it (found through installed `Requires-Dist`) is not drift, but a
+/// package nobody asked for is.
+#[test]
+fn venv_service_extras_are_judged_by_what_pip_pulled_in() {
+    if !require("venv") || !require("uv") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write(
+        "svc/rr/requirements.txt",
+        &format!(
+            "--no-index\n--find-links {}\nalpha==1.0.0\n",
+            sb.path("wheels").display()
+        ),
+    );
+    sb.write(
+        "hsm.toml",
+        "[services]\nstandalone = [\"rr\"]\n[registry.services.rr]\ndependencies = [\"beta==2.0.0\"]\nsources.prod = { type = \"local\", path = \"svc/rr\" }\ndeployment-profiles.default = { runtime = \"venv\" }\n",
+    );
+    sb.sync(&[]);
+    let s = Synced { sb, shas: vec![] };
+    assert_eq!(s.check().status.code(), Some(0), "{}", stderr(&s.check()));
+    s.uv_pip("svc/rr", &["install", "delta"]);
+    let f = only_finding(&s);
+    assert_finding(&f, "package-extra", "service:rr", Some("delta"));
 }

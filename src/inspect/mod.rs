@@ -128,6 +128,8 @@ pub(crate) fn finding(
 /// What an environment should hold, and what it holds.
 struct EnvState {
     expected: BTreeMap<String, String>,
+    /// Everything that may be installed (the lock, or what pip pulled in).
+    allowed: std::collections::BTreeSet<String>,
     installed: BTreeMap<String, String>,
 }
 
@@ -177,6 +179,7 @@ fn inspect_python_env(
     component: &str,
     project_dir: &Utf8Path,
     runtime: RuntimeType,
+    dependencies: &[String],
     findings: &mut Vec<Finding>,
 ) -> Option<EnvState> {
     let venv = project_dir.join(".venv");
@@ -220,9 +223,6 @@ fn inspect_python_env(
         ));
         return None;
     };
-    // Extras are drift only against a real lock: `uv.lock`, or a
-    // requirements file that pins every line (`pip freeze` style).
-    let mut strict = runtime == RuntimeType::Uv;
     let expected = match runtime {
         RuntimeType::Uv => {
             let lock = project_dir.join("uv.lock");
@@ -252,23 +252,25 @@ fn inspect_python_env(
             }
         }
         _ => {
-            let req = project_dir.join("requirements.txt");
-            match std::fs::read_to_string(&req) {
-                Ok(text) => {
-                    let r = env::expected_from_requirements(&text, &marker_env);
-                    strict = r.unpinned.is_empty();
-                    let mut e = r.pinned;
-                    for n in r.unpinned {
-                        e.entry(n).or_default();
-                    }
-                    e
-                }
-                // A venv service installed from its pyproject: only presence can be checked.
-                Err(_) => BTreeMap::new(),
+            // `requirements.txt` (or the project itself, when pip installed
+            // it from its pyproject), plus the service's own dependencies.
+            let mut text = std::fs::read_to_string(project_dir.join("requirements.txt"))
+                .ok()
+                .or_else(|| project_name(&project_dir.join("pyproject.toml")))
+                .unwrap_or_default();
+            for d in dependencies {
+                text.push('\n');
+                text.push_str(d);
             }
+            let r = env::expected_from_requirements(&text, &marker_env);
+            let mut e = r.pinned;
+            for n in r.unpinned {
+                e.entry(n).or_default();
+            }
+            e
         }
     };
-    let installed = match env::installed(&venv) {
+    let dists = match env::installed_distributions(&venv) {
         Ok(i) => i,
         Err(e) => {
             findings.push(finding(
@@ -280,6 +282,14 @@ fn inspect_python_env(
             return None;
         }
     };
+    // What may be installed: the lock's packages for uv; for pip, what was
+    // asked for and what it pulled in (`Requires-Dist`, markers evaluated).
+    let allowed: std::collections::BTreeSet<String> = match runtime {
+        RuntimeType::Uv => expected.keys().cloned().collect(),
+        _ => env::requirement_closure(expected.keys().cloned(), &dists, &marker_env),
+    };
+    let installed: BTreeMap<String, String> =
+        dists.into_iter().map(|(n, d)| (n, d.version)).collect();
     for d in env::compare(&expected, &installed) {
         let f = match d {
             PackageDiff::Missing { package, expected } => package_finding(
@@ -296,21 +306,21 @@ fn inspect_python_env(
                 ),
                 "not installed",
             ),
-            PackageDiff::Extra { package, found } if strict => package_finding(
+            PackageDiff::Extra { package, .. } if allowed.contains(&package) => continue,
+            PackageDiff::Extra { package, found } => package_finding(
                 FindingKind::PackageExtra,
                 component,
                 &package,
                 format!(
-                    "no {package} ({} does not list it)",
+                    "no {package} ({} does not need it)",
                     if runtime == RuntimeType::Uv {
                         "uv.lock"
                     } else {
-                        "requirements.txt"
+                        "the requirements"
                     }
                 ),
                 format!("{package} {found}"),
             ),
-            PackageDiff::Extra { .. } => continue,
             PackageDiff::WrongVersion {
                 package,
                 expected,
@@ -327,6 +337,7 @@ fn inspect_python_env(
     }
     Some(EnvState {
         expected,
+        allowed,
         installed,
     })
 }
@@ -343,8 +354,17 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         let dir = plan.project.workspace_root.join(target);
         match svc.runtime() {
             Some(rt @ (RuntimeType::Uv | RuntimeType::Venv)) => {
-                if let Some(state) = inspect_python_env(&component, &dir, rt, &mut findings) {
-                    service_packages.extend(state.expected.into_keys());
+                let deps: Vec<String> = svc
+                    .dependencies
+                    .iter()
+                    .map(|d| match d {
+                        crate::plan::Dependency::Library { requirement, .. } => requirement.clone(),
+                        crate::plan::Dependency::Requirement { requirement } => requirement.clone(),
+                    })
+                    .collect();
+                if let Some(state) = inspect_python_env(&component, &dir, rt, &deps, &mut findings)
+                {
+                    service_packages.extend(state.allowed);
                 }
             }
             Some(RuntimeType::Pixi) => {
@@ -377,7 +397,8 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         .project
         .workspace_root
         .join(&plan.project.python_project);
-    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &mut findings) else {
+    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &[], &mut findings)
+    else {
         return findings;
     };
     for lib in &plan.libraries {
@@ -409,7 +430,7 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
             _ => {}
         }
     }
-    for pkg in service_packages.difference(&root.expected.keys().cloned().collect()) {
+    for pkg in service_packages.difference(&root.allowed) {
         if let Some(v) = root.installed.get(pkg) {
             // Reported once, as what it is: a service's package in the root.
             findings.retain(|f| {
