@@ -432,10 +432,20 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
             return Err(e);
         }
     }
+    commit_or_clean_up(s, &abs, existed, rel)
+}
+
+/// Writes the session's edits; if that fails, removes what was created.
+fn commit_or_clean_up(
+    s: Session,
+    abs: &Utf8Path,
+    existed: bool,
+    rel: Utf8PathBuf,
+) -> Result<Created> {
     match s.commit() {
         Ok(outcome) => Ok(Created { dir: rel, outcome }),
         Err(e) => {
-            cleanup(&abs, existed);
+            cleanup(abs, existed);
             Err(e)
         }
     }
@@ -524,11 +534,5 @@ pub fn library_init(root: &Utf8Path, name: &str, git_init: bool) -> Result<Creat
         cleanup(&abs, existed);
         return Err(e);
     }
-    match s.commit() {
-        Ok(outcome) => Ok(Created { dir: rel, outcome }),
-        Err(e) => {
-            cleanup(&abs, existed);
-            Err(e)
-        }
-    }
+    commit_or_clean_up(s, &abs, existed, rel)
 }

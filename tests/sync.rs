@@ -558,7 +558,7 @@ fn pixi_stand_in_receives_manifest_path_and_locked() {
     sb.write(
         "bin/pixi",
         &format!(
-            "#!/bin/sh\necho \"$@\" >> '{}'\necho 'version = 6' > \"$(dirname \"$3\")/pixi.lock\"\n",
+            "#!/bin/sh\necho \"$@\" >> '{}'\necho 'version = 6' > \"$(dirname \"$3\")/pixi.lock\"\nmkdir -p \"$(dirname \"$3\")/.pixi/envs/default\"\n",
             log.display()
         ),
     );

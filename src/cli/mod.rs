@@ -2,6 +2,7 @@
 //! with `cargo metadata`, and error rendering. Each command is a thin pair:
 //! parse arguments, call one library function.
 
+mod check;
 mod compose;
 mod edit;
 mod list;
@@ -74,6 +75,8 @@ pub enum Command {
         cmd: edit::RegistryCmd,
     },
     // ---- end of issue 5 commands ----
+    /// Inspect what sync made: environments, git checkouts, compose and env files, hsm.lock
+    Check,
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
 }
@@ -113,6 +116,7 @@ pub fn main() -> i32 {
 
 fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
     match &cli.command {
+        Command::Check => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?),
         Command::List => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             list::run(shell, &root)

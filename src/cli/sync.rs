@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::shell::{MessageFormat, Shell, Verbosity};
-use crate::error::{Result, EXIT_OK};
+use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::materialize::{self, Action, ActionKind, Progress, SyncOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -32,6 +32,9 @@ pub struct SyncArgs {
     /// Environment syncs to run at once [default: available parallelism]
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// Skip the inspection of the result (`cargo hsm check`) at the end
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// The JSON document of `sync --message-format json`.
@@ -42,6 +45,9 @@ struct SyncDocument<'a> {
     dry_run: bool,
     actions: &'a [Action],
     warnings: &'a [String],
+    /// The inspection of the result, unless `--no-verify` or `--dry-run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'a crate::inspect::Report>,
 }
 
 pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
@@ -63,6 +69,13 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
     for w in &report.warnings {
         shell.warn(w);
     }
+    // Sync's own verification: the same inspection as `cargo hsm check`.
+    let verification = if report.dry_run || args.no_verify {
+        None
+    } else {
+        Some(crate::inspect::check(&plan)?)
+    };
+    let mut code = EXIT_OK;
     match shell.format {
         MessageFormat::Json => shell.json(&SyncDocument {
             schema: crate::plan::PLAN_SCHEMA,
@@ -70,14 +83,21 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
             dry_run: report.dry_run,
             actions: &report.actions,
             warnings: &report.warnings,
+            verification: verification.as_ref(),
         }),
         MessageFormat::Human => {
             if report.dry_run {
                 shell.warn("dry run: nothing was changed");
             }
+            if let Some(v) = verification.as_ref().filter(|v| !v.clean) {
+                super::check::print_report(shell, v, &plan);
+            }
         }
     }
-    Ok(EXIT_OK)
+    if verification.is_some_and(|v| !v.clean) {
+        code = EXIT_PROBLEM;
+    }
+    Ok(code)
 }
 
 /// Sync's progress on stderr.

@@ -56,6 +56,21 @@ pub fn site_packages(venv: &Utf8Path) -> Option<Utf8PathBuf> {
 
 /// Installed distributions: normalised name → normalised version.
 pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
+    Ok(installed_distributions(venv)?
+        .into_iter()
+        .map(|(name, d)| (name, d.version))
+        .collect())
+}
+
+/// One installed distribution: its version and its `Requires-Dist` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub version: String,
+    pub requires: Vec<String>,
+}
+
+/// Installed distributions with their declared requirements, by normalised name.
+pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, Installed>> {
     let mut out = BTreeMap::new();
     let Some(sp) = site_packages(venv) else {
         return Ok(out);
@@ -67,7 +82,7 @@ pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
             continue;
         };
         let metadata = entry.path().join("METADATA");
-        let (mut n, mut v) = (None, None);
+        let (mut n, mut v, mut requires) = (None, None, Vec::new());
         if let Ok(text) = std::fs::read_to_string(&metadata) {
             for line in text.lines() {
                 if line.is_empty() {
@@ -77,6 +92,8 @@ pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
                     n = Some(x.trim().to_string());
                 } else if let Some(x) = line.strip_prefix("Version:") {
                     v = Some(x.trim().to_string());
+                } else if let Some(x) = line.strip_prefix("Requires-Dist:") {
+                    requires.push(x.trim().to_string());
                 }
             }
         }
@@ -88,9 +105,54 @@ pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
                 None => continue,
             },
         };
-        out.insert(normalize_name(&n), normalize_version(&v));
+        out.insert(
+            normalize_name(&n),
+            Installed {
+                version: normalize_version(&v),
+                requires,
+            },
+        );
     }
     Ok(out)
+}
+
+/// The names reachable from `roots` through installed `Requires-Dist`
+/// lines whose markers hold here (no extras): what pip installed for them.
+pub fn requirement_closure(
+    roots: impl IntoIterator<Item = String>,
+    installed: &BTreeMap<String, Installed>,
+    env: &MarkerEnvironment,
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<String> = roots.into_iter().collect();
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(dist) = installed.get(&name) else {
+            continue;
+        };
+        for req in &dist.requires {
+            let (spec, marker) = match req.split_once(';') {
+                Some((s, m)) => (s, Some(m.trim())),
+                None => (req.as_str(), None),
+            };
+            if let Some(m) = marker {
+                match MarkerTree::from_str(m) {
+                    Ok(tree) if !tree.evaluate(env, &[]) => continue,
+                    _ => {}
+                }
+            }
+            let end = spec
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                .unwrap_or(spec.len());
+            let dep = normalize_name(&spec[..end]);
+            if !dep.is_empty() {
+                stack.push(dep);
+            }
+        }
+    }
+    seen
 }
 
 /// The full Python version of a venv, from its `pyvenv.cfg`.

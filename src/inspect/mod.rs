@@ -5,6 +5,7 @@
 //! `uv.lock`, `requirements.txt`. No process is spawned, so inspecting a
 //! hundred services stays cheap.
 
+pub mod drift;
 pub mod env;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +27,9 @@ pub struct Finding {
     pub kind: FindingKind,
     /// `service:embedder`, `library:my-utils`, `root`, `compose`, `lock`.
     pub component: String,
+    /// The Python distribution concerned, for package findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     pub expected: String,
     pub found: String,
     /// The command that fixes it.
@@ -92,7 +96,20 @@ impl std::fmt::Display for Finding {
 
 const FIX_SYNC: &str = "cargo hsm sync";
 
-fn finding(
+fn package_finding(
+    kind: FindingKind,
+    component: &str,
+    package: &str,
+    expected: impl Into<String>,
+    found: impl Into<String>,
+) -> Finding {
+    Finding {
+        package: Some(package.to_string()),
+        ..finding(kind, component, expected, found)
+    }
+}
+
+pub(crate) fn finding(
     kind: FindingKind,
     component: &str,
     expected: impl Into<String>,
@@ -101,6 +118,7 @@ fn finding(
     Finding {
         kind,
         component: component.to_string(),
+        package: None,
         expected: expected.into(),
         found: found.into(),
         fix: FIX_SYNC.to_string(),
@@ -110,6 +128,8 @@ fn finding(
 /// What an environment should hold, and what it holds.
 struct EnvState {
     expected: BTreeMap<String, String>,
+    /// Everything that may be installed (the lock, or what pip pulled in).
+    allowed: std::collections::BTreeSet<String>,
     installed: BTreeMap<String, String>,
 }
 
@@ -159,6 +179,7 @@ fn inspect_python_env(
     component: &str,
     project_dir: &Utf8Path,
     runtime: RuntimeType,
+    dependencies: &[String],
     findings: &mut Vec<Finding>,
 ) -> Option<EnvState> {
     let venv = project_dir.join(".venv");
@@ -231,22 +252,25 @@ fn inspect_python_env(
             }
         }
         _ => {
-            let req = project_dir.join("requirements.txt");
-            match std::fs::read_to_string(&req) {
-                Ok(text) => {
-                    let r = env::expected_from_requirements(&text, &marker_env);
-                    let mut e = r.pinned;
-                    for n in r.unpinned {
-                        e.entry(n).or_default();
-                    }
-                    e
-                }
-                // A venv service installed from its pyproject: only presence can be checked.
-                Err(_) => BTreeMap::new(),
+            // `requirements.txt` (or the project itself, when pip installed
+            // it from its pyproject), plus the service's own dependencies.
+            let mut text = std::fs::read_to_string(project_dir.join("requirements.txt"))
+                .ok()
+                .or_else(|| project_name(&project_dir.join("pyproject.toml")))
+                .unwrap_or_default();
+            for d in dependencies {
+                text.push('\n');
+                text.push_str(d);
             }
+            let r = env::expected_from_requirements(&text, &marker_env);
+            let mut e = r.pinned;
+            for n in r.unpinned {
+                e.entry(n).or_default();
+            }
+            e
         }
     };
-    let installed = match env::installed(&venv) {
+    let dists = match env::installed_distributions(&venv) {
         Ok(i) => i,
         Err(e) => {
             findings.push(finding(
@@ -258,12 +282,20 @@ fn inspect_python_env(
             return None;
         }
     };
-    let strict = runtime == RuntimeType::Uv || project_dir.join("requirements.txt").is_file();
+    // What may be installed: the lock's packages for uv; for pip, what was
+    // asked for and what it pulled in (`Requires-Dist`, markers evaluated).
+    let allowed: std::collections::BTreeSet<String> = match runtime {
+        RuntimeType::Uv => expected.keys().cloned().collect(),
+        _ => env::requirement_closure(expected.keys().cloned(), &dists, &marker_env),
+    };
+    let installed: BTreeMap<String, String> =
+        dists.into_iter().map(|(n, d)| (n, d.version)).collect();
     for d in env::compare(&expected, &installed) {
         let f = match d {
-            PackageDiff::Missing { package, expected } => finding(
+            PackageDiff::Missing { package, expected } => package_finding(
                 FindingKind::PackageMissing,
                 component,
+                &package,
                 format!(
                     "{package} {}",
                     if expected.is_empty() {
@@ -274,20 +306,29 @@ fn inspect_python_env(
                 ),
                 "not installed",
             ),
-            PackageDiff::Extra { package, found } if strict => finding(
+            PackageDiff::Extra { package, .. } if allowed.contains(&package) => continue,
+            PackageDiff::Extra { package, found } => package_finding(
                 FindingKind::PackageExtra,
                 component,
-                format!("no {package}"),
+                &package,
+                format!(
+                    "no {package} ({} does not need it)",
+                    if runtime == RuntimeType::Uv {
+                        "uv.lock"
+                    } else {
+                        "the requirements"
+                    }
+                ),
                 format!("{package} {found}"),
             ),
-            PackageDiff::Extra { .. } => continue,
             PackageDiff::WrongVersion {
                 package,
                 expected,
                 found,
-            } => finding(
+            } => package_finding(
                 FindingKind::PackageWrongVersion,
                 component,
+                &package,
                 format!("{package} {expected}"),
                 format!("{package} {found}"),
             ),
@@ -296,6 +337,7 @@ fn inspect_python_env(
     }
     Some(EnvState {
         expected,
+        allowed,
         installed,
     })
 }
@@ -312,8 +354,17 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         let dir = plan.project.workspace_root.join(target);
         match svc.runtime() {
             Some(rt @ (RuntimeType::Uv | RuntimeType::Venv)) => {
-                if let Some(state) = inspect_python_env(&component, &dir, rt, &mut findings) {
-                    service_packages.extend(state.expected.into_keys());
+                let deps: Vec<String> = svc
+                    .dependencies
+                    .iter()
+                    .map(|d| match d {
+                        crate::plan::Dependency::Library { requirement, .. } => requirement.clone(),
+                        crate::plan::Dependency::Requirement { requirement } => requirement.clone(),
+                    })
+                    .collect();
+                if let Some(state) = inspect_python_env(&component, &dir, rt, &deps, &mut findings)
+                {
+                    service_packages.extend(state.allowed);
                 }
             }
             Some(RuntimeType::Pixi) => {
@@ -346,36 +397,51 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         .project
         .workspace_root
         .join(&plan.project.python_project);
-    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &mut findings) else {
+    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &[], &mut findings)
+    else {
         return findings;
     };
     for lib in &plan.libraries {
         let name = env::normalize_name(requirement_name(&lib.requirement));
         let component = format!("library:{}", lib.name);
+        // A selected library's package is reported once, as the library.
+        findings
+            .retain(|f| !(f.component == "root" && f.package.as_deref() == Some(name.as_str())));
         match (root.installed.get(&name), root.expected.get(&name)) {
-            (None, want) => findings.push(finding(
+            (None, want) => findings.push(package_finding(
                 FindingKind::RootLibraryMissing,
                 &component,
+                &name,
                 format!(
                     "{name} {} in the root environment",
                     want.map(String::as_str).unwrap_or("installed")
                 ),
                 "not installed",
             )),
-            (Some(have), Some(want)) if !env::same_version(have, want) => findings.push(finding(
-                FindingKind::RootLibraryWrongVersion,
-                &component,
-                format!("{name} {want}"),
-                format!("{name} {have}"),
-            )),
+            (Some(have), Some(want)) if !env::same_version(have, want) => {
+                findings.push(package_finding(
+                    FindingKind::RootLibraryWrongVersion,
+                    &component,
+                    &name,
+                    format!("{name} {want}"),
+                    format!("{name} {have}"),
+                ))
+            }
             _ => {}
         }
     }
-    for pkg in service_packages.difference(&root.expected.keys().cloned().collect()) {
+    for pkg in service_packages.difference(&root.allowed) {
         if let Some(v) = root.installed.get(pkg) {
-            findings.push(finding(
+            // Reported once, as what it is: a service's package in the root.
+            findings.retain(|f| {
+                !(f.component == "root"
+                    && f.kind == FindingKind::PackageExtra
+                    && f.package.as_deref() == Some(pkg))
+            });
+            findings.push(package_finding(
                 FindingKind::RootHasServicePackage,
                 "root",
+                pkg,
                 format!("no {pkg} (only services need it)"),
                 format!("{pkg} {v}"),
             ));
@@ -392,4 +458,31 @@ pub fn requirement_name(req: &str) -> &str {
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(req.len());
     &req[..end]
+}
+
+/// The result of `cargo hsm check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub clean: bool,
+    pub findings: Vec<Finding>,
+}
+
+/// Everything `cargo hsm check` inspects, without changing anything:
+/// environments, git checkouts, the compose file, env files and `hsm.lock`.
+pub fn check(plan: &Plan) -> crate::Result<Report> {
+    let lock_path = crate::lock::HsmLock::path(&plan.project.workspace_root);
+    let lock = crate::lock::HsmLock::read(&lock_path)?;
+    let mut findings = inspect_environments(plan);
+    drift::git_services(plan, lock.as_ref(), &mut findings);
+    drift::compose(plan, &mut findings)?;
+    drift::env_files(plan, &mut findings)?;
+    drift::lock(plan, lock.as_ref(), &mut findings);
+    findings.sort();
+    findings.dedup();
+    Ok(Report {
+        schema: REPORT_SCHEMA,
+        clean: findings.is_empty(),
+        findings,
+    })
 }

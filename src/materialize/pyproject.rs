@@ -35,30 +35,10 @@ pub struct Edited {
 
 /// PEP 503 name of the package a requirement string names.
 pub fn requirement_name(req: &str) -> String {
-    let name: String = req
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
-    normalize_name(&name)
+    normalize_name(crate::inspect::requirement_name(req.trim()))
 }
 
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::new();
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
+pub use crate::inspect::env::normalize_name;
 
 /// `to` relative to the directory `from` (both relative to the same base),
 /// lexically. Absolute `to` stays absolute.

@@ -1,0 +1,81 @@
+//! `cargo hsm check`: inspect everything sync made, change nothing.
+
+use camino::Utf8Path;
+
+use super::shell::{MessageFormat, Shell};
+use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
+use crate::inspect::{self, Finding, Report};
+
+pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    for w in &plan.warnings {
+        shell.warn(w);
+    }
+    let report = inspect::check(&plan)?;
+    Ok(print_report(shell, &report, &plan))
+}
+
+/// Prints a report (human on stderr, JSON on stdout) and returns the exit code.
+pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
+    match shell.format {
+        MessageFormat::Json => shell.json(report),
+        MessageFormat::Human => {
+            if report.clean {
+                let envs = plan.environment_services().count();
+                let containers = plan.container_services().count();
+                shell.status(
+                    "Checked",
+                    format!(
+                        "{envs} environment service{}, {containers} container service{}, {} librar{}: no drift",
+                        plural(envs),
+                        plural(containers),
+                        plan.libraries.len(),
+                        if plan.libraries.len() == 1 { "y" } else { "ies" }
+                    ),
+                );
+            } else {
+                for f in &report.findings {
+                    eprintln!("{}", render(f));
+                }
+                let fixes: std::collections::BTreeSet<&str> =
+                    report.findings.iter().map(|f| f.fix.as_str()).collect();
+                eprintln!(
+                    "error: {} finding{}: what is on disk is not what the manifest and the lock files say",
+                    report.findings.len(),
+                    plural(report.findings.len())
+                );
+                for fix in fixes {
+                    eprintln!("  help: run `{fix}`");
+                }
+            }
+        }
+    }
+    if report.clean {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEM
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn render(f: &Finding) -> String {
+    let mut s = format!(
+        "drift: {} [{}]\n  expected: {}\n     found: ",
+        f.component,
+        f.kind.as_str(),
+        f.expected
+    );
+    let mut lines = f.found.lines();
+    s.push_str(lines.next().unwrap_or(""));
+    for l in lines {
+        s.push_str(&format!("\n            {l}"));
+    }
+    s
+}
