@@ -27,7 +27,10 @@ fn main() {
     println!("runs:    {runs} per side, alternating; medians\n");
 
     let mut rows = Vec::new();
-    rows.push(noop_sync(&tools, 100, runs));
+    let ws = uv_workspace(&tools, 100);
+    rows.push(noop_sync(&tools, ws.path(), 100, runs));
+    rows.push(check(&tools, ws.path(), 100, runs));
+    drop(ws);
     rows.push(cold_sync(&tools, 20, runs));
     rows.push(resolve_compose(1000, runs));
 
@@ -268,9 +271,7 @@ fn report(case: &str, hsm: Vec<Duration>, base: Vec<Duration>) -> (Duration, Dur
 }
 
 /// (a) Nothing changed: `cargo hsm sync` vs the loop of `uv sync --locked`.
-fn noop_sync(tools: &Tools, n: usize, runs: usize) -> Row {
-    let ws = uv_workspace(tools, n);
-    let root = ws.path();
+fn noop_sync(tools: &Tools, root: &Path, n: usize, runs: usize) -> Row {
     run(tools.hsm_sync(root), "first cargo hsm sync");
     let (mut hsm, mut base) = (Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -284,6 +285,33 @@ fn noop_sync(tools: &Tools, n: usize, runs: usize) -> Row {
         baseline: Some(b),
         goal: "ratio ≤ 0.05 and < 50 ms",
         met: h.as_secs_f64() / b.as_secs_f64() <= 0.05 && h < Duration::from_millis(50),
+    }
+}
+
+/// (c) `cargo hsm check` vs the loop of `uv sync --locked --check`, on
+/// the synced workspace of (a).
+fn check(tools: &Tools, root: &Path, n: usize, runs: usize) -> Row {
+    let hsm_check = || {
+        let mut c = tools.cmd(&tools.hsm, root);
+        c.args(["hsm", "check", "-q", "--manifest-path"])
+            .arg(root.join("Cargo.toml"));
+        c
+    };
+    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        hsm.push(run(hsm_check(), "cargo hsm check"));
+        base.push(run(
+            tools.shell_loop(root, "--locked --check"),
+            "uv sync --check loop",
+        ));
+    }
+    let (h, b) = report(&format!("(c) check, N={n}"), hsm, base);
+    Row {
+        case: format!("(c) `cargo hsm check`, N={n}"),
+        hsm: h,
+        baseline: Some(b),
+        goal: "ratio ≤ 0.2",
+        met: h.as_secs_f64() / b.as_secs_f64() <= 0.2,
     }
 }
 
