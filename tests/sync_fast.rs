@@ -194,10 +194,10 @@ fn parallel_sync_reports_every_failure_and_rolls_back() {
     );
     assert!(err.matches("no-such-package").count() >= 3, "{err}");
     assert!(err.contains("was restored"), "{err}");
-    for i in 0..5 {
+    for (i, pp) in pps.iter().enumerate() {
         assert_eq!(
-            sb.bytes(&format!("services/s{i}/pyproject.toml")),
-            pps[i],
+            &sb.bytes(&format!("services/s{i}/pyproject.toml")),
+            pp,
             "s{i}"
         );
         assert!(!sb.exists(&format!("services/s{i}/uv.lock")), "s{i}");

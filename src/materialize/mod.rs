@@ -156,8 +156,8 @@ pub fn root_wanted(plan: &Plan, text: &str, abs: &Utf8Path) -> Result<pyproject:
     }
     // Isolated services matched by the root's uv workspace `members`
     // would be synced into the root venv: exclude them.
-    if let Some((members, excludes)) = pyproject::workspace_globs(&text, &abs)? {
-        let ours = pyproject::managed_excludes(&text, &abs)?;
+    if let Some((members, excludes)) = pyproject::workspace_globs(text, abs)? {
+        let ours = pyproject::managed_excludes(text, abs)?;
         let user_excludes: Vec<&String> = excludes.iter().filter(|e| !ours.contains(e)).collect();
         for sv in plan.environment_services() {
             let Some(t) = &sv.target_path else { continue };

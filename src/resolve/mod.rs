@@ -120,6 +120,18 @@ struct Resolver<'a> {
     warnings: Vec<String>,
 }
 
+/// Who implies (label), the implying service if any, what it implies, and
+/// where its `implies` table is.
+type Provider = (
+    String,
+    Option<String>,
+    BTreeMap<String, ImplyValue>,
+    Location,
+);
+
+/// One environment layer: which, where, described for errors, its variables.
+type EnvLayerSpec = (EnvLayer, Location, String, Vec<(String, String)>);
+
 fn err(d: ConfigDiagnostic) -> Error {
     Error::from(d)
 }
@@ -346,7 +358,7 @@ impl<'a> Resolver<'a> {
                     )));
             }
         }
-        for (name, _) in &m.modes {
+        for name in m.modes.keys() {
             let loc = self.at(KeyPath::parse_dotted("modes").key(name.as_str()));
             if !self.exists(Kind::Library, name) && !self.exists(Kind::Service, name) {
                 let known: Vec<&str> = self
@@ -633,12 +645,7 @@ impl<'a> Resolver<'a> {
         loop {
             let mut changed = false;
             // Snapshot of current providers: (label, implier service, implies, base location).
-            let mut providers: Vec<(
-                String,
-                Option<String>,
-                BTreeMap<String, ImplyValue>,
-                Location,
-            )> = Vec::new();
+            let mut providers: Vec<Provider> = Vec::new();
             for name in self.libs.keys() {
                 let e = &self.l.registry.libraries[name];
                 providers.push((
@@ -1349,7 +1356,7 @@ impl<'a> Resolver<'a> {
         } else {
             "prod"
         };
-        let mut layers: Vec<(EnvLayer, Location, String, Vec<(String, String)>)> = vec![
+        let mut layers: Vec<EnvLayerSpec> = vec![
             (
                 EnvLayer::Service,
                 entry.origin.key("env"),
