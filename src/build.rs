@@ -173,9 +173,10 @@ impl Config {
         self
     }
 
-    /// Runs and prints Cargo's directives. On error, prints the error and
-    /// exits the build script with status 1, which fails the build with the
-    /// message in Cargo's output.
+    /// Runs and prints Cargo's directives. On error, prints it as
+    /// `cargo::error=` lines and ends the build script: Cargo fails the
+    /// build and shows the message once, without the script's whole output
+    /// (`cargo::error` needs Cargo 1.84; this crate needs Rust 1.89).
     pub fn run(self) -> Outcome {
         let mut out = std::io::stdout().lock();
         match self.run_to(&mut out, &|k| std::env::var(k).ok()) {
@@ -183,9 +184,7 @@ impl Config {
             Err(e) => {
                 report_error(&mut out, &e);
                 let _ = out.flush();
-                drop(out);
-                eprintln!("error: {}", e.plain());
-                std::process::exit(1)
+                std::process::exit(0)
             }
         }
     }
@@ -251,7 +250,7 @@ impl Config {
                 let _shared = wait_for_sync(&root)?;
                 let report = crate::inspect::check(&plan)?;
                 if !report.clean {
-                    return Err(stale(&mut w, &root, &report, "is stale"));
+                    return Err(stale(&root, &report, "is stale"));
                 }
             }
             Mode::Sync => {
@@ -265,7 +264,7 @@ impl Config {
                 if self.verify {
                     let check = crate::inspect::check(&plan)?;
                     if !check.clean {
-                        return Err(stale(&mut w, &root, &check, "is not clean after sync"));
+                        return Err(stale(&root, &check, "is not clean after sync"));
                     }
                 }
             }
@@ -304,23 +303,16 @@ impl Directives<'_> {
     }
 }
 
-/// Prints an error as `cargo:warning=` lines, so the summary Cargo shows
-/// above the build script's full output already holds it.
+/// Prints an error as `cargo::error=` lines, one per line of its plain
+/// rendering: Cargo ends a directive at the newline.
 fn report_error(out: &mut dyn Write, e: &Error) {
-    Directives { out }.warning(&e.plain());
+    for l in e.plain().lines().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(out, "cargo::error={l}");
+    }
 }
 
-/// The error of a stale environment: every finding as a warning, and a
-/// message that names the command to run.
-fn stale(
-    w: &mut Directives<'_>,
-    root: &Utf8Path,
-    report: &crate::inspect::Report,
-    what: &str,
-) -> Error {
-    for f in &report.findings {
-        w.warning(&f.to_string());
-    }
+/// The error of a stale environment: every finding, and the command to run.
+fn stale(root: &Utf8Path, report: &crate::inspect::Report, what: &str) -> Error {
     let n = report.findings.len();
     let fixes: std::collections::BTreeSet<&str> =
         report.findings.iter().map(|f| f.fix.as_str()).collect();
@@ -584,8 +576,17 @@ mod tests {
         assert!(msg.contains("cargo hsm sync"), "{msg}");
         assert!(msg.contains("venv-missing"), "{msg}");
         assert!(
-            out.contains("cargo:warning=service:app [venv-missing]"),
-            "{out}"
+            !out.contains("rerun-if-changed"),
+            "a failed run needs no inputs: Cargo runs it again anyway\n{out}"
+        );
+        let mut errors = Vec::new();
+        report_error(&mut errors, &e);
+        let errors = String::from_utf8(errors).unwrap();
+        assert!(
+            errors.starts_with("cargo::error=the Python environment of workspace")
+                && errors.contains("\ncargo::error=  service:app [venv-missing]: expected")
+                && errors.contains("\ncargo::error=  help: run `cargo hsm sync` in"),
+            "{errors}"
         );
         // Check mode wrote nothing, not even `.hsm/`.
         assert!(!r.join(".hsm").exists());

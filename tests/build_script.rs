@@ -236,8 +236,9 @@ fn example_build_syncs_once_reruns_on_manifest_change_and_check_fails_when_stale
     for needle in [
         "service:greeter [venv-missing]",
         "is stale: 1 finding",
-        "help: run `cargo hsm sync` in",
-        "failed to run custom build command for `app v0.1.0",
+        "error: app@0.1.0:   help: run `cargo hsm sync` in",
+        "error: app@0.1.0: the Python environment of workspace",
+        "error: build script logged errors",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -267,7 +268,15 @@ fn two_build_scripts_serialise_through_the_sync_lock() {
     }
     let sb = Sandbox::new();
     copy_example(&sb);
-    add_crate(&sb, "worker");
+    add_crate(&sb, "second");
+    // Not `app`: Cargo keys a workspace member's build-script unit by its
+    // name and path inside the workspace, so the other test's `app` (same
+    // target dir) would count as this one's, fresh, and not run.
+    sb.write(
+        "crates/app/Cargo.toml",
+        &sb.read("crates/app/Cargo.toml")
+            .replace("name = \"app\"", "name = \"first\""),
+    );
     let root = camino::Utf8PathBuf::from_path_buf(sb.root.clone()).unwrap();
     let held = cargo_hsm::materialize::acquire_sync_lock(&root, &mut |_| {
         panic!("nothing else holds the lock yet")
@@ -326,7 +335,7 @@ fn two_build_scripts_serialise_through_the_sync_lock() {
     assert!(status.success(), "cargo build -j 2 failed:\n{log}");
     assert_eq!(
         blocked.into_iter().collect::<Vec<_>>(),
-        ["app", "worker"],
+        ["first", "second"],
         "{log}"
     );
 
