@@ -256,6 +256,26 @@ fn example_build_syncs_once_reruns_on_manifest_change_and_check_fails_when_stale
     // 7. Back to sync mode: the build repairs the environment.
     let err = build_ok(&sb, None);
     assert!(sb.exists("python/greeter/.venv/pyvenv.cfg"), "{err}");
+
+    // 8. A sync that writes one of its own inputs (here `hsm.lock`) is run
+    //    once more by Cargo, which finds it newer than the run's start; that
+    //    run writes nothing, and the build after it is fresh.
+    std::fs::remove_file(sb.path("hsm.lock")).unwrap();
+    touch(&sb.path("hsm.toml"));
+    let err = build_ok(&sb, None);
+    assert!(
+        hsm_lines(&err).iter().any(|(_, l)| l == "Writing hsm.lock"),
+        "{err}"
+    );
+    let err = build_ok(&sb, None);
+    assert_eq!(script_runs(&err), 1, "{err}");
+    let lines = hsm_lines(&err);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|(_, l)| l.starts_with("Fresh ")),
+        "{lines:?}"
+    );
+    let err = build_ok(&sb, None);
+    assert_eq!(script_runs(&err), 0, "{err}");
 }
 
 /// Two crates whose build scripts both sync, built with `-j 2` while this
