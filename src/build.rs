@@ -2,11 +2,9 @@
 //! workspace's Python environments before the crate compiles.
 //!
 //! ```no_run
-//! // build.rs, with `cargo-hsm = { version = "0.1", default-features = false }`
-//! // under `[build-dependencies]`
-//! fn main() {
-//!     cargo_hsm::build::check().run();
-//! }
+//! // build.rs's `main`, with `cargo-hsm = { version = "0.1",
+//! // default-features = false }` under `[build-dependencies]`:
+//! cargo_hsm::build::check().run();
 //! ```
 //!
 //! Two modes, one contract:
