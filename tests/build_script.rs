@@ -119,11 +119,16 @@ fn build_ok(sb: &Sandbox, mode: Option<&str>) -> String {
     err
 }
 
-/// How many times a build ran a build script (not compiled one).
+/// How many times a build ran `app`'s build script (not compiled it, and
+/// not a dependency's: a cold target dir runs those too).
 fn script_runs(cargo_stderr: &str) -> usize {
     cargo_stderr
         .lines()
-        .filter(|l| l.trim_start().starts_with("Running `") && l.ends_with("/build-script-build`"))
+        .filter(|l| {
+            l.trim_start().starts_with("Running `")
+                && l.ends_with("/build-script-build`")
+                && l.contains("/build/app-")
+        })
         .count()
 }
 
