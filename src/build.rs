@@ -41,7 +41,7 @@
 //! Outputs (a deleted `.venv`) are not watched: `cargo hsm check` in CI
 //! catches those.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -182,6 +182,11 @@ impl Config {
             Err(e) => {
                 report_error(&mut out, &e);
                 let _ = out.flush();
+                if std::env::var_os("OUT_DIR").is_none() {
+                    // Not under Cargo: nobody reads `cargo::error`.
+                    eprintln!("error: {}", e.plain());
+                    std::process::exit(1)
+                }
                 std::process::exit(0)
             }
         }
@@ -224,7 +229,22 @@ impl Config {
             return Ok(outcome);
         }
         let root = match &self.workspace_root {
-            Some(r) => r.clone(),
+            Some(r) if r.is_absolute() => r.clone(),
+            Some(r) => {
+                // Relative to the package, where Cargo runs build scripts.
+                let base = match env("CARGO_MANIFEST_DIR") {
+                    Some(d) => Utf8PathBuf::from(d),
+                    None => std::env::current_dir()
+                        .ok()
+                        .and_then(|d| Utf8PathBuf::from_path_buf(d).ok())
+                        .ok_or_else(|| {
+                            Error::failed(format!(
+                                "cannot resolve the relative workspace root `{r}`"
+                            ))
+                        })?,
+                };
+                crate::paths::normalize(&base.join(r))
+            }
             None => {
                 let dir = env("CARGO_MANIFEST_DIR").ok_or_else(|| {
                     Error::failed("`CARGO_MANIFEST_DIR` is not set: this is not a build script")
@@ -245,7 +265,7 @@ impl Config {
         match mode {
             Mode::Off => unreachable!("returned above"),
             Mode::Check => {
-                let _shared = wait_for_sync(&root)?;
+                let _shared = wait_for_sync(&root, &mut w)?;
                 let report = crate::inspect::check(&plan)?;
                 if !report.clean {
                     return Err(stale(&root, &report, "is stale"));
@@ -335,15 +355,28 @@ fn stale(root: &Utf8Path, report: &crate::inspect::Report, what: &str) -> Error 
 
 /// Waits until no sync holds `.hsm/sync.lock`, holding it shared. Creates
 /// nothing: without the lock file no sync has ever run there.
-fn wait_for_sync(root: &Utf8Path) -> Result<Option<File>> {
+fn wait_for_sync(root: &Utf8Path, w: &mut Directives<'_>) -> Result<Option<File>> {
     let path = root.join(SYNC_LOCK);
     let file = match OpenOptions::new().read(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::failed(format!("cannot open `{path}`: {e}"))),
     };
-    file.lock_shared()
-        .map_err(|e| Error::failed(format!("cannot lock `{path}`: {e}")))?;
+    let failed = |e: std::io::Error| Error::failed(format!("cannot lock `{path}`: {e}"));
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            w.progress(&Action {
+                action: ActionKind::Block,
+                component: "check".into(),
+                message: format!("waiting for file lock on {SYNC_LOCK}"),
+                path: Some(SYNC_LOCK.into()),
+                command: None,
+            });
+            file.lock_shared().map_err(failed)?;
+        }
+        Err(TryLockError::Error(e)) => return Err(failed(e)),
+    }
     Ok(Some(file))
 }
 
@@ -544,9 +577,9 @@ mod tests {
         assert!(r.unwrap_err().plain().contains("CARGO_MANIFEST_DIR"));
     }
 
-    #[test]
-    fn check_reports_inputs_and_staleness() {
-        let (_d, r) = tmp();
+    /// A workspace with one never-synced uv service and a crate `x`.
+    fn stale_workspace() -> (tempfile::TempDir, Utf8PathBuf) {
+        let (d, r) = tmp();
         write(&r.join("Cargo.toml"), "[workspace]\n");
         write(
             &r.join("hsm.toml"),
@@ -561,6 +594,12 @@ mod tests {
             &r.join("crates/x/Cargo.toml"),
             "[package]\nname = \"x\"\nversion = \"0.1.0\"\n",
         );
+        (d, r)
+    }
+
+    #[test]
+    fn check_reports_inputs_and_staleness() {
+        let (_d, r) = stale_workspace();
         let (res, out) = run(
             check(),
             &[("CARGO_MANIFEST_DIR", r.join("crates/x").as_str())],
@@ -602,6 +641,40 @@ mod tests {
                 "hsm.toml",
                 "svc/app/pyproject.toml"
             ]
+        );
+    }
+
+    #[test]
+    fn relative_workspace_root_is_relative_to_the_package() {
+        let (_d, r) = stale_workspace();
+        let (res, _) = run(
+            check().workspace_root("../.."),
+            &[("CARGO_MANIFEST_DIR", r.join("crates/x").as_str())],
+        );
+        let e = res.unwrap_err().plain();
+        assert!(e.contains(&format!("workspace `{r}` is stale")), "{e}");
+    }
+
+    #[test]
+    fn check_waits_for_a_running_sync() {
+        let (_d, r) = stale_workspace();
+        let held = crate::materialize::acquire_sync_lock(&r, &mut |_| {}).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = r.join("crates/x");
+        std::thread::spawn(move || {
+            let _ = tx.send(run(check(), &[("CARGO_MANIFEST_DIR", dir.as_str())]));
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(400))
+                .is_err(),
+            "check inspected while a sync held the lock"
+        );
+        drop(held);
+        let (res, out) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        assert!(res.is_err());
+        assert!(
+            out.contains("hsm:     Blocking waiting for file lock on .hsm/sync.lock"),
+            "{out}"
         );
     }
 }
