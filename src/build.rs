@@ -21,12 +21,14 @@
 //! chose (CI sets `check`; a machine without Python sets `off`).
 //!
 //! The workspace root is found by walking up from `CARGO_MANIFEST_DIR`, not
-//! with `cargo metadata`: a nested cargo call would depend on the `CARGO`
-//! variable, on cargo's own locks (it did not block with cargo 1.95's
-//! `cargo metadata --no-deps`, ~13 ms, but nothing promises that for other
-//! versions or for a metadata call that resolves dependencies), and costs a
-//! process per build script. Reading a few `Cargo.toml` files costs
-//! microseconds.
+//! with `cargo metadata`. Measured with cargo 1.95, a nested
+//! `cargo metadata --no-deps` inside a running build script did not block
+//! on the outer build's locks (11–13 ms; 17 ms when resolving dependencies
+//! from the lockfile). The walk-up is still the design: it depends neither
+//! on the `CARGO` variable nor on how a cargo version locks its build and
+//! package-cache directories (nothing promises a nested call never waits,
+//! e.g. when it must update `Cargo.lock` or download), and reading a few
+//! `Cargo.toml` files costs microseconds, not a process per build script.
 //!
 //! Concurrency: several crates of one workspace may run such a build script
 //! at once. Sync mode takes `.hsm/sync.lock` (the CLI's lock); the script
@@ -675,6 +677,60 @@ mod tests {
         assert!(
             out.contains("hsm:     Blocking waiting for file lock on .hsm/sync.lock"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn inputs_cover_registry_directory_libraries_root_project_and_lock() {
+        let (_d, r) = tmp();
+        write(&r.join("Cargo.toml"), "[workspace]\n");
+        write(
+            &r.join("hsm.toml"),
+            "[project]\nname = \"t\"\n\n[registry]\npath = \"reg\"\n\n[libraries]\nstandalone = [\"utils\"]\n\n[services]\nstandalone = [\"worker\", \"db\"]\n",
+        );
+        write(
+            &r.join("reg/libraries/utils.toml"),
+            "[sources.prod]\ntype = \"local\"\npath = \"libs/utils\"\n",
+        );
+        write(
+            &r.join("reg/services/worker.toml"),
+            "[sources.prod]\ntype = \"local\"\npath = \"svc/worker\"\n\n[deployment-profiles.default]\nruntime = \"venv\"\n",
+        );
+        // A container service: its files are not inputs.
+        write(
+            &r.join("reg/services/db.toml"),
+            "[sources.prod]\ntype = \"build\"\npath = \"svc/db\"\n",
+        );
+        for f in [
+            "libs/utils/pyproject.toml",
+            "svc/worker/requirements.txt",
+            "svc/db/pyproject.toml",
+            "pyproject.toml",
+            "uv.lock",
+            "hsm.lock",
+        ] {
+            write(&r.join(f), "");
+        }
+        let (loaded, plan) = crate::plan(&r).unwrap();
+        let got: Vec<String> = inputs(&loaded, &plan)
+            .iter()
+            .map(|p| p.strip_prefix(&r).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Cargo.toml",
+                "hsm.lock",
+                "hsm.toml",
+                "libs/utils/pyproject.toml",
+                "pyproject.toml",
+                "reg",
+                "reg/libraries/utils.toml",
+                "reg/services/db.toml",
+                "reg/services/worker.toml",
+                "svc/worker/requirements.txt",
+                "uv.lock",
+            ]
         );
     }
 }
