@@ -4,6 +4,7 @@
 //! The pipeline, one module per stage:
 //! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`] → [`lock`] + inspect.
 
+pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
