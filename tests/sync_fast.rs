@@ -7,6 +7,7 @@ mod sync_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::SystemTime;
 
 use sync_support::{require, stderr, stdout, Sandbox};
@@ -65,17 +66,27 @@ fn mtimes(root: &Path) -> BTreeMap<PathBuf, SystemTime> {
     out
 }
 
-/// A `uv` that only appends `<cwd> <args>` to `log` and fails.
-fn recording_uv(sb: &Sandbox) -> (String, PathBuf) {
+/// A `uv` that appends `<cwd> <args>` to `log`, then runs the real uv — or
+/// fails when the file `<fail>` exists. The same binary serves every sync of
+/// the test, so the tool's identity (part of the fingerprint) never changes.
+fn recording_uv(sb: &Sandbox) -> (String, PathBuf, PathBuf) {
     let bin = sb.path("stand-in-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = sb.path("uv-calls.log");
+    let fail = sb.path("uv-fails");
+    let real = Command::new("sh")
+        .args(["-c", "command -v uv"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(!real.is_empty(), "uv is on PATH");
     let uv = bin.join("uv");
     std::fs::write(
         &uv,
         format!(
-            "#!/bin/sh\necho \"$PWD $*\" >> '{}'\nexit 1\n",
-            log.display()
+            "#!/bin/sh\necho \"$PWD $*\" >> '{}'\n[ -e '{}' ] && exit 1\nexec '{real}' \"$@\"\n",
+            log.display(),
+            fail.display()
         ),
     )
     .unwrap();
@@ -89,7 +100,7 @@ fn recording_uv(sb: &Sandbox) -> (String, PathBuf) {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    (path, log)
+    (path, log, fail)
 }
 
 /// After a real sync, a second one with a recording `uv` stand-in first on
@@ -102,14 +113,20 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
         return;
     }
     let sb = sandbox(3);
-    sb.sync(&[]);
+    let (path, log, fail) = recording_uv(&sb);
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        sb.read("uv-calls.log").lines().count() >= 4,
+        "the first sync ran uv"
+    );
+    std::fs::remove_file(&log).unwrap();
     assert!(sb.exists(".hsm/fingerprints.json"));
     let lock = sb.read("hsm.lock");
     assert!(
         !lock.contains("fingerprint"),
         "hsm.lock stays free of caches:\n{lock}"
     );
-    let (path, log) = recording_uv(&sb);
     let before = mtimes(&sb.root);
 
     let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
@@ -130,6 +147,7 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
     assert!(!log.exists());
 
     // An edited input: only that service runs its tool (which fails here).
+    std::fs::write(&fail, "").unwrap();
     let pp = sb.read("services/s1/pyproject.toml");
     sb.write(
         "services/s1/pyproject.toml",
@@ -166,7 +184,9 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
 
     // The real uv repairs it, and then all is fresh again.
     std::fs::remove_dir(sp.join("intruder-1.0.dist-info")).unwrap();
-    sb.sync(&[]);
+    std::fs::remove_file(&fail).unwrap();
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     std::fs::remove_file(&log).unwrap();
     let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

@@ -142,6 +142,31 @@ impl Hasher {
         self.mtime(dir);
     }
 
+    /// Which `tool` would run: its resolved path, size and mtime (an upgrade
+    /// of uv changes them), without spawning it.
+    pub fn tool(&mut self, tool: &str) {
+        match which::which(tool)
+            .ok()
+            .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
+        {
+            Some(p) => {
+                let real = p.canonicalize_utf8().unwrap_or(p);
+                let size = std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0);
+                self.part("tool", format!("{real}:{size}").as_bytes());
+                self.mtime(&real);
+            }
+            None => self.part("tool", format!("{tool}:absent").as_bytes()),
+        }
+    }
+
+    /// Environment variables that change what a tool installs.
+    pub fn env_vars(&mut self, names: &[&str]) {
+        for n in names {
+            let v = std::env::var_os(n).map(|v| v.to_string_lossy().into_owned());
+            self.part(n, v.as_deref().unwrap_or("\0unset").as_bytes());
+        }
+    }
+
     /// The modification time of `path` (nanoseconds), or that it is absent.
     pub fn mtime(&mut self, path: &Utf8Path) {
         let t = std::fs::metadata(path)
@@ -207,6 +232,23 @@ mod tests {
 
         std::fs::remove_dir_all(dir.join(".venv")).unwrap();
         assert_eq!(venv_fp(&dir), None, "no venv, no fingerprint");
+    }
+
+    #[test]
+    fn tool_identity_and_its_environment_are_part_of_the_fingerprint() {
+        let fp = |tool: &str| {
+            let mut h = Hasher::new();
+            h.tool(tool);
+            h.env_vars(&["HSM_FINGERPRINT_TEST_VAR"]);
+            h.finish()
+        };
+        std::env::remove_var("HSM_FINGERPRINT_TEST_VAR");
+        let base = fp("sh");
+        assert_eq!(base, fp("sh"));
+        assert_ne!(base, fp("hsm-no-such-tool"));
+        std::env::set_var("HSM_FINGERPRINT_TEST_VAR", "https://mirror.invalid/simple");
+        assert_ne!(base, fp("sh"));
+        std::env::remove_var("HSM_FINGERPRINT_TEST_VAR");
     }
 
     #[test]

@@ -142,6 +142,23 @@ pub struct SyncLock {
 /// Where the sync lock lives, relative to the workspace root.
 pub const SYNC_LOCK: &str = ".hsm/sync.lock";
 
+/// Variables that change what uv or pip install: part of every fingerprint,
+/// so changing one makes the next sync run the tools again.
+const TOOL_ENV_VARS: &[&str] = &[
+    "UV_PYTHON",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INDEX",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+    "UV_OFFLINE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+];
+
 /// What hsm manages in the shared `pyproject.toml` (text at `abs`): the
 /// selected libraries, and `[tool.uv.workspace].exclude` entries for the
 /// isolated services its `members` globs would otherwise adopt.
@@ -957,6 +974,8 @@ impl Syncer<'_> {
         let mut h = fingerprint::Hasher::new();
         h.value("plan", sv);
         h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        h.tool(adapter.tool());
+        h.env_vars(TOOL_ENV_VARS);
         adapter.fingerprint(&mut h, target);
         h.finish()
     }
@@ -1158,6 +1177,8 @@ impl Syncer<'_> {
         let mut h = fingerprint::Hasher::new();
         h.value("plan", &self.plan.libraries);
         h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        h.tool("uv");
+        h.env_vars(TOOL_ENV_VARS);
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
             h.file(&abs_dir.join(f));
         }
