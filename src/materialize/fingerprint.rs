@@ -84,6 +84,25 @@ impl Default for Hasher {
     }
 }
 
+/// `path:size:mtime` of the binary `tool` resolves to, or `tool:absent`.
+fn tool_identity(tool: &str) -> String {
+    let Some(p) = which::which(tool)
+        .ok()
+        .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
+    else {
+        return format!("{tool}:absent");
+    };
+    let real = p.canonicalize_utf8().unwrap_or(p);
+    let md = std::fs::metadata(&real).ok();
+    let size = md.as_ref().map(|m| m.len()).unwrap_or(0);
+    let mtime = md
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{real}:{size}:{mtime}")
+}
+
 impl Hasher {
     pub fn new() -> Hasher {
         Hasher {
@@ -145,18 +164,17 @@ impl Hasher {
     /// Which `tool` would run: its resolved path, size and mtime (an upgrade
     /// of uv changes them), without spawning it.
     pub fn tool(&mut self, tool: &str) {
-        match which::which(tool)
-            .ok()
-            .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
-        {
-            Some(p) => {
-                let real = p.canonicalize_utf8().unwrap_or(p);
-                let size = std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0);
-                self.part("tool", format!("{real}:{size}").as_bytes());
-                self.mtime(&real);
-            }
-            None => self.part("tool", format!("{tool}:absent").as_bytes()),
-        }
+        // Resolved once per process: a sync of a hundred services asks a
+        // hundred times for the same `uv`.
+        static IDS: std::sync::Mutex<BTreeMap<String, String>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let id = {
+            let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+            ids.entry(tool.to_string())
+                .or_insert_with(|| tool_identity(tool))
+                .clone()
+        };
+        self.part("tool", id.as_bytes());
     }
 
     /// Environment variables that change what a tool installs.
