@@ -528,6 +528,25 @@ impl Syncer<'_> {
         self.actions.push(a);
     }
 
+    /// Fetches `url` into the checkout of `sv`, reporting it.
+    fn fetch(
+        &mut self,
+        repo: &git2::Repository,
+        sv: &PlannedService,
+        component: &str,
+        url: &str,
+        checkout: &Utf8Path,
+    ) -> Result<()> {
+        self.act(
+            ActionKind::Fetch,
+            component,
+            format!("{} ({url})", sv.name),
+            Some(checkout),
+            None,
+        );
+        git::fetch(repo, url)
+    }
+
     fn write_file(&mut self, rel: &Utf8Path, contents: &[u8], mode: Option<u32>) -> Result<bool> {
         let abs = self.root.join(rel);
         if self.opts.dry_run {
@@ -772,14 +791,7 @@ impl Syncer<'_> {
                             sv.name
                         )));
                     }
-                    self.act(
-                        ActionKind::Fetch,
-                        &component,
-                        format!("{} ({url})", sv.name),
-                        Some(checkout),
-                        None,
-                    );
-                    git::fetch(&repo, url)?;
+                    self.fetch(&repo, sv, &component, url, checkout)?;
                 }
                 o
             }
@@ -787,14 +799,7 @@ impl Syncer<'_> {
                 let mut resolved = git::resolve(&repo, reference);
                 let needs_fetch = resolved.is_none_or(|(_, k)| k.moves());
                 if needs_fetch && !self.opts.offline && !self.opts.dry_run {
-                    self.act(
-                        ActionKind::Fetch,
-                        &component,
-                        format!("{} ({url})", sv.name),
-                        Some(checkout),
-                        None,
-                    );
-                    git::fetch(&repo, url)?;
+                    self.fetch(&repo, sv, &component, url, checkout)?;
                     resolved = git::resolve(&repo, reference);
                 }
                 match resolved {
