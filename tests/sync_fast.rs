@@ -278,3 +278,47 @@ fn jobs_do_not_change_the_report_or_the_files() {
         ]
     );
 }
+
+/// Git services without a checkout are cloned concurrently (`-j`), then
+/// each is moved into place and checked out at its ref, in plan order; no
+/// temporary clone is left behind.
+#[test]
+fn git_services_clone_in_parallel_and_land_at_their_refs() {
+    if !require("uv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let mut m = String::from("[services]\nstandalone = [\"g0\", \"g1\", \"g2\"]\n");
+    let mut want = Vec::new();
+    for i in 0..3 {
+        let (url, shas) = sb.git_remote(&format!("g{i}"), &["v1", "v2"]);
+        let tag = if i == 1 { "v1" } else { "v2" };
+        want.push(shas[if i == 1 { 0 } else { 1 }].clone());
+        m.push_str(&format!(
+            "\n[registry.services.g{i}]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"{tag}\" }}\ndeployment-profiles.default = {{ runtime = \"uv\" }}\n"
+        ));
+    }
+    sb.write("hsm.toml", &m);
+    let out = sb.sync(&["-j", "3"]);
+    let err = stderr(&out);
+    for i in 0..3 {
+        assert!(err.contains(&format!("Cloning g{i} (")), "{err}");
+        let head = sb.git(&format!("services/g{i}"), &["rev-parse", "HEAD"]);
+        assert_eq!(head.trim(), want[i], "g{i}");
+        assert!(sb
+            .read("hsm.lock")
+            .contains(&format!("commit = \"{}\"", want[i])));
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(sb.path("services"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Cloning order in the report follows the plan, whatever finished first.
+    let order: Vec<usize> = (0..3)
+        .map(|i| err.find(&format!("Cloning g{i} (")).unwrap())
+        .collect();
+    assert!(order[0] < order[1] && order[1] < order[2], "{err}");
+}

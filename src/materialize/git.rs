@@ -50,6 +50,13 @@ pub fn head_commit(repo: &Repository) -> Option<Oid> {
 /// Clones `url` into `dest` (which must not exist) through a temporary
 /// directory beside it, so that a failed clone leaves nothing behind.
 pub fn clone(url: &str, dest: &Utf8Path) -> Result<Repository> {
+    adopt(clone_into_temp(url, dest)?, url, dest)
+}
+
+/// Clones `url` (every branch and tag) into a new temporary directory beside
+/// `dest`; dropping the result removes it. Independent clones run in
+/// parallel this way before sync moves each into place.
+pub fn clone_into_temp(url: &str, dest: &Utf8Path) -> Result<tempfile::TempDir> {
     let parent = dest.parent().unwrap_or(Utf8Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
@@ -60,17 +67,21 @@ pub fn clone(url: &str, dest: &Utf8Path) -> Result<Repository> {
         ))
         .tempdir_in(parent)
         .map_err(|e| Error::failed(format!("cannot create a directory in `{parent}`: {e}")))?;
-    git2::build::RepoBuilder::new()
+    let repo = git2::build::RepoBuilder::new()
         .clone(url, tmp.path())
         .map_err(|e| git_err(format!("cannot clone `{url}`"), e))?;
+    fetch(&repo, url)?;
+    Ok(tmp)
+}
+
+/// Moves a finished temporary clone to `dest` and opens it there.
+pub fn adopt(tmp: tempfile::TempDir, url: &str, dest: &Utf8Path) -> Result<Repository> {
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, dest).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp_path);
         Error::failed(format!("cannot move the clone of `{url}` to `{dest}`: {e}"))
     })?;
-    let repo = Repository::open(dest).map_err(|e| git_err(format!("cannot open `{dest}`"), e))?;
-    fetch(&repo, url)?;
-    Ok(repo)
+    Repository::open(dest).map_err(|e| git_err(format!("cannot open `{dest}`"), e))
 }
 
 /// Fetches every branch and tag of `url` into the checkout.

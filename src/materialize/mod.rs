@@ -305,6 +305,7 @@ pub fn sync_with_progress(
         previous,
         lock: HsmLock::new(),
         commits: BTreeMap::new(),
+        prefetched: BTreeMap::new(),
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
@@ -440,6 +441,8 @@ struct Syncer<'a> {
     lock: HsmLock,
     /// Resolved commit of each git-sourced service.
     commits: BTreeMap<String, String>,
+    /// Clones made in parallel ahead of the git step, by service name.
+    prefetched: BTreeMap<String, tempfile::TempDir>,
     /// Each environment service's own lock file.
     lockfiles: BTreeMap<String, LockedFile>,
     root_edited: bool,
@@ -561,6 +564,7 @@ impl Syncer<'_> {
 
     fn git_sources(&mut self) -> Result<()> {
         let plan = self.plan;
+        self.prefetch_clones();
         for sv in &plan.services {
             let (Some(Source::Git { url, reference, .. }), Some(checkout)) =
                 (&sv.source, &sv.checkout_path)
@@ -573,6 +577,43 @@ impl Syncer<'_> {
             self.git_service(sv, url, reference.as_deref(), checkout)?;
         }
         Ok(())
+    }
+
+    /// Clones the git services that have no checkout yet, up to `--jobs` at
+    /// a time, into temporary directories; `git_service` then moves each into
+    /// place in plan order (or drops it, removing it, if it is not used).
+    /// Network-bound clones overlap; every decision stays sequential.
+    fn prefetch_clones(&mut self) {
+        if self.opts.dry_run || self.opts.offline {
+            return;
+        }
+        let todo: Vec<(String, String, Utf8PathBuf)> = self
+            .plan
+            .services
+            .iter()
+            .filter(|sv| sv.runtime().is_some())
+            .filter_map(|sv| match (&sv.source, &sv.checkout_path) {
+                (Some(Source::Git { url, .. }), Some(co)) if !self.root.join(co).exists() => {
+                    Some((sv.name.clone(), url.clone(), self.root.join(co)))
+                }
+                _ => None,
+            })
+            .collect();
+        if todo.len() < 2 {
+            return;
+        }
+        let results = pool::run(
+            todo.len(),
+            self.opts.jobs(),
+            |i| git::clone_into_temp(&todo[i].1, &todo[i].2),
+            |_| {},
+        );
+        for ((name, _, _), r) in todo.into_iter().zip(results) {
+            // A failed clone is retried (and reported) by `git_service`.
+            if let Ok(tmp) = r {
+                self.prefetched.insert(name, tmp);
+            }
+        }
     }
 
     fn locked_git(&self, name: &str) -> Option<&LockedGit> {
@@ -765,7 +806,10 @@ impl Syncer<'_> {
             } else if abs.exists() {
                 let _ = std::fs::remove_dir(&abs);
             }
-            let repo = git::clone(url, &abs)?;
+            let repo = match self.prefetched.remove(&sv.name) {
+                Some(tmp) => git::adopt(tmp, url, &abs)?,
+                None => git::clone(url, &abs)?,
+            };
             if !reclone {
                 self.dirs.push(DirChange::Created(abs.clone()));
             }
