@@ -301,13 +301,11 @@ fn git_services_clone_in_parallel_and_land_at_their_refs() {
     sb.write("hsm.toml", &m);
     let out = sb.sync(&["-j", "3"]);
     let err = stderr(&out);
-    for i in 0..3 {
+    for (i, sha) in want.iter().enumerate() {
         assert!(err.contains(&format!("Cloning g{i} (")), "{err}");
         let head = sb.git(&format!("services/g{i}"), &["rev-parse", "HEAD"]);
-        assert_eq!(head.trim(), want[i], "g{i}");
-        assert!(sb
-            .read("hsm.lock")
-            .contains(&format!("commit = \"{}\"", want[i])));
+        assert_eq!(head.trim(), sha, "g{i}");
+        assert!(sb.read("hsm.lock").contains(&format!("commit = \"{sha}\"")));
     }
     let leftovers: Vec<String> = std::fs::read_dir(sb.path("services"))
         .unwrap()
