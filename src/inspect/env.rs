@@ -143,10 +143,7 @@ pub fn requirement_closure(
                     _ => {}
                 }
             }
-            let end = spec
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-                .unwrap_or(spec.len());
-            let dep = normalize_name(&spec[..end]);
+            let dep = normalize_name(super::requirement_name(spec.trim()));
             if !dep.is_empty() {
                 stack.push(dep);
             }
@@ -361,10 +358,9 @@ pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requir
                 }
             }
         }
-        let name_end = spec
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-            .unwrap_or(spec.len());
-        let name = normalize_name(&spec[..name_end]);
+        let raw_name = super::requirement_name(spec);
+        let name_end = raw_name.len();
+        let name = normalize_name(raw_name);
         if name.is_empty() {
             continue;
         }
