@@ -2,15 +2,23 @@
 //! libraries, isolated service environments and container services.
 //!
 //! The pipeline, one module per stage:
-//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`] → [`lock`] + inspect.
+//! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`]
+//! (driver + one file per step) → [`lock`] + [`inspect`].
+//!
+//! Shared modules, used by the stages and never using them: [`python`]
+//! (PEP 503 names, requirements), [`git`] (checkouts), [`envfile`]
+//! (a service's resolved env), [`fs`] (atomic writes and the file
+//! transaction), [`paths`], [`names`], [`error`].
 
 pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
 pub mod edit;
+pub mod envfile;
 pub mod error;
 pub mod fs;
+pub mod git;
 pub mod init;
 pub mod inspect;
 pub mod lock;
@@ -19,6 +27,7 @@ pub mod materialize;
 pub mod names;
 pub mod paths;
 pub mod plan;
+pub mod python;
 pub mod resolve;
 
 pub use error::{Error, Result};

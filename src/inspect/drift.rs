@@ -7,8 +7,8 @@ use camino::Utf8Path;
 use super::{finding, Finding, FindingKind};
 use crate::lock::{sha256_hex, HsmLock};
 use crate::manifest::model::Source;
-use crate::materialize::{envfile, git};
 use crate::plan::Plan;
+use crate::{envfile, git};
 
 /// Git-sourced services: the checkout exists, sits at the commit `hsm.lock`
 /// recorded, and has no local changes.

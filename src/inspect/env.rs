@@ -7,34 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use pep508_rs::{ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, MarkerTree};
+use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
+
+use crate::python::{normalize_name, normalize_version, requirement_name, same_version};
 use serde::Deserialize;
-
-/// PEP 503 name normalisation: `Foo.Bar_baz` → `foo-bar-baz`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.trim().chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
-/// PEP 440 normalisation (`1.0RC1` → `1.0rc1`, `01.02` → `1.2`); versions
-/// that do not parse are compared as written.
-pub fn normalize_version(v: &str) -> String {
-    pep440_rs::Version::from_str(v.trim())
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| v.trim().to_string())
-}
 
 /// The `site-packages` directory of a venv (POSIX or Windows layout).
 pub fn site_packages(venv: &Utf8Path) -> Option<Utf8PathBuf> {
@@ -143,7 +119,7 @@ pub fn requirement_closure(
                     _ => {}
                 }
             }
-            let dep = normalize_name(super::requirement_name(spec.trim()));
+            let dep = normalize_name(requirement_name(spec.trim()));
             if !dep.is_empty() {
                 stack.push(dep);
             }
@@ -167,38 +143,6 @@ pub fn venv_python_version(venv: &Utf8Path) -> Option<String> {
         }
     }
     found
-}
-
-/// PEP 508 marker environment of this machine for a given Python version.
-pub fn marker_environment(python_full_version: &str) -> Option<MarkerEnvironment> {
-    let mut parts = python_full_version.split('.');
-    let python_version = format!("{}.{}", parts.next()?, parts.next().unwrap_or("0"));
-    let (sys_platform, platform_system, os_name) = match std::env::consts::OS {
-        "linux" => ("linux", "Linux", "posix"),
-        "macos" => ("darwin", "Darwin", "posix"),
-        "windows" => ("win32", "Windows", "nt"),
-        "freebsd" => ("freebsd", "FreeBSD", "posix"),
-        other => (other, other, "posix"),
-    };
-    let machine = match (std::env::consts::OS, std::env::consts::ARCH) {
-        ("macos", "aarch64") => "arm64",
-        ("windows", "x86_64") => "AMD64",
-        (_, arch) => arch,
-    };
-    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-        implementation_name: "cpython",
-        implementation_version: python_full_version,
-        os_name,
-        platform_machine: machine,
-        platform_python_implementation: "CPython",
-        platform_release: "",
-        platform_system,
-        platform_version: "",
-        python_full_version,
-        python_version: &python_version,
-        sys_platform,
-    })
-    .ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,56 +276,6 @@ pub fn expected_from_uv_lock(
     Ok(out)
 }
 
-/// Expected packages from a requirements file: `name==version` pins, and
-/// names required without a pin (present at any version).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Requirements {
-    pub pinned: BTreeMap<String, String>,
-    pub unpinned: BTreeSet<String>,
-}
-
-pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requirements {
-    let mut out = Requirements::default();
-    for raw in text.lines() {
-        let line = raw.split(" #").next().unwrap_or("").trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
-            continue;
-        }
-        let (spec, marker) = match line.split_once(';') {
-            Some((s, m)) => (s.trim(), Some(m.trim())),
-            None => (line, None),
-        };
-        if let Some(m) = marker {
-            if let Ok(tree) = MarkerTree::from_str(m) {
-                if !tree.evaluate(env, &[]) {
-                    continue;
-                }
-            }
-        }
-        let raw_name = super::requirement_name(spec);
-        let name_end = raw_name.len();
-        let name = normalize_name(raw_name);
-        if name.is_empty() {
-            continue;
-        }
-        let rest = spec[name_end..].trim();
-        let rest = if rest.starts_with('[') {
-            rest.split_once(']').map(|x| x.1.trim()).unwrap_or("")
-        } else {
-            rest
-        };
-        match rest.strip_prefix("==") {
-            Some(v) if !v.contains(',') && !v.contains('*') => {
-                out.pinned.insert(name, normalize_version(v));
-            }
-            _ => {
-                out.unpinned.insert(name);
-            }
-        }
-    }
-    out
-}
-
 /// One difference between what should be installed and what is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -399,17 +293,6 @@ pub enum PackageDiff {
         expected: String,
         found: String,
     },
-}
-
-/// PEP 440 equality (`3.0` == `3`), or textual when a side does not parse.
-pub fn same_version(a: &str, b: &str) -> bool {
-    match (
-        pep440_rs::Version::from_str(a),
-        pep440_rs::Version::from_str(b),
-    ) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
 }
 
 /// Packages a venv may hold without any lock mentioning them: the
@@ -452,6 +335,7 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::python::marker_environment;
 
     const LOCK: &str = r#"
 version = 1
@@ -524,23 +408,6 @@ source = { registry = "../w" }
         let old = marker_environment("3.9.1").unwrap();
         let got = expected_from_uv_lock(LOCK, "svc", &[], &old).unwrap();
         assert!(got.contains_key("oldpy") && !got.contains_key("devtool"));
-    }
-
-    #[test]
-    fn names_and_versions_normalise() {
-        assert_eq!(normalize_name("Foo.Bar__baz"), "foo-bar-baz");
-        assert_eq!(normalize_version("1.0RC1"), "1.0rc1");
-        assert_eq!(normalize_version("01.02"), "1.2");
-    }
-
-    #[test]
-    fn requirements_pins_and_markers() {
-        let env = marker_environment("3.11.7").unwrap();
-        let r = expected_from_requirements("# c\nAlpha==1.0\nbeta>=2\n-r other.txt\nwin==1 ; sys_platform == 'win32'\ngamma[x]==3.0 # pinned\n", &env);
-        assert_eq!(r.pinned.get("alpha").map(String::as_str), Some("1.0"));
-        assert_eq!(r.pinned.get("gamma").map(String::as_str), Some("3.0"));
-        assert!(r.unpinned.contains("beta"));
-        assert!(!r.pinned.contains_key("win"));
     }
 
     #[test]

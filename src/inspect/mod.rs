@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::manifest::model::RuntimeType;
 use crate::plan::{Plan, PlannedService};
+use crate::python;
 use env::PackageDiff;
 
 /// Version of the JSON report of `cargo hsm check`.
@@ -214,7 +215,7 @@ fn inspect_python_env(
         ));
         return None;
     }
-    let Some(marker_env) = env::marker_environment(&pyver) else {
+    let Some(marker_env) = python::marker_environment(&pyver) else {
         findings.push(finding(
             FindingKind::VenvBroken,
             component,
@@ -262,7 +263,7 @@ fn inspect_python_env(
                 text.push('\n');
                 text.push_str(d);
             }
-            let r = env::expected_from_requirements(&text, &marker_env);
+            let r = python::requirements::expected_from_requirements(&text, &marker_env);
             let mut e = r.pinned;
             for n in r.unpinned {
                 e.entry(n).or_default();
@@ -402,7 +403,7 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         return findings;
     };
     for lib in &plan.libraries {
-        let name = env::normalize_name(requirement_name(&lib.requirement));
+        let name = python::normalize_name(python::requirement_name(&lib.requirement));
         let component = format!("library:{}", lib.name);
         // A selected library's package is reported once, as the library.
         findings
@@ -418,7 +419,7 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
                 ),
                 "not installed",
             )),
-            (Some(have), Some(want)) if !env::same_version(have, want) => {
+            (Some(have), Some(want)) if !python::same_version(have, want) => {
                 findings.push(package_finding(
                     FindingKind::RootLibraryWrongVersion,
                     &component,
@@ -450,14 +451,6 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
     findings.sort();
     findings.dedup();
     findings
-}
-
-/// The distribution name at the start of a requirement string.
-pub fn requirement_name(req: &str) -> &str {
-    let end = req
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        .unwrap_or(req.len());
-    &req[..end]
 }
 
 /// The result of `cargo hsm check`.

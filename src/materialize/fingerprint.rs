@@ -212,6 +212,23 @@ impl Hasher {
     }
 }
 
+/// Variables that change what uv or pip install: part of every fingerprint,
+/// so changing one makes the next sync run the tools again.
+pub const TOOL_ENV_VARS: &[&str] = &[
+    "UV_PYTHON",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INDEX",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+    "UV_OFFLINE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,12 +33,7 @@ pub struct Edited {
     pub warnings: Vec<String>,
 }
 
-/// PEP 503 name of the package a requirement string names.
-pub fn requirement_name(req: &str) -> String {
-    normalize_name(crate::inspect::requirement_name(req.trim()))
-}
-
-pub use crate::inspect::env::normalize_name;
+use crate::python::requirement_key as requirement_name;
 
 /// `to` relative to the directory `from` (both relative to the same base),
 /// lexically. Absolute `to` stays absolute.

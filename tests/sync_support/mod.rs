@@ -262,7 +262,7 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
 
 /// PEP 503 name normalisation, as the inspector does it.
 pub fn normalize(name: &str) -> String {
-    cargo_hsm::inspect::env::normalize_name(name)
+    cargo_hsm::python::normalize_name(name)
 }
 
 /// stderr with miette's line wrapping undone (`\n  │ ` joins), so that

@@ -1,0 +1,295 @@
+//! Step 4, environment services: each one's env file, hsm's edits, then
+//! its runtime adapter (uv, venv, pixi), up to `--jobs` at a time.
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::envfile;
+use crate::error::{Error, Result};
+use crate::fs::FileTxn;
+use crate::lock::{sha256_hex, LockedFile, LockedService};
+use crate::manifest::model::{RuntimeType, Source};
+use crate::materialize::driver::{combine_failures, Syncer};
+use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::runtimes::{self, RuntimeCtx};
+use crate::materialize::{pool, Action, ActionKind, Progress};
+use crate::plan::PlannedService;
+
+/// An environment service after the first pass of
+/// [`Syncer::environment_services`].
+struct PreparedService<'p> {
+    sv: &'p PlannedService,
+    runtime: RuntimeType,
+    /// `service:<name>`.
+    component: String,
+    target_rel: Utf8PathBuf,
+    /// Absolute.
+    target: Utf8PathBuf,
+    previous: Option<LockedService>,
+    /// The `Syncing` action when the runtime must run.
+    job: Option<Action>,
+}
+
+impl Syncer<'_> {
+    /// Three passes over the environment services: prepare each in plan
+    /// order (env file, hsm's edits, fingerprint: `Fresh` or a job), run the
+    /// jobs' runtimes on up to `--jobs` threads, then record each service's
+    /// lock file and new fingerprint in plan order.
+    pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
+        let plan = self.plan;
+        let mut prepared = Vec::new();
+        for sv in plan.environment_services() {
+            if let Some(p) = self.prepare_service(sv)? {
+                prepared.push(p);
+            }
+        }
+        let jobs: Vec<(&PreparedService, &Action)> = prepared
+            .iter()
+            .filter_map(|p| p.job.as_ref().map(|a| (p, a)))
+            .collect();
+        let (root, opts) = (self.root.clone(), self.opts);
+        let progress = &mut self.progress;
+        let results = pool::run(
+            jobs.len(),
+            opts.jobs(),
+            |i| {
+                let (p, _) = jobs[i];
+                let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
+                let mut txn = FileTxn::new();
+                let mut ctx = RuntimeCtx {
+                    workspace_root: &root,
+                    service: p.sv,
+                    opts: &opts,
+                    txn: &mut txn,
+                    previous: p.previous.as_ref(),
+                    edited: true,
+                };
+                let r = adapter.sync(&mut ctx, &p.target).map(|_| ());
+                (r, txn)
+            },
+            |e| match e {
+                pool::Event::Started(i) => progress(Progress::Action(jobs[i].1)),
+                pool::Event::Finished(i, (r, _)) => progress(Progress::Finished {
+                    component: &jobs[i].1.component,
+                    ok: r.is_ok(),
+                }),
+            },
+        );
+        let mut failed = Vec::new();
+        for ((p, _), (r, txn)) in jobs.iter().zip(results) {
+            self.txn.absorb(txn);
+            if let Err(e) = r {
+                failed.push((p.sv.name.clone(), e));
+            }
+        }
+        if !failed.is_empty() {
+            return Err(combine_failures(failed));
+        }
+        for p in &prepared {
+            self.record_service(p);
+        }
+        Ok(())
+    }
+
+    /// The fingerprint of a service as it is on disk now.
+    fn service_fingerprint(&self, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
+        let runtime = sv.runtime().expect("environment services are managed");
+        let adapter = runtimes::adapter(runtime).expect("environment runtime");
+        let mut h = fingerprint::Hasher::new();
+        h.value("plan", sv);
+        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        h.tool(adapter.tool());
+        h.env_vars(TOOL_ENV_VARS);
+        adapter.fingerprint(&mut h, target);
+        h.finish()
+    }
+
+    /// Everything before the runtime runs; `None` when there is nothing to
+    /// record (a dry run before the clone).
+    fn prepare_service<'p>(
+        &mut self,
+        sv: &'p PlannedService,
+    ) -> Result<Option<PreparedService<'p>>> {
+        let runtime = sv.runtime().expect("environment services are managed");
+        let adapter = runtimes::adapter(runtime).expect("environment runtime");
+        let component = format!("service:{}", sv.name);
+        let Some(target_rel) = sv.target_path.clone() else {
+            return Err(Error::config(format!(
+                "service `{}` runs with `{runtime}` but has no source path",
+                sv.name
+            )));
+        };
+        let target = self.root.join(&target_rel);
+
+        // The resolved environment, for `run` and for the user.
+        let env_rel = envfile::env_file_path(&sv.name);
+        let env_text = envfile::render_env(&self.root, sv)?;
+        self.lock.record_file(env_rel.clone(), env_text.as_bytes());
+        if self.write_file(&env_rel, env_text.as_bytes(), Some(0o600))? {
+            self.act(
+                ActionKind::Write,
+                &component,
+                env_rel.to_string(),
+                Some(&env_rel),
+                None,
+            );
+        }
+
+        if !target.is_dir() {
+            if self.opts.dry_run && sv.checkout_path.is_some() {
+                self.act(
+                    ActionKind::Sync,
+                    &component,
+                    format!("{} ({runtime}, {target_rel})", sv.name),
+                    Some(&target_rel),
+                    Some(format!("{} (after the clone)", adapter.tool())),
+                );
+                return Ok(None);
+            }
+            let help = match &sv.source {
+                Some(Source::Local { .. }) => format!(
+                    "check the `path` of the service's `{}` source in the registry, or create `{target_rel}`",
+                    sv.mode
+                ),
+                Some(Source::Git { subdirectory: Some(sub), .. }) => {
+                    format!("the repository has no directory `{sub}`; check `subdirectory`")
+                }
+                _ => "check the service's source in the registry".to_string(),
+            };
+            return Err(Error::config(format!(
+                "service `{}` lives at `{target_rel}`, which does not exist",
+                sv.name
+            ))
+            .with_help(help));
+        }
+
+        let previous = self
+            .previous
+            .as_ref()
+            .and_then(|l| l.service(&sv.name))
+            .cloned();
+        let opts = self.opts;
+        // Nothing changed since the last successful sync: no process spawned.
+        let unchanged = !opts.dry_run
+            && self
+                .fingerprints
+                .unchanged(&component, self.service_fingerprint(sv, &target));
+        let mut ctx = RuntimeCtx {
+            workspace_root: &self.root,
+            service: sv,
+            opts: &opts,
+            txn: &mut self.txn,
+            previous: previous.as_ref(),
+            edited: false,
+        };
+        let edits = adapter.edits(&ctx, &target)?;
+        let mut edit_actions = Vec::new();
+        for e in &edits {
+            let rel = crate::paths::relative_to(&e.path, &self.root);
+            if !opts.dry_run {
+                ctx.txn
+                    .write(&e.path, e.contents.as_bytes(), None)
+                    .map_err(|err| Error::failed(format!("cannot write `{rel}`: {err}")))?;
+            }
+            ctx.edited = true;
+            edit_actions.push((rel, e.warnings.clone()));
+        }
+        let describe = adapter.describe(&ctx, &target);
+        let fresh =
+            !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        for (rel, warnings) in edit_actions {
+            self.act(
+                ActionKind::Edit,
+                &component,
+                format!("{rel} (hsm's entries)"),
+                Some(&rel),
+                None,
+            );
+            self.warnings.extend(warnings);
+        }
+        if sv.checkout_path.is_some() && runtime == RuntimeType::Uv {
+            // Recorded so that a later sync knows this edit is hsm's, not the user's.
+            let pp_rel = target_rel.join("pyproject.toml");
+            if let Ok(bytes) = std::fs::read(self.root.join(&pp_rel)) {
+                if !edits.is_empty()
+                    || self
+                        .previous
+                        .as_ref()
+                        .and_then(|p| p.recorded_hash(&pp_rel))
+                        .is_some()
+                {
+                    let bytes = match edits.iter().find(|e| e.path.ends_with("pyproject.toml")) {
+                        Some(e) if opts.dry_run => e.contents.as_bytes().to_vec(),
+                        _ => bytes,
+                    };
+                    self.lock.record_file(pp_rel, &bytes);
+                }
+            }
+        }
+
+        let mut job = None;
+        if fresh {
+            self.act(
+                ActionKind::Fresh,
+                &component,
+                format!("{} ({runtime})", sv.name),
+                Some(&target_rel),
+                None,
+            );
+        } else {
+            let a = Action {
+                action: ActionKind::Sync,
+                component: component.clone(),
+                message: format!("{} ({runtime}, {target_rel})", sv.name),
+                path: Some(target_rel.clone()),
+                command: Some(describe),
+            };
+            self.actions.push(a.clone());
+            if opts.dry_run {
+                (self.progress)(Progress::Action(&a));
+            } else {
+                // Announced when its job starts.
+                job = Some(a);
+            }
+        }
+        Ok(Some(PreparedService {
+            sv,
+            runtime,
+            component,
+            target_rel,
+            target,
+            previous,
+            job,
+        }))
+    }
+
+    /// After the runtimes ran: the service's lock file for `hsm.lock`, and
+    /// its new fingerprint.
+    fn record_service(&mut self, p: &PreparedService) {
+        let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
+        if !self.opts.dry_run {
+            if let Some(fp) = self.service_fingerprint(p.sv, &p.target) {
+                self.new_fingerprints.insert(p.component.clone(), fp);
+            }
+        }
+        if let Some(lf) = adapter.lockfile(&p.target) {
+            let rel = p.target_rel.join(&lf);
+            match std::fs::read(self.root.join(&rel)) {
+                Ok(bytes) => {
+                    self.lockfiles.insert(
+                        p.sv.name.clone(),
+                        LockedFile {
+                            path: rel,
+                            sha256: sha256_hex(&bytes),
+                        },
+                    );
+                }
+                Err(_) if self.opts.dry_run => {
+                    if let Some(f) = p.previous.as_ref().and_then(|x| x.lockfile.clone()) {
+                        self.lockfiles.insert(p.sv.name.clone(), f);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Step 5, libraries: `uv sync` in the shared project.
+
+use camino::Utf8Path;
+
+use crate::error::{Error, Result};
+use crate::lock::{sha256_hex, LockedFile, LockedRoot};
+use crate::materialize::driver::Syncer;
+use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::runtimes;
+use crate::materialize::{ActionKind, Progress};
+
+impl Syncer<'_> {
+    /// The shared project as it is on disk now (`abs_dir`: its directory).
+    fn libraries_fingerprint(&self, abs_dir: &Utf8Path) -> Option<String> {
+        let mut h = fingerprint::Hasher::new();
+        h.value("plan", &self.plan.libraries);
+        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
+        h.tool("uv");
+        h.env_vars(TOOL_ENV_VARS);
+        for f in ["pyproject.toml", "uv.lock", ".python-version"] {
+            h.file(&abs_dir.join(f));
+        }
+        h.venv(&abs_dir.join(".venv"));
+        h.finish()
+    }
+
+    pub(in crate::materialize) fn libraries(&mut self) -> Result<()> {
+        if !self.root_exists {
+            return Ok(());
+        }
+        let project_dir = self.plan.project.python_project.clone();
+        let abs_dir = crate::paths::normalize(&self.root.join(&project_dir));
+        let lock_rel = crate::paths::normalize(&project_dir.join("uv.lock"));
+        let lock_abs = self.root.join(&lock_rel);
+        let flags = runtimes::uv_mode_flags(&self.opts);
+        let describe = format!("uv sync {}", flags.join(" "))
+            .trim_end()
+            .to_string();
+        // Fresh when nothing changed since the last successful sync: no
+        // process spawned.
+        let fresh = !self.opts.dry_run
+            && !self.root_edited
+            && self
+                .fingerprints
+                .unchanged("libraries", self.libraries_fingerprint(&abs_dir));
+        if fresh {
+            self.act(
+                ActionKind::Fresh,
+                "libraries",
+                format!("libraries (uv, {project_dir})"),
+                Some(&project_dir),
+                None,
+            );
+        } else {
+            self.act(
+                ActionKind::Sync,
+                "libraries",
+                format!("libraries (uv, {project_dir})"),
+                Some(&project_dir),
+                Some(describe),
+            );
+            if !self.opts.dry_run {
+                let uv = runtimes::find_tool("uv", "libraries", UV_HINT).map_err(|e| {
+                    Error::failed(format!(
+                        "the shared project `{project_dir}` needs `uv`, which was not found on `PATH`"
+                    ))
+                    .with_help(UV_HINT)
+                    .with_detail(e.message().to_string())
+                })?;
+                self.txn
+                    .snapshot(&lock_abs)
+                    .map_err(|e| Error::failed(format!("cannot read `{lock_rel}`: {e}")))?;
+                let mut args = vec!["sync".to_string()];
+                args.extend(flags);
+                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, true)?;
+                (self.progress)(Progress::Finished {
+                    component: "libraries",
+                    ok: true,
+                });
+            }
+        }
+        if !self.opts.dry_run {
+            if let Some(fp) = self.libraries_fingerprint(&abs_dir) {
+                self.new_fingerprints.insert("libraries", fp);
+            }
+        }
+        let lockfile = std::fs::read(&lock_abs).ok().map(|b| LockedFile {
+            path: lock_rel.clone(),
+            sha256: sha256_hex(&b),
+        });
+        self.lock.root = Some(LockedRoot {
+            python_project: project_dir,
+            lockfile,
+        });
+        Ok(())
+    }
+}
+
+const UV_HINT: &str =
+    "install uv with `pip install uv` (or see https://docs.astral.sh/uv/getting-started/installation/)";

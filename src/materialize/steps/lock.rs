@@ -1,0 +1,123 @@
+//! Step 7, hsm.lock: env files of services that left the selection are
+//! removed, then the lock is written, or compared with `--locked` /
+//! `--frozen`.
+
+use camino::Utf8PathBuf;
+
+use crate::error::{Error, Result};
+use crate::lock::{LockedGit, LockedLibrary, LockedService};
+use crate::manifest::model::Source;
+use crate::materialize::driver::Syncer;
+use crate::materialize::ActionKind;
+
+impl Syncer<'_> {
+    /// Env files of services that left the selection.
+    pub(in crate::materialize) fn stale_files(&mut self) -> Result<()> {
+        let Some(prev) = self.previous.clone() else {
+            return Ok(());
+        };
+        for f in &prev.files {
+            let is_env = f.path.starts_with(".hsm/env");
+            if is_env && !self.lock.files.iter().any(|n| n.path == f.path) {
+                let abs = self.root.join(&f.path);
+                if !abs.exists() {
+                    continue;
+                }
+                self.act(
+                    ActionKind::Remove,
+                    "sync",
+                    f.path.to_string(),
+                    Some(&f.path),
+                    None,
+                );
+                if !self.opts.dry_run {
+                    self.txn
+                        .remove(&abs)
+                        .map_err(|e| Error::failed(format!("cannot remove `{}`: {e}", f.path)))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(in crate::materialize) fn write_lock(&mut self) -> Result<()> {
+        let plan = self.plan;
+        for l in &plan.libraries {
+            self.lock.libraries.push(LockedLibrary {
+                name: l.name.clone(),
+                mode: l.mode.to_string(),
+                source: l.source.describe(),
+                requirement: l.requirement.clone(),
+            });
+        }
+        for sv in &plan.services {
+            let git = match (&sv.source, &sv.checkout_path, self.commits.get(&sv.name)) {
+                (Some(Source::Git { url, reference, .. }), Some(co), Some(commit)) => {
+                    Some(LockedGit {
+                        url: url.clone(),
+                        reference: reference.clone(),
+                        commit: commit.clone(),
+                        checkout: co.clone(),
+                    })
+                }
+                _ => None,
+            };
+            self.lock.services.push(LockedService {
+                name: sv.name.clone(),
+                mode: sv.mode.to_string(),
+                runtime: sv
+                    .runtime()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "external".into()),
+                source: sv
+                    .source
+                    .as_ref()
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "none".into()),
+                git,
+                target_path: sv.target_path.clone(),
+                lockfile: self.lockfiles.get(&sv.name).cloned(),
+            });
+        }
+        self.lock.normalize();
+        let text = self.lock.to_toml();
+        let rel = Utf8PathBuf::from(crate::lock::LOCK_FILE);
+        let abs = self.root.join(&rel);
+        let old = std::fs::read_to_string(&abs).ok();
+        if old.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        if self.opts.locked() {
+            let flag = if self.opts.frozen {
+                "--frozen"
+            } else {
+                "--locked"
+            };
+            let detail = match &self.previous {
+                Some(prev) => prev
+                    .diff(&self.lock)
+                    .into_iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None => "  hsm.lock does not exist yet".to_string(),
+            };
+            return Err(Error::failed(format!(
+                "`{flag}` was given, but sync would change `hsm.lock`:"
+            ))
+            .with_detail(detail)
+            .with_help(format!(
+                "run `cargo hsm sync` without `{flag}` to update `hsm.lock`"
+            )));
+        }
+        self.act(
+            ActionKind::Write,
+            "hsm.lock",
+            rel.to_string(),
+            Some(&rel),
+            None,
+        );
+        self.write_file(&rel, text.as_bytes(), None)?;
+        Ok(())
+    }
+}
