@@ -174,7 +174,7 @@ fn clean_sandbox_passes_with_exit_0() {
     assert_eq!(code, Some(0));
     assert_eq!(
         v,
-        serde_json::json!({ "schema": 1, "clean": true, "findings": [] })
+        serde_json::json!({ "schema": 1, "reason": "check", "clean": true, "findings": [] })
     );
 }
 

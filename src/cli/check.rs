@@ -18,7 +18,7 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
 /// Prints a report (human on stderr, JSON on stdout) and returns the exit code.
 pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
     match shell.format {
-        MessageFormat::Json => shell.json(report),
+        MessageFormat::Json => shell.document("check", report),
         MessageFormat::Human => {
             if report.clean {
                 let envs = plan.environment_services().count();
@@ -39,13 +39,16 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                 }
                 let fixes: std::collections::BTreeSet<&str> =
                     report.findings.iter().map(|f| f.fix.as_str()).collect();
-                eprintln!(
-                    "error: {} finding{}: what is on disk is not what the manifest and the lock files say",
-                    report.findings.len(),
-                    plural(report.findings.len())
+                shell.headline(
+                    "error",
+                    &format!(
+                        "{} finding{}: what is on disk is not what the manifest and the lock files say",
+                        report.findings.len(),
+                        plural(report.findings.len())
+                    ),
                 );
                 for fix in fixes {
-                    eprintln!("  help: run `{fix}`");
+                    shell.headline("help", &format!("run `{fix}`"));
                 }
             }
         }

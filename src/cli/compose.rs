@@ -8,7 +8,6 @@ use super::shell::{MessageFormat, Shell};
 use crate::compose::{self, ComposeOutcome, ComposeStatus};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::fs::FileTxn;
-use crate::plan::PLAN_SCHEMA;
 
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
@@ -26,12 +25,10 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
     if args.check {
         let status = compose::check(&plan)?;
         if shell.format == MessageFormat::Json {
-            shell.json(&serde_json::json!({
-                "schema": PLAN_SCHEMA,
-                "reason": "compose-check",
-                "path": shown,
-                "result": status,
-            }));
+            shell.document(
+                "compose-check",
+                &serde_json::json!({ "path": shown, "result": status }),
+            );
         }
         let problem = match status {
             ComposeStatus::Fresh => {
@@ -67,11 +64,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
     };
     txn.commit();
     if shell.format == MessageFormat::Json {
-        let mut doc = serde_json::json!({
-            "schema": PLAN_SCHEMA,
-            "reason": "compose",
-            "path": shown,
-        });
+        let mut doc = serde_json::json!({ "path": shown });
         if let (Some(d), Ok(serde_json::Value::Object(o))) =
             (doc.as_object_mut(), serde_json::to_value(&outcome))
         {
@@ -81,7 +74,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
                 }
             }
         }
-        shell.json(&doc);
+        shell.document("compose", &doc);
     }
     match &outcome {
         ComposeOutcome::Written { services, .. } => shell.status(

@@ -395,13 +395,20 @@ fn entry_kind(k: RegKindArg) -> EntryKind {
 /// Reports what an edit changed, in cargo's voice (or as JSON).
 fn report(shell: &Shell, root: &Utf8Path, what: &str, out: &Outcome) -> Result<i32> {
     if shell.format == MessageFormat::Json {
-        shell.json(&serde_json::json!({
-            "reason": "edit",
-            "command": what,
-            "created": out.created,
-            "written": out.written,
-            "removed": out.removed,
-        }));
+        let rel = |v: &[Utf8PathBuf]| -> Vec<Utf8PathBuf> {
+            v.iter()
+                .map(|p| crate::paths::relative_to(p, root))
+                .collect()
+        };
+        shell.document(
+            "edit",
+            &serde_json::json!({
+                "command": what,
+                "created": rel(&out.created),
+                "written": rel(&out.written),
+                "removed": rel(&out.removed),
+            }),
+        );
         return Ok(EXIT_OK);
     }
     if out.is_empty() {
@@ -710,6 +717,7 @@ struct Row {
     name: String,
     about: Option<String>,
     at: String,
+    defined_in: Option<(Utf8PathBuf, Option<String>)>,
 }
 
 fn rows(s: &Session) -> Vec<Row> {
@@ -739,10 +747,16 @@ fn rows(s: &Session) -> Vec<Row> {
         .map(|(kind, name, about)| Row {
             kind,
             at: reg::describe(s, kind, name).unwrap_or_default(),
+            defined_in: reg::defined_in(s, kind, name),
             name: name.clone(),
             about,
         })
         .collect()
+}
+
+/// `{ "file": …, "key_path": … }`: where a registry entry is defined.
+fn place_json(p: &(Utf8PathBuf, Option<String>)) -> serde_json::Value {
+    serde_json::json!({ "file": p.0, "key_path": p.1 })
 }
 
 fn print_rows(shell: &Shell, rows: &[Row]) {
@@ -754,11 +768,11 @@ fn print_rows(shell: &Shell, rows: &[Row]) {
                     "kind": r.kind.word(),
                     "name": r.name,
                     "description": r.about,
-                    "defined-in": r.at,
+                    "defined_in": r.defined_in.as_ref().map(place_json),
                 })
             })
             .collect();
-        shell.json(&serde_json::json!({ "reason": "registry", "entries": v }));
+        shell.document("registry", &serde_json::json!({ "entries": v }));
         return;
     }
     let mut out = String::new();
@@ -821,13 +835,18 @@ pub fn run_registry(shell: &Shell, root: &Utf8Path, cmd: &RegistryCmd) -> Result
                 [k] => {
                     let text = reg::entry_text(&s, *k, name)?;
                     if shell.format == MessageFormat::Json {
-                        shell.json(&serde_json::json!({
-                            "reason": "registry-entry",
-                            "kind": k.word(),
-                            "name": name,
-                            "defined-in": reg::describe(&s, *k, name),
-                            "toml": text,
-                        }));
+                        let entry: toml::Table = toml::from_str(&text).map_err(|e| {
+                            Error::config(format!("registry entry `{name}`: {}", e.message()))
+                        })?;
+                        shell.document(
+                            "registry-entry",
+                            &serde_json::json!({
+                                "kind": k.word(),
+                                "name": name,
+                                "defined_in": reg::defined_in(&s, *k, name).as_ref().map(place_json),
+                                "entry": entry,
+                            }),
+                        );
                     } else {
                         shell.out(&format!(
                             "# {} `{name}`, defined in {}\n{text}",

@@ -14,10 +14,13 @@ use crate::plan::{
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     let (_, plan) = crate::plan(root)?;
     match shell.format {
-        MessageFormat::Json => shell.json(&PlanDocument {
-            schema: PLAN_SCHEMA,
-            plan: &plan,
-        }),
+        MessageFormat::Json => shell.document(
+            "plan",
+            &PlanDocument {
+                schema: PLAN_SCHEMA,
+                plan: &plan,
+            },
+        ),
         MessageFormat::Human => shell.out(&render(&plan)),
     }
     for w in &plan.warnings {

@@ -96,15 +96,20 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    // The flags, else cargo's `CARGO_TERM_QUIET` / `CARGO_TERM_VERBOSE`.
+    let env_true = |k: &str| std::env::var(k).is_ok_and(|v| v == "true");
     let verbosity = if cli.quiet {
         Verbosity::Quiet
     } else if cli.verbose > 0 {
+        Verbosity::Verbose
+    } else if env_true("CARGO_TERM_QUIET") {
+        Verbosity::Quiet
+    } else if env_true("CARGO_TERM_VERBOSE") {
         Verbosity::Verbose
     } else {
         Verbosity::Normal
     };
     let shell = Shell::new(verbosity, cli.color, cli.message_format);
-    install_report_handler(shell.color);
     match run(&cli, &shell) {
         Ok(code) => code,
         Err(e) => {
@@ -203,46 +208,46 @@ fn workspace_root_fast(manifest_path: Option<&Utf8Path>) -> Option<Utf8PathBuf> 
         .flatten()
 }
 
-fn install_report_handler(color: bool) {
-    let _ = miette::set_hook(Box::new(move |_| {
-        let theme = if color {
-            miette::GraphicalTheme::unicode()
-        } else {
-            miette::GraphicalTheme::unicode_nocolor()
-        };
-        Box::new(
-            miette::GraphicalReportHandler::new_themed(theme)
-                .with_width(100)
-                .with_context_lines(1),
-        )
-    }));
-}
-
-/// Renders an error: a miette report on stderr, and with
-/// `--message-format json` also a JSON document on stdout.
+/// Renders an error: on stderr in the one human style, and with
+/// `--message-format json` also as the command's JSON document on stdout
+/// (unless the command printed its document already).
 fn report(shell: &Shell, e: &Error) {
-    if shell.format == MessageFormat::Json {
-        let doc = error_json(e);
-        shell.json(&doc);
+    if shell.format == MessageFormat::Json && !shell.printed() {
+        shell.document("error", &error_json(e));
     }
-    let report = miette::Report::new(e.clone());
-    eprintln!("{report:?}");
+    shell.error(e);
 }
 
-/// The JSON shape of an error, for `--message-format json`.
+/// The JSON shape of an error, for `--message-format json`: the whole
+/// error (its help, the tool output or list under it, every place
+/// involved), so that nothing the human rendering shows is lost.
 pub fn error_json(e: &Error) -> serde_json::Value {
+    fn place(d: &crate::error::ConfigDiagnostic) -> serde_json::Value {
+        serde_json::json!({
+            "message": d.message,
+            "file": d.file,
+            "line": d.line,
+            "column": d.column,
+            "key_path": d.key_path.as_ref().map(|k| k.to_string()),
+        })
+    }
     let mut v = serde_json::json!({
-        "schema": crate::plan::PLAN_SCHEMA,
-        "reason": "error",
         "exit_code": e.exit_code(),
         "message": e.message(),
     });
-    if let Error::Config(d) = e {
-        v["file"] = serde_json::json!(d.file);
-        v["line"] = serde_json::json!(d.line);
-        v["column"] = serde_json::json!(d.column);
-        v["key_path"] = serde_json::json!(d.key_path.as_ref().map(|k| k.to_string()));
-        v["help"] = serde_json::json!(d.help);
+    match e {
+        Error::Config(d) => {
+            v["file"] = serde_json::json!(d.file);
+            v["line"] = serde_json::json!(d.line);
+            v["column"] = serde_json::json!(d.column);
+            v["key_path"] = serde_json::json!(d.key_path.as_ref().map(|k| k.to_string()));
+            v["help"] = serde_json::json!(d.help);
+            v["related"] = d.related().iter().map(place).collect();
+        }
+        Error::Failed(f) => {
+            v["detail"] = serde_json::json!(f.detail.as_deref().map(str::trim_end));
+            v["help"] = serde_json::json!(f.help);
+        }
     }
     v
 }

@@ -1,9 +1,13 @@
 //! All output goes through one `Shell`: human text on stderr in cargo's
 //! voice, machine documents on stdout.
 
+use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
+
+use crate::error::render::{render, Style};
+use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ColorChoice {
@@ -31,22 +35,70 @@ pub struct Shell {
     pub verbosity: Verbosity,
     pub color: bool,
     pub format: MessageFormat,
+    /// How errors, warnings and help are rendered on stderr.
+    pub style: Style,
+    /// Whether the command's one JSON document was printed already.
+    printed: Cell<bool>,
+}
+
+/// `--color`, else `CARGO_TERM_COLOR`, else `NO_COLOR`, else whether
+/// stderr is a terminal: cargo's order.
+fn resolve_color(choice: ColorChoice) -> bool {
+    let choice = match choice {
+        ColorChoice::Auto => match std::env::var("CARGO_TERM_COLOR").as_deref() {
+            Ok("always") => ColorChoice::Always,
+            Ok("never") => ColorChoice::Never,
+            _ => ColorChoice::Auto,
+        },
+        c => c,
+    };
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// The terminal's width when stderr is one; `None` (never wrap) otherwise.
+fn stderr_width() -> Option<usize> {
+    let err = std::io::stderr();
+    if !err.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(&err).map(|(w, _)| usize::from(w.0))
 }
 
 impl Shell {
     pub fn new(verbosity: Verbosity, color: ColorChoice, format: MessageFormat) -> Self {
-        let color = match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
-        };
+        let color = resolve_color(color);
         Shell {
             verbosity,
             color,
             format,
+            style: Style {
+                color,
+                width: stderr_width(),
+            },
+            printed: Cell::new(false),
         }
+    }
+
+    /// An error on stderr, in the one style of every command.
+    pub fn error(&self, e: &Error) {
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(render(e, &self.style).as_bytes());
+    }
+
+    /// `error: …` / `help: …` lines of a report that is not an [`Error`]
+    /// (`check`'s findings).
+    pub fn headline(&self, kind: &str, text: &str) {
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(self.style.headline(kind, text).as_bytes());
     }
 
     /// `   Syncing embedder (uv)`: a right-aligned green verb, as cargo does.
@@ -66,12 +118,7 @@ impl Shell {
         if self.verbosity == Verbosity::Quiet {
             return;
         }
-        let mut err = std::io::stderr().lock();
-        if self.color {
-            let _ = writeln!(err, "\x1b[1;33mwarning\x1b[0m: {message}");
-        } else {
-            let _ = writeln!(err, "warning: {message}");
-        }
+        self.headline("warning", &message.to_string());
     }
 
     pub fn verbose(&self, message: impl std::fmt::Display) {
@@ -87,10 +134,34 @@ impl Shell {
         let _ = out.flush();
     }
 
-    /// Prints one JSON document on stdout.
-    pub fn json(&self, value: &impl serde::Serialize) {
-        let mut s = serde_json::to_string_pretty(value).expect("plain data serialises");
+    /// Prints the command's one JSON document on stdout: `value` (an
+    /// object) with `schema` and `reason` first, the envelope every
+    /// command's document shares.
+    pub fn document(&self, reason: &str, value: &impl serde::Serialize) {
+        let mut doc = serde_json::Map::new();
+        doc.insert("schema".into(), serde_json::json!(crate::plan::PLAN_SCHEMA));
+        doc.insert("reason".into(), serde_json::json!(reason));
+        match serde_json::to_value(value).expect("plain data serialises") {
+            serde_json::Value::Object(o) => {
+                for (k, v) in o {
+                    if k != "schema" && k != "reason" {
+                        doc.insert(k, v);
+                    }
+                }
+            }
+            other => {
+                doc.insert("value".into(), other);
+            }
+        }
+        let mut s = serde_json::to_string_pretty(&doc).expect("plain data serialises");
         s.push('\n');
         self.out(&s);
+        self.printed.set(true);
+    }
+
+    /// Whether the command's JSON document went out already (an error
+    /// after it is then told on stderr only: stdout holds one document).
+    pub fn printed(&self) -> bool {
+        self.printed.get()
     }
 }

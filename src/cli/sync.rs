@@ -40,8 +40,6 @@ pub struct SyncArgs {
 /// The JSON document of `sync --message-format json`.
 #[derive(Serialize)]
 struct SyncDocument<'a> {
-    schema: u32,
-    reason: &'static str,
     dry_run: bool,
     actions: &'a [Action],
     warnings: &'a [String],
@@ -77,14 +75,15 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
     };
     let mut code = EXIT_OK;
     match shell.format {
-        MessageFormat::Json => shell.json(&SyncDocument {
-            schema: crate::plan::PLAN_SCHEMA,
-            reason: "sync",
-            dry_run: report.dry_run,
-            actions: &report.actions,
-            warnings: &report.warnings,
-            verification: verification.as_ref(),
-        }),
+        MessageFormat::Json => shell.document(
+            "sync",
+            &SyncDocument {
+                dry_run: report.dry_run,
+                actions: &report.actions,
+                warnings: &report.warnings,
+                verification: verification.as_ref(),
+            },
+        ),
         MessageFormat::Human => {
             if report.dry_run {
                 shell.warn("dry run: nothing was changed");

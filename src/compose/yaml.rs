@@ -34,7 +34,8 @@ impl Yaml {
     }
 
     /// Converts a JSON value (healthchecks are stored as JSON in the Plan).
-    /// Object keys keep serde_json's order, which is sorted.
+    /// Object keys are sorted, whatever order the JSON map keeps, so the
+    /// output never depends on how the value was built.
     pub fn from_json(v: &serde_json::Value) -> Yaml {
         match v {
             serde_json::Value::Null => Yaml::Null,
@@ -47,11 +48,14 @@ impl Yaml {
             },
             serde_json::Value::String(s) => Yaml::Str(s.clone()),
             serde_json::Value::Array(a) => Yaml::Seq(a.iter().map(Yaml::from_json).collect()),
-            serde_json::Value::Object(o) => Yaml::Map(
-                o.iter()
+            serde_json::Value::Object(o) => {
+                let mut entries: Vec<(String, Yaml)> = o
+                    .iter()
                     .map(|(k, v)| (k.clone(), Yaml::from_json(v)))
-                    .collect(),
-            ),
+                    .collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Yaml::Map(entries)
+            }
         }
     }
 }

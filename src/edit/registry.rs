@@ -603,10 +603,23 @@ impl GroupSpec {
 
 /// The key path of an entry, for messages: `registry.services.x` or a file.
 pub fn describe(s: &Session, kind: EntryKind, name: &str) -> Option<String> {
+    defined_in(s, kind, name).map(|(file, kp)| match kp {
+        None => format!("`{file}`"),
+        Some(kp) => format!("`{file}` at `{kp}`"),
+    })
+}
+
+/// Where an entry is defined: the file (relative to the workspace root)
+/// and, for an inline entry, its table's key path.
+pub fn defined_in(
+    s: &Session,
+    kind: EntryKind,
+    name: &str,
+) -> Option<(Utf8PathBuf, Option<String>)> {
     origin(s, kind, name).map(|o| {
         let shown = s.loaded.sources.display_path(&o.file);
         if o.key_path.is_empty() {
-            format!("`{shown}`")
+            (shown, None)
         } else {
             let kp = KeyPath(
                 o.key_path
@@ -616,7 +629,7 @@ pub fn describe(s: &Session, kind: EntryKind, name: &str) -> Option<String> {
                     .cloned()
                     .collect(),
             );
-            format!("`{shown}` at `{kp}`")
+            (shown, Some(kp.to_string()))
         }
     })
 }

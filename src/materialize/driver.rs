@@ -189,8 +189,6 @@ impl Syncer<'_> {
         self.actions.push(a);
     }
 
-    /// Fetches `url` into the checkout of `sv`, reporting it.
-
     pub(super) fn write_file(
         &mut self,
         rel: &Utf8Path,

@@ -265,25 +265,10 @@ pub fn normalize(name: &str) -> String {
     cargo_hsm::python::normalize_name(name)
 }
 
-/// stderr with miette's line wrapping undone (`\n  │ ` joins), so that
-/// assertions do not depend on where a long message wraps.
+/// stderr as text. Off a terminal nothing is wrapped, so a long message
+/// stays on one line and assertions need not know where it would wrap.
 pub fn stderr(o: &Output) -> String {
-    let s = String::from_utf8_lossy(&o.stderr).into_owned();
-    let mut out = String::new();
-    for line in s.lines() {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix("│ ") {
-            out.push(' ');
-            out.push_str(rest);
-        } else {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(line);
-        }
-    }
-    out.push('\n');
-    out
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 pub fn stdout(o: &Output) -> String {

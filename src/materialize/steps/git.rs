@@ -14,6 +14,7 @@ use crate::materialize::ActionKind;
 use crate::plan::PlannedService;
 
 impl Syncer<'_> {
+    /// Fetches `url` into the checkout of `sv`, reporting it.
     fn fetch(
         &mut self,
         repo: &git2::Repository,

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use camino::{Utf8Path, Utf8PathBuf};
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
+pub mod render;
+
 /// Exit code when everything went well.
 pub const EXIT_OK: i32 = 0;
 /// Exit code when the command ran and found a problem (drift, a failed tool).
@@ -410,6 +412,8 @@ pub struct ConfigDiagnostic {
     related: Vec<ConfigDiagnostic>,
     /// A secondary place shown under the main error ("first defined here").
     secondary: bool,
+    /// The place is a line of an env file: its value is never shown.
+    redact: bool,
 }
 
 impl ConfigDiagnostic {
@@ -426,6 +430,7 @@ impl ConfigDiagnostic {
             span: None,
             related: Vec::new(),
             secondary: false,
+            redact: false,
         }
     }
 
@@ -455,6 +460,7 @@ impl ConfigDiagnostic {
             self.key_path = Some(loc.key_path.clone());
         }
         self.line = loc.line;
+        self.redact = loc.line.is_some() && loc.key_path.is_empty();
         if let (Some(text), Some(span)) = (cache.get(&loc.file), cache.span_of(loc)) {
             let (l, c) = line_col(text, span.start);
             self.line = Some(l);
