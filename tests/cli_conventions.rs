@@ -180,3 +180,76 @@ fn cargo_term_color_and_quiet_are_honoured() {
     // Errors still show when quiet.
     assert!(err(&[("CARGO_TERM_QUIET", "true")], &bad).starts_with("error: "));
 }
+
+/// A bare workspace with the given `hsm.toml` and extra files.
+fn workspace(manifest: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    std::fs::write(dir.path().join("hsm.toml"), manifest).unwrap();
+    for (p, text) in files {
+        let p = dir.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn an_error_past_column_65535_is_exit_2_never_a_panic() {
+    let ws = workspace(&format!("{}\n", "x".repeat(65_536)), &[]);
+    for args in [
+        &["list"][..],
+        &["check"],
+        &["sync"],
+        &["sync", "--dry-run"],
+        &["compose", "--check"],
+        &["service", "add", "api"],
+    ] {
+        for json in [false, true] {
+            let mut c = hsm(ws.path()).env("RUST_BACKTRACE", "0").args(args);
+            if json {
+                c = c.args(["--message-format", "json"]);
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} json={json}: {err}");
+            assert!(err.contains("hsm.toml:1:"), "{args:?}: {err}");
+            assert!(err.len() < 1_000, "{args:?}: {} bytes of stderr", err.len());
+            if json {
+                let docs = documents(&out.stdout);
+                assert_eq!(docs.len(), 1);
+                assert_eq!(docs[0]["exit_code"], 2);
+            }
+        }
+    }
+}
+
+#[test]
+fn env_file_errors_show_no_secret() {
+    let manifest = r#"
+[services]
+standalone = ["api"]
+
+[registry.services.api]
+env-file = ["config/api.env"]
+sources.prod = { type = "local", path = "api" }
+deployment-profiles.default = { runtime = "venv" }
+"#;
+    let ws = workspace(
+        manifest,
+        &[
+            ("api/requirements.txt", ""),
+            (
+                "config/api.env",
+                "A=1\nDB_PASSWORD=supersecret\nthis line is wrong hunter3\nAPI_KEY=hunter2\n",
+            ),
+        ],
+    );
+    let out = hsm(ws.path()).arg("list").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("config/api.env:3"), "{err}");
+    for secret in ["supersecret", "hunter2", "hunter3"] {
+        assert!(!err.contains(secret), "{secret} shown: {err}");
+    }
+}

@@ -43,10 +43,7 @@ fn check(case: Case<'_>) {
     let stderr = String::from_utf8_lossy(&human.stderr);
     assert_eq!(human.status.code(), Some(2), "exit code, stderr:\n{stderr}");
     // Compare with white space folded (snippets indent, messages do not).
-    let flat: String = stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat: String = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flat.contains(case.message),
         "human output lacks {:?}:\n{stderr}",
