@@ -253,3 +253,35 @@ deployment-profiles.default = { runtime = "venv" }
         assert!(!err.contains(secret), "{secret} shown: {err}");
     }
 }
+
+#[test]
+fn manifest_path_takes_cargo_toml_hsm_toml_or_their_directory() {
+    let root = example();
+    for p in [root.join("Cargo.toml"), root.join("hsm.toml"), root.clone()] {
+        let out = Command::new(cargo_bin!("cargo-hsm"))
+            .args(["hsm", "list", "--manifest-path"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("rag-stack ("));
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(cargo_bin!("cargo-hsm"))
+        .args(["hsm", "list", "--manifest-path"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no `Cargo.toml`") && err.contains("help: `--manifest-path` takes"),
+        "{err}"
+    );
+}

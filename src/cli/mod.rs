@@ -24,7 +24,7 @@ use shell::{ColorChoice, MessageFormat, Shell, Verbosity};
     after_help = "Exit codes: 0 ok, 1 the command ran and found a problem, 2 bad usage or configuration."
 )]
 pub struct Cli {
-    /// Path to the workspace's `Cargo.toml` (default: found from the current directory)
+    /// The workspace's `Cargo.toml`, the `hsm.toml` beside it, or their directory (default: found from the current directory)
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<Utf8PathBuf>,
     /// No status output
@@ -160,16 +160,14 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
 /// `Cargo.toml` is a workspace root itself, else with `cargo metadata`, as
 /// cargo itself would.
 pub fn workspace_root(manifest_path: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
+    let cargo_toml = manifest_path.map(cargo_toml_of).transpose()?;
+    let manifest_path = cargo_toml.as_deref();
     if let Some(root) = workspace_root_fast(manifest_path) {
         return Ok(root);
     }
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
     if let Some(p) = manifest_path {
-        if !p.is_file() {
-            return Err(Error::config(format!("manifest path `{p}` does not exist"))
-                .with_help("`--manifest-path` takes the path of a `Cargo.toml`"));
-        }
         cmd.manifest_path(p);
     }
     match cmd.exec() {
@@ -181,6 +179,43 @@ pub fn workspace_root(manifest_path: Option<&Utf8Path>) -> Result<Utf8PathBuf> {
         .with_help("run inside a Cargo workspace, or pass `--manifest-path path/to/Cargo.toml`")),
         Err(e) => Err(Error::config(format!("`cargo metadata` failed: {e}"))),
     }
+}
+
+/// What `--manifest-path` names, as the root `Cargo.toml` to start from:
+/// a `Cargo.toml`, the `hsm.toml` beside one, or a directory holding one.
+fn cargo_toml_of(p: &Utf8Path) -> Result<Utf8PathBuf> {
+    let help =
+        "`--manifest-path` takes a `Cargo.toml`, the `hsm.toml` beside it, or their directory";
+    let candidate = if p.is_dir() {
+        p.join("Cargo.toml")
+    } else if p.file_name() == Some("hsm.toml") {
+        if !p.is_file() {
+            return Err(
+                Error::config(format!("manifest path `{p}` does not exist")).with_help(help)
+            );
+        }
+        p.parent()
+            .map(|d| {
+                if d.as_str().is_empty() {
+                    Utf8Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .unwrap_or(Utf8Path::new("."))
+            .join("Cargo.toml")
+    } else {
+        p.to_owned()
+    };
+    if !candidate.is_file() {
+        let what = if candidate == p {
+            format!("manifest path `{p}` does not exist")
+        } else {
+            format!("manifest path `{p}` has no `Cargo.toml` beside it (looked for `{candidate}`)")
+        };
+        return Err(Error::config(what).with_help(help));
+    }
+    Ok(candidate)
 }
 
 /// The nearest `Cargo.toml` (`--manifest-path`, or the first one found
