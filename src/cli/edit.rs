@@ -83,6 +83,7 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    /// Name of the selected library or service
     pub name: String,
     /// Remove it from this group's selection instead of the standalone list
     #[arg(long, value_name = "GROUP")]
@@ -91,7 +92,9 @@ pub struct RemoveArgs {
 
 #[derive(Debug, Args)]
 pub struct ModeOfArgs {
+    /// Name of the selected library or service
     pub name: String,
+    /// `dev` (its dev source, falling back on prod) or `prod`
     #[arg(value_enum)]
     pub mode: ModeArg,
 }
@@ -106,6 +109,7 @@ pub enum LibraryCmd {
     Mode(ModeOfArgs),
     /// Create `packages/NAME` with `uv init --lib --no-workspace` and register it (editable, dev)
     Init {
+        /// Name of the new library (also its directory under `packages/`)
         name: String,
         /// Run `git init` in the new directory
         #[arg(long)]
@@ -129,6 +133,7 @@ pub enum ServiceCmd {
     Mode(ModeOfArgs),
     /// Create `<services-dir>/NAME` from the runtime's template and register it
     Init {
+        /// Name of the new service (also its directory under `<services-dir>`)
         name: String,
         /// uv, venv, pixi, docker or podman
         #[arg(long, value_parser = parse_runtime, default_value = "uv")]
@@ -156,6 +161,7 @@ pub struct ModeArgs {
 pub enum GroupCmd {
     /// Select a registry group (with `--option`)
     Add {
+        /// Name of the registry group
         group: String,
         /// Option(s) to select
         #[arg(long = "option", value_name = "OPTION")]
@@ -169,21 +175,29 @@ pub enum GroupCmd {
     },
     /// Unselect a group
     Remove {
+        /// Name of the selected group
         group: String,
+        /// Whether GROUP is a library or a service group (needed only when both exist)
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
     /// Select an option: 1-of-N replaces the selection, M-of-N adds to it
     AddOption {
+        /// Name of the group
         group: String,
+        /// The option to select
         option: String,
+        /// Whether GROUP is a library or a service group (needed only when both exist)
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
     /// Unselect an option
     RemoveOption {
+        /// Name of the group
         group: String,
+        /// The option to unselect
         option: String,
+        /// Whether GROUP is a library or a service group (needed only when both exist)
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
@@ -193,6 +207,7 @@ pub enum GroupCmd {
 pub enum ImpliesCmd {
     /// Add or replace an implication: `true`, `--select OPTION`… for a group target, `--param K=V`… for a service target
     Add {
+        /// The registry entry that implies
         name: String,
         /// `library:<n>`, `library_group:<g>`, `service:<n>` or `service_group:<g>`
         target: String,
@@ -208,8 +223,11 @@ pub enum ImpliesCmd {
     },
     /// Remove an implication
     Remove {
+        /// The registry entry that implies
         name: String,
+        /// The implied target, as given to `implies add`
         target: String,
+        /// For a group entry: the option the implication belongs to
         #[arg(long)]
         option: Option<String>,
     },
@@ -229,14 +247,19 @@ pub struct SourceArgs {
 pub enum RegLibraryCmd {
     /// Register a library
     Add {
+        /// Name of the new library entry
         name: String,
+        /// One line on what the library is
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
         sources: SourceArgs,
     },
     /// Remove a library from the registry
-    Remove { name: String },
+    Remove {
+        /// Name of the library entry
+        name: String,
+    },
     /// Edit what selecting the library implies
     Implies {
         #[command(subcommand)]
@@ -246,6 +269,7 @@ pub enum RegLibraryCmd {
 
 #[derive(Debug, Args)]
 pub struct ServiceFields {
+    /// One line on what the service is
     #[arg(long)]
     pub description: Option<String>,
     /// Registry library or requirement string (repeatable)
@@ -266,8 +290,10 @@ pub struct ServiceFields {
     /// (repeatable)
     #[arg(long = "depends-on", value_name = "SERVICE")]
     pub depends_on: Vec<String>,
+    /// The container's name in the compose file
     #[arg(long)]
     pub container_name: Option<String>,
+    /// Compose restart policy (`no`, `always`, `on-failure`, `unless-stopped`)
     #[arg(long)]
     pub restart: Option<String>,
     /// (repeatable)
@@ -287,6 +313,7 @@ pub struct ServiceFields {
     /// The command, split on whitespace (`"python -m embedder"`)
     #[arg(long)]
     pub command: Option<String>,
+    /// Directory the command runs in, relative to the service
     #[arg(long)]
     pub working_dir: Option<String>,
     /// Profile env `KEY=VALUE` (repeatable)
@@ -301,12 +328,16 @@ pub struct ServiceFields {
 pub enum RegServiceCmd {
     /// Register a service
     Add {
+        /// Name of the new service entry
         name: String,
         #[command(flatten)]
         fields: Box<ServiceFields>,
     },
     /// Remove a service from the registry
-    Remove { name: String },
+    Remove {
+        /// Name of the service entry
+        name: String,
+    },
     /// Edit what selecting the service implies
     Implies {
         #[command(subcommand)]
@@ -318,27 +349,35 @@ pub enum RegServiceCmd {
 pub enum RegGroupCmd {
     /// Register a group
     Add {
+        /// Name of the new group entry
         name: String,
+        /// A group of libraries or of services
         #[arg(long, value_enum)]
         kind: KindArg,
+        /// `1-of-N` (exactly one option) or `M-of-N` (one or more)
         #[arg(long, value_enum)]
         strategy: StrategyArg,
         /// Option name (repeatable)
         #[arg(long = "option", value_name = "NAME")]
         options: Vec<String>,
+        /// What the choice is about (HSM's `comment`)
         #[arg(long)]
         comment: Option<String>,
+        /// One line on what the group is
         #[arg(long)]
         description: Option<String>,
     },
     /// Remove a group from the registry
     Remove {
+        /// Name of the group entry
         name: String,
+        /// Whether NAME is a library or a service group (needed only when both exist)
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
     /// Edit what selecting one of the group's options implies (`--option`)
     Implies {
+        /// Whether the group is a library or a service group (needed only when both exist)
         #[arg(long, value_enum, global = true)]
         kind: Option<KindArg>,
         #[command(subcommand)]
@@ -352,12 +391,17 @@ pub enum RegistryCmd {
     List,
     /// One entry's definition
     Show {
+        /// Name of the entry
         name: String,
+        /// Which kind of entry NAME is (needed only when several kinds share it)
         #[arg(long, value_enum)]
         kind: Option<RegKindArg>,
     },
     /// Entries whose name, description or comment contains TERM
-    Search { term: String },
+    Search {
+        /// Part of a name, description or comment (case-insensitive)
+        term: String,
+    },
     /// Add, remove or edit library entries
     Library {
         #[command(subcommand)]

@@ -15,6 +15,9 @@ use clap::{Parser, Subcommand};
 use crate::error::{Error, Result, EXIT_CONFIG, EXIT_OK};
 use shell::{ColorChoice, MessageFormat, Shell, Verbosity};
 
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global Options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo-hsm",
@@ -25,19 +28,19 @@ use shell::{ColorChoice, MessageFormat, Shell, Verbosity};
 )]
 pub struct Cli {
     /// The workspace's `Cargo.toml`, the `hsm.toml` beside it, or their directory (default: found from the current directory)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub manifest_path: Option<Utf8PathBuf>,
     /// No status output
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
     /// More output
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Coloring
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", help_heading = GLOBAL)]
     pub color: ColorChoice,
     /// Output format: human text, or JSON documents on stdout
-    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT")]
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human, value_name = "FMT", help_heading = GLOBAL)]
     pub message_format: MessageFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -285,4 +288,43 @@ pub fn error_json(e: &Error) -> serde_json::Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command, with the path of commands to it,
+    /// that has no description.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if matches!(id, "help" | "version") || a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            if sub.get_about().is_none() {
+                out.push(format!("{path} {} (the command)", sub.get_name()));
+            }
+            undescribed(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_a_description() {
+        let mut missing = Vec::new();
+        undescribed(&super::Cli::command(), "cargo hsm", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no description:\n{}",
+            missing.join("\n")
+        );
+    }
 }
