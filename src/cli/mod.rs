@@ -5,12 +5,13 @@
 mod check;
 mod compose;
 mod edit;
+mod generate;
 mod list;
 pub mod shell;
 mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::{Error, Result, EXIT_CONFIG, EXIT_OK};
 use shell::{ColorChoice, MessageFormat, Shell, Verbosity};
@@ -21,7 +22,6 @@ const GLOBAL: &str = "Global Options";
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo-hsm",
-    bin_name = "cargo hsm",
     version,
     about = "Materialize a Rust monorepo's Python libraries, isolated service environments and container services from one manifest",
     after_help = "Exit codes: 0 ok, 1 the command ran and found a problem, 2 bad usage or configuration."
@@ -82,6 +82,10 @@ pub enum Command {
     Check,
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, or write one page per command with `--out-dir`
+    Man(generate::ManArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -91,7 +95,12 @@ pub fn main() -> i32 {
     if args.get(1).is_some_and(|a| a == "hsm") {
         args.remove(1);
     }
-    let cli = match Cli::try_parse_from(args) {
+    // Shown as `cargo hsm` in usage lines, as cargo runs it.
+    let parsed = Cli::command()
+        .bin_name("cargo hsm")
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_CONFIG } else { EXIT_OK };
@@ -124,6 +133,9 @@ pub fn main() -> i32 {
 
 fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
     match &cli.command {
+        // Need no workspace.
+        Command::Completions(a) => generate::completions(shell, a),
+        Command::Man(a) => generate::man(shell, a),
         Command::Check => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?),
         Command::List => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
