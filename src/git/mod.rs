@@ -1,15 +1,42 @@
-//! Git checkouts of services with a `git` source, with `git2`: clone, fetch,
-//! resolve a `ref` (tag, branch or commit) and move a clean checkout to it.
-//! A checkout with local changes or unpushed commits is never touched.
+//! Git checkouts of services with a `git` source.
+//!
+//! Two halves, for two reasons:
+//! - [`transport`]: everything that talks to a remote (fetch, submodules)
+//!   runs the user's own `git` command line, as uv does for git
+//!   dependencies and cargo with `net.git-fetch-with-cli`. That honours the
+//!   user's whole setup for free: credential helpers, `core.sshCommand` /
+//!   `GIT_SSH_COMMAND`, `~/.ssh/config`, `known_hosts`, `http.sslCAInfo`,
+//!   proxies, `insteadOf` and scp-like URLs. libgit2's transports read
+//!   neither ssh config nor `core.sshCommand`.
+//! - this module and [`status`]: local reads and moves (open, resolve,
+//!   check out, local work) through `git2`, in process, so that a no-op
+//!   sync spawns nothing.
+//!
+//! A checkout hsm cloned says so in its own `.git/config` (`hsm.managed`),
+//! so that it is recognised wherever it comes from (e.g. a CI cache); a
+//! directory without that mark is never replaced.
+
+pub mod status;
+pub mod transport;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use git2::{FetchOptions, Oid, Repository, StatusOptions};
+use git2::{Oid, Repository};
 
 use crate::error::{Error, Result};
+
+pub use status::{local_work, Artifacts};
+pub use transport::{Fetched, Remote, Want};
 
 fn git_err(what: impl std::fmt::Display, e: git2::Error) -> Error {
     Error::failed(format!("{what}: {}", e.message()))
 }
+
+/// The `.git/config` key that marks a checkout as hsm's own clone.
+pub const MANAGED_KEY: &str = "hsm.managed";
+/// Where hsm records each commit it fetched for a `ref` of the manifest:
+/// what the remote has, even when a shallow tag fetch left no
+/// remote-tracking ref.
+pub const FETCHED_REFS: &str = "refs/hsm/fetched";
 
 /// Opens the repository at `path`, `None` when there is none.
 pub fn open(path: &Utf8Path) -> Result<Option<Repository>> {
@@ -40,6 +67,20 @@ pub fn origin_url(repo: &Repository) -> Option<String> {
         .and_then(|r| r.url().ok().map(str::to_string))
 }
 
+/// Whether hsm cloned this checkout (its `.git/config` says so).
+pub fn is_managed(repo: &Repository) -> bool {
+    repo.config()
+        .and_then(|c| c.get_bool(MANAGED_KEY))
+        .unwrap_or(false)
+}
+
+/// Marks a checkout as hsm's own clone.
+pub fn mark_managed(repo: &Repository) -> Result<()> {
+    repo.config()
+        .and_then(|mut c| c.set_bool(MANAGED_KEY, true))
+        .map_err(|e| git_err("cannot write the checkout's `.git/config`", e))
+}
+
 pub fn head_commit(repo: &Repository) -> Option<Oid> {
     repo.head()
         .ok()
@@ -47,104 +88,25 @@ pub fn head_commit(repo: &Repository) -> Option<Oid> {
         .map(|c| c.id())
 }
 
-/// Clones `url` into `dest` (which must not exist) through a temporary
-/// directory beside it, so that a failed clone leaves nothing behind.
-pub fn clone(url: &str, dest: &Utf8Path) -> Result<Repository> {
-    adopt(clone_into_temp(url, dest)?, url, dest)
-}
-
-/// Clones `url` (every branch and tag) into a new temporary directory beside
-/// `dest`; dropping the result removes it. Independent clones run in
-/// parallel this way before sync moves each into place.
-pub fn clone_into_temp(url: &str, dest: &Utf8Path) -> Result<tempfile::TempDir> {
-    let parent = dest.parent().unwrap_or(Utf8Path::new("."));
-    std::fs::create_dir_all(parent)
-        .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.clone-",
-            dest.file_name().unwrap_or("checkout")
-        ))
-        .tempdir_in(parent)
-        .map_err(|e| Error::failed(format!("cannot create a directory in `{parent}`: {e}")))?;
-    let repo = git2::build::RepoBuilder::new()
-        .clone(url, tmp.path())
-        .map_err(|e| git_err(format!("cannot clone `{url}`"), e))?;
-    fetch(&repo, url)?;
-    Ok(tmp)
-}
-
-/// Moves a finished temporary clone to `dest` and opens it there.
-pub fn adopt(tmp: tempfile::TempDir, url: &str, dest: &Utf8Path) -> Result<Repository> {
-    let tmp_path = tmp.keep();
-    std::fs::rename(&tmp_path, dest).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&tmp_path);
-        Error::failed(format!("cannot move the clone of `{url}` to `{dest}`: {e}"))
-    })?;
-    Repository::open(dest).map_err(|e| git_err(format!("cannot open `{dest}`"), e))
-}
-
-/// Fetches every branch and tag of `url` into the checkout.
-pub fn fetch(repo: &Repository, url: &str) -> Result<()> {
-    let mut remote = repo
-        .remote_anonymous(url)
-        .map_err(|e| git_err(format!("cannot fetch `{url}`"), e))?;
-    let mut opts = FetchOptions::new();
-    opts.download_tags(git2::AutotagOption::All);
-    remote
-        .fetch(
-            &[
-                "+refs/heads/*:refs/remotes/origin/*",
-                "+refs/tags/*:refs/tags/*",
-            ],
-            Some(&mut opts),
-            None,
-        )
-        .map_err(|e| git_err(format!("cannot fetch `{url}`"), e))?;
-    // `origin/HEAD` follows the remote's default branch.
-    if let Ok(default) = remote.default_branch() {
-        if let Some(branch) = default
-            .as_str()
-            .ok()
-            .and_then(|b| b.strip_prefix("refs/heads/"))
-        {
-            let target = format!("refs/remotes/origin/{branch}");
-            if repo.find_reference(&target).is_ok() {
-                let _ = repo.reference_symbolic(
-                    "refs/remotes/origin/HEAD",
-                    &target,
-                    true,
-                    "cargo hsm: default branch",
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What kind of thing a `ref` named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Tag,
-    Branch,
-    Commit,
-    DefaultBranch,
-}
-
-impl RefKind {
-    /// Branches move: they are fetched again on every sync that may resolve.
-    pub fn moves(self) -> bool {
-        matches!(self, RefKind::Branch | RefKind::DefaultBranch)
-    }
+/// The ref under [`FETCHED_REFS`] for a manifest `ref` (`HEAD` for the
+/// default branch).
+pub fn fetched_ref(reference: Option<&str>) -> String {
+    format!("{FETCHED_REFS}/{}", reference.unwrap_or("HEAD"))
 }
 
 fn looks_like_sha(r: &str) -> bool {
     (7..=40).contains(&r.len()) && r.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Whether `r` is a full commit id, which a server can be asked for directly.
+pub fn is_full_sha(r: &str) -> bool {
+    r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// Resolves `reference` (or the default branch) to a commit with what the
-/// checkout already has; `None` when it does not know the ref.
-pub fn resolve(repo: &Repository, reference: Option<&str>) -> Option<(Oid, RefKind)> {
+/// checkout already has, without the network; `None` when it does not know
+/// the ref. hsm's own record of its last fetch of the ref comes first.
+pub fn resolve(repo: &Repository, reference: Option<&str>) -> Option<Oid> {
     let peel = |name: &str| -> Option<Oid> {
         repo.find_reference(name)
             .ok()?
@@ -152,23 +114,27 @@ pub fn resolve(repo: &Repository, reference: Option<&str>) -> Option<(Oid, RefKi
             .ok()
             .map(|c| c.id())
     };
+    if let Some(o) = peel(&fetched_ref(reference)) {
+        return Some(o);
+    }
     match reference {
         None => peel("refs/remotes/origin/HEAD")
             .or_else(|| peel("refs/remotes/origin/main"))
-            .or_else(|| peel("refs/remotes/origin/master"))
-            .map(|o| (o, RefKind::DefaultBranch)),
+            .or_else(|| peel("refs/remotes/origin/master")),
         Some(r) => {
-            if let Some(o) = peel(&format!("refs/tags/{r}")) {
-                return Some((o, RefKind::Tag));
+            for name in [format!("refs/remotes/origin/{r}"), format!("refs/tags/{r}")] {
+                if let Some(o) = peel(&name) {
+                    return Some(o);
+                }
             }
-            if let Some(o) = peel(&format!("refs/remotes/origin/{r}")) {
-                return Some((o, RefKind::Branch));
+            if let Some(o) = peel(&format!("refs/remotes/origin/tags/{r}")) {
+                return Some(o);
             }
             if looks_like_sha(r) {
                 let obj = repo.revparse_single(r).ok()?;
                 let c = obj.peel_to_commit().ok()?;
                 if c.id().to_string().starts_with(&r.to_ascii_lowercase()) {
-                    return Some((c.id(), RefKind::Commit));
+                    return Some(c.id());
                 }
             }
             None
@@ -180,90 +146,16 @@ pub fn has_commit(repo: &Repository, oid: Oid) -> bool {
     repo.find_commit(oid).is_ok()
 }
 
-/// Files with local changes, relative to the checkout: modified, staged,
-/// deleted or untracked (ignored files do not count). `is_ours` filters out
-/// files that hsm itself wrote.
-pub fn local_changes(
-    repo: &Repository,
-    is_ours: &dyn Fn(&Utf8Path) -> bool,
-) -> Result<Vec<String>> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let statuses = repo
-        .statuses(Some(&mut opts))
-        .map_err(|e| git_err("cannot read the checkout's status", e))?;
-    let mut out = Vec::new();
-    for s in statuses.iter() {
-        let Ok(path) = s.path() else { continue };
-        if is_ours(Utf8Path::new(path)) {
-            continue;
-        }
-        let st = s.status();
-        let what = if st.is_wt_new() && !st.is_index_new() {
-            "untracked"
-        } else if st.is_wt_deleted() || st.is_index_deleted() {
-            "deleted"
-        } else if st.is_conflicted() {
-            "conflicted"
-        } else if st.is_index_new() {
-            "added"
-        } else {
-            "modified"
-        };
-        out.push(format!("{what}: {path}"));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Commits that exist only in this checkout: HEAD or a local branch that no
-/// remote-tracking branch or tag contains.
-pub fn unpushed(repo: &Repository) -> Result<Vec<String>> {
-    let mut published: Vec<Oid> = Vec::new();
-    for glob in ["refs/remotes/*", "refs/tags/*"] {
-        if let Ok(refs) = repo.references_glob(glob) {
-            for r in refs.flatten() {
-                if let Ok(c) = r.peel_to_commit() {
-                    published.push(c.id());
-                }
-            }
-        }
-    }
-    let is_published = |oid: Oid| {
-        published
-            .iter()
-            .any(|p| *p == oid || repo.graph_descendant_of(*p, oid).unwrap_or(false))
+/// Whether the commit checked out tracks `path_in_repo` (e.g. whether the
+/// upstream commits its own `uv.lock`).
+pub fn tracks(checkout: &Utf8Path, path_in_repo: &Utf8Path) -> bool {
+    let Ok(Some(repo)) = open(checkout) else {
+        return false;
     };
-    let mut tips: Vec<(String, Oid)> = Vec::new();
-    if let Some(h) = head_commit(repo) {
-        tips.push(("HEAD".into(), h));
-    }
-    if let Ok(refs) = repo.references_glob("refs/heads/*") {
-        for r in refs.flatten() {
-            if let (Ok(name), Ok(c)) = (r.shorthand().map(str::to_string), r.peel_to_commit()) {
-                tips.push((format!("branch {name}"), c.id()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for (name, oid) in tips {
-        if !is_published(oid) {
-            let (ahead, _) = published
-                .iter()
-                .filter_map(|p| repo.graph_ahead_behind(oid, *p).ok())
-                .min()
-                .unwrap_or((1, 0));
-            out.push(format!(
-                "{name} at {} has {} commit(s) that no remote branch or tag contains",
-                short(oid),
-                ahead.max(1)
-            ));
-        }
-    }
-    Ok(out)
+    repo.head()
+        .ok()
+        .and_then(|h| h.peel_to_tree().ok())
+        .is_some_and(|t| t.get_path(path_in_repo.as_std_path()).is_ok())
 }
 
 /// Moves a clean checkout to `oid` (detached HEAD).
@@ -280,6 +172,12 @@ pub fn checkout(repo: &Repository, oid: Oid) -> Result<()> {
     Ok(())
 }
 
+/// Whether the checked-out tree has submodules to clone.
+pub fn has_submodules(repo: &Repository) -> bool {
+    repo.workdir()
+        .is_some_and(|w| w.join(".gitmodules").is_file())
+}
+
 pub fn short(oid: Oid) -> String {
     oid.to_string()[..10].to_string()
 }
@@ -287,4 +185,51 @@ pub fn short(oid: Oid) -> String {
 /// Paths of a checkout relative to the workspace root.
 pub fn workspace_path(checkout_rel: &Utf8Path, path_in_repo: &Utf8Path) -> Utf8PathBuf {
     checkout_rel.join(path_in_repo)
+}
+
+/// `url` without a password, for everything hsm prints or writes:
+/// `https://user:secret@host/x` → `https://user@host/x`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..scheme_end + 3]);
+    if !user.is_empty() {
+        out.push_str(user);
+        out.push('@');
+    }
+    out.push_str(&rest[at + 1..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("https://bob:s3cret@git.example/x.git"),
+            "https://bob@git.example/x.git"
+        );
+        assert_eq!(
+            redact_url("https://:tok@git.example/x"),
+            "https://git.example/x"
+        );
+        assert_eq!(
+            redact_url("ssh://git@host:22/x.git"),
+            "ssh://git@host:22/x.git"
+        );
+        assert_eq!(redact_url("git@host:org/x.git"), "git@host:org/x.git");
+        assert_eq!(redact_url("file:///a/b@c"), "file:///a/b@c");
+    }
 }

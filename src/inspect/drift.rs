@@ -51,14 +51,8 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
             }
         }
         // Files sync itself wrote into the checkout (hashes in hsm.lock) and
-        // environments are not local work.
+        // derived files (environments, build artifacts) are not local work.
         let is_ours = |p: &Utf8Path| -> bool {
-            if p.components()
-                .any(|c| matches!(c.as_str(), ".venv" | "__pycache__" | ".pixi"))
-                || p.extension() == Some("pyc")
-            {
-                return true;
-            }
             let rel = checkout.join(p);
             match (
                 lock.and_then(|l| l.recorded_hash(&rel)),
@@ -68,7 +62,13 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
                 _ => false,
             }
         };
-        match git::local_changes(&repo, &is_ours) {
+        let artifacts = match &sv.source {
+            Some(Source::Git { subdirectory, .. }) => {
+                git::Artifacts::new(subdirectory.as_deref().map(|p| p.as_str()))
+            }
+            _ => git::Artifacts::new(None),
+        };
+        match git::status::changes(&repo, &artifacts, &is_ours, false) {
             Ok(changes) if !changes.is_empty() => {
                 let mut f = finding(
                     FindingKind::GitDirty,
