@@ -199,7 +199,7 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
             Some(x) => {
                 let want = (
                     l.mode.to_string(),
-                    l.source.describe(),
+                    git::transport::redact_text(&l.source.describe()),
                     l.requirement.clone(),
                 );
                 let have = (x.mode.clone(), x.source.clone(), x.requirement.clone());
@@ -240,7 +240,7 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
         let source = sv
             .source
             .as_ref()
-            .map(|s| s.describe())
+            .map(|s| git::transport::redact_text(&s.describe()))
             .unwrap_or_else(|| "none".into());
         let want = (sv.mode.to_string(), runtime, source, sv.target_path.clone());
         let have = (

@@ -235,7 +235,7 @@ impl Syncer<'_> {
             .map(|u| format!(" (origin `{}`)", redact_url(&u)))
             .unwrap_or_default();
         Err(Error::failed(format!(
-            "`{}` is a git repository that hsm did not clone{origin}, so service `{}` cannot be cloned there; nothing was changed",
+            "`{}` is a git repository that hsm did not clone{origin}, so service `{}` cannot be cloned there",
             g.checkout, g.sv.name
         ))
         .with_help(format!(
@@ -258,7 +258,7 @@ impl Syncer<'_> {
                 .unwrap_or(false);
             if !empty {
                 return Err(Error::failed(format!(
-                    "`{checkout}` exists but is not a git checkout, so service `{}` cannot be cloned there; nothing was changed",
+                    "`{checkout}` exists but is not a git checkout, so service `{}` cannot be cloned there",
                     sv.name
                 ))
                 .with_help(format!(
