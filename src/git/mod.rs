@@ -60,11 +60,10 @@ pub fn open(path: &Utf8Path) -> Result<Option<Repository>> {
     }
 }
 
-/// The URL of `origin`, if any.
+/// The URL of `origin` as configured, if any: before `insteadOf`
+/// rewrites, so that it compares with the manifest's `url`.
 pub fn origin_url(repo: &Repository) -> Option<String> {
-    repo.find_remote("origin")
-        .ok()
-        .and_then(|r| r.url().ok().map(str::to_string))
+    repo.config().ok()?.get_string("remote.origin.url").ok()
 }
 
 /// Whether hsm cloned this checkout (its `.git/config` says so).

@@ -193,8 +193,23 @@ pub fn redact_text(text: &str) -> String {
 }
 
 /// Fetches what `want` needs into `repo` (at `dir`), records it under
-/// [`super::FETCHED_REFS`] and returns its commit.
+/// [`super::FETCHED_REFS`] and returns its commit. A failed fetch leaves
+/// the checkout byte-identical (git truncates `FETCH_HEAD` before it
+/// connects; it is put back).
 pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want) -> Result<Oid> {
+    let fetch_head = repo.path().join("FETCH_HEAD");
+    let saved = std::fs::read(&fetch_head).ok();
+    let r = fetch_inner(repo, dir, remote, want);
+    if r.is_err() {
+        let _ = match &saved {
+            Some(bytes) => std::fs::write(&fetch_head, bytes),
+            None => std::fs::remove_file(&fetch_head),
+        };
+    }
+    r
+}
+
+fn fetch_inner(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want) -> Result<Oid> {
     let record = fetched_ref(remote.reference);
     let shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1", "origin"];
     let src = match (want, remote.reference) {
@@ -212,11 +227,9 @@ pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want)
         });
     match first {
         Ok(()) => {}
+        Err(f) if !abbreviated && !refused_by_id(&f.stderr) => return Err(f.error(remote, "fetch")),
         Err(f) if !abbreviated && !matches!(want, Want::Commit(_)) => {
-            if f.stderr.contains("couldn't find remote ref") {
-                return Err(not_found(remote).with_detail(f.stderr.trim_end().to_string()));
-            }
-            return Err(f.error(remote, "fetch"));
+            return Err(not_found(remote).with_detail(f.stderr.trim_end().to_string()));
         }
         Err(_) => {
             // An abbreviated commit id, or a server that refuses to send a
@@ -280,6 +293,20 @@ pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want)
         }
     }
     Ok(oid)
+}
+
+/// Whether git's stderr says the server lacks the asked ref or refuses to
+/// send a commit by its id (not a transport or auth failure).
+fn refused_by_id(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    [
+        "couldn't find remote ref",
+        "not our ref",
+        "unadvertised object",
+        "no such remote ref",
+    ]
+    .iter()
+    .any(|w| s.contains(w))
 }
 
 fn not_found(remote: &Remote<'_>) -> Error {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sync_support::{git_in, require, Sandbox};
+use crate::sync_support::{git_in, Sandbox};
 
 fn support(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -291,16 +291,34 @@ pub struct Sshd {
     host_pub: String,
 }
 
-/// Whether sshd can be used here; with `CI=true` it must.
-pub fn require_sshd() -> bool {
-    if Path::new("/usr/sbin/sshd").exists() && require("ssh") {
+/// Whether `program` can be started (tools without `--version`: ssh,
+/// sshd, openssl). When it cannot: with `CI=true` the test fails,
+/// otherwise it prints why and the caller returns early.
+pub fn require_program(program: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg("-V")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
         return true;
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("`/usr/sbin/sshd` is required by this test (CI=true): install openssh-server (`.ci/run` does)");
+        panic!(
+            "`{program}` is required by this test (CI=true): install {package} (`.ci/run` does)"
+        );
     }
-    eprintln!("skipping: `/usr/sbin/sshd` is not available");
+    eprintln!("skipping: `{program}` is not available");
     false
+}
+
+/// Whether sshd and the ssh client can be used here; with `CI=true` they must.
+pub fn require_sshd() -> bool {
+    require_program("/usr/sbin/sshd", "openssh-server")
+        && require_program("ssh", "openssh-client")
+        && require_program("ssh-keygen", "openssh-client")
 }
 
 impl Sshd {
