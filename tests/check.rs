@@ -254,6 +254,11 @@ fn env_file_edited() {
 #[test]
 fn git_service_moved_to_another_commit() {
     let Some(s) = synced() else { return };
+    // hsm's clone is shallow: the user fetches the other tag first.
+    s.sb.git(
+        "services/emb",
+        &["fetch", "-q", "--depth", "1", "origin", "tag", "v1.1.0"],
+    );
     s.sb.git(
         "services/emb",
         &[

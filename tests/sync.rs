@@ -425,7 +425,7 @@ fn dirty_git_checkout_is_left_untouched_and_reported() {
     let out = sb.run(&["sync"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("commit(s) that no remote branch or tag contains"),
+        stderr(&out).contains("1 commit that the remote does not have"),
         "{}",
         stderr(&out)
     );
@@ -743,7 +743,11 @@ fn changed_url_with_clean_checkout_reclones() {
     sb.sync(&[]);
     sb.write("hsm.toml", &manifest(&url2));
     let out = sb.sync(&[]);
-    assert!(stderr(&out).contains("Cloning emb"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Recloning emb: its `url` changed from"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         sb.git("services/emb", &["rev-parse", "HEAD"]).trim(),
         shas2[1]

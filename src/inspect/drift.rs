@@ -51,14 +51,8 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
             }
         }
         // Files sync itself wrote into the checkout (hashes in hsm.lock) and
-        // environments are not local work.
+        // derived files (environments, build artifacts) are not local work.
         let is_ours = |p: &Utf8Path| -> bool {
-            if p.components()
-                .any(|c| matches!(c.as_str(), ".venv" | "__pycache__" | ".pixi"))
-                || p.extension() == Some("pyc")
-            {
-                return true;
-            }
             let rel = checkout.join(p);
             match (
                 lock.and_then(|l| l.recorded_hash(&rel)),
@@ -68,7 +62,13 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
                 _ => false,
             }
         };
-        match git::local_changes(&repo, &is_ours) {
+        let artifacts = match &sv.source {
+            Some(Source::Git { subdirectory, .. }) => {
+                git::Artifacts::new(subdirectory.as_deref().map(|p| p.as_str()))
+            }
+            _ => git::Artifacts::new(None),
+        };
+        match git::status::changes(&repo, &artifacts, &is_ours, false) {
             Ok(changes) if !changes.is_empty() => {
                 let mut f = finding(
                     FindingKind::GitDirty,
@@ -199,7 +199,7 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
             Some(x) => {
                 let want = (
                     l.mode.to_string(),
-                    l.source.describe(),
+                    git::transport::redact_text(&l.source.describe()),
                     l.requirement.clone(),
                 );
                 let have = (x.mode.clone(), x.source.clone(), x.requirement.clone());
@@ -240,7 +240,7 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
         let source = sv
             .source
             .as_ref()
-            .map(|s| s.describe())
+            .map(|s| git::transport::redact_text(&s.describe()))
             .unwrap_or_else(|| "none".into());
         let want = (sv.mode.to_string(), runtime, source, sv.target_path.clone());
         let have = (

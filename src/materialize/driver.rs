@@ -115,7 +115,7 @@ pub(super) struct Syncer<'a> {
     /// Resolved commit of each git-sourced service.
     pub(super) commits: BTreeMap<String, String>,
     /// Clones made in parallel ahead of the git step, by service name.
-    pub(super) prefetched: BTreeMap<String, tempfile::TempDir>,
+    pub(super) prefetched: BTreeMap<String, crate::git::Fetched>,
     /// Each environment service's own lock file.
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,

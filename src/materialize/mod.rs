@@ -71,7 +71,8 @@ pub enum ActionKind {
     /// Waiting for another sync to finish.
     Block,
     Clone,
-    /// A clean checkout whose `url` changed is cloned again.
+    /// A checkout whose `url` changed, with nothing in it that exists only
+    /// there, is cloned again; the message says why.
     Reclone,
     Fetch,
     Checkout,
@@ -92,7 +93,8 @@ impl ActionKind {
     pub fn verb(self) -> &'static str {
         match self {
             ActionKind::Block => "Blocking",
-            ActionKind::Clone | ActionKind::Reclone => "Cloning",
+            ActionKind::Clone => "Cloning",
+            ActionKind::Reclone => "Recloning",
             ActionKind::Fetch => "Fetching",
             ActionKind::Checkout => "Checking out",
             ActionKind::Edit => "Updating",

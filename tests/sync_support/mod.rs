@@ -29,7 +29,7 @@ pub fn require(tool: &str) -> bool {
 }
 
 pub struct Sandbox {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     pub root: PathBuf,
 }
 
@@ -49,13 +49,22 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        let sb = Sandbox { _dir: dir, root };
+        let sb = Sandbox {
+            _dir: Some(dir),
+            root,
+        };
         sb.write("Cargo.toml", "[workspace]\n");
         sb.wheel("alpha", "1.0.0", &["gamma"]);
         sb.wheel("beta", "2.0.0", &[]);
         sb.wheel("gamma", "0.1.0", &[]);
         sb.wheel("delta", "1.0", &[]);
         sb
+    }
+
+    /// A sandbox over an existing directory (e.g. a clone of another
+    /// sandbox's monorepo), which its owner removes.
+    pub fn at(root: PathBuf) -> Sandbox {
+        Sandbox { _dir: None, root }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -59,6 +59,11 @@ pub trait RuntimeAdapter {
     fn install_hint(&self) -> &'static str;
     /// The service's own lock file (relative to the target path), if the runtime has one.
     fn lockfile(&self, target: &Utf8Path) -> Option<Utf8PathBuf>;
+    /// The lock file hsm keeps in `hsm.locks/<service>/` for a git-sourced
+    /// service whose upstream does not commit it (relative to the target path).
+    fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
+        None
+    }
     /// Edits of the service's files that sync makes before the tool runs.
     fn edits(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<Vec<FileEdit>> {
         Ok(Vec::new())

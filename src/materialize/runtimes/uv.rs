@@ -60,6 +60,10 @@ impl RuntimeAdapter for UvAdapter {
         Some("uv.lock".into())
     }
 
+    fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
+        Some("uv.lock".into())
+    }
+
     fn edits(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<Vec<FileEdit>> {
         let sv = ctx.service;
         let path = target.join("pyproject.toml");

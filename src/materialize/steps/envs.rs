@@ -85,7 +85,7 @@ impl Syncer<'_> {
             return Err(combine_failures(failed));
         }
         for p in &prepared {
-            self.record_service(p);
+            self.record_service(p)?;
         }
         Ok(())
     }
@@ -162,6 +162,7 @@ impl Syncer<'_> {
             .with_help(help));
         }
 
+        self.place_committed_lock(sv, &target_rel)?;
         let previous = self
             .previous
             .as_ref()
@@ -262,9 +263,39 @@ impl Syncer<'_> {
         }))
     }
 
+    /// The lock file of a git-sourced service whose upstream commits none
+    /// (relative to the target path), which hsm keeps in
+    /// [`crate::lock::LOCKS_DIR`]; `None` for every other service.
+    fn uncommitted_lock(&self, sv: &PlannedService, target_rel: &Utf8Path) -> Option<Utf8PathBuf> {
+        let checkout = sv.checkout_path.as_ref()?;
+        let runtime = sv.runtime()?;
+        let adapter = runtimes::adapter(runtime)?;
+        let file = adapter.committed_lockfile()?;
+        let in_repo = target_rel.strip_prefix(checkout).ok()?.join(&file);
+        (!crate::git::tracks(&self.root.join(checkout), &in_repo)).then_some(file)
+    }
+
+    /// Puts `hsm.locks/<service>/<lock>` into the checkout before the
+    /// runtime runs, so that a locked or frozen sync on a fresh clone of the
+    /// monorepo installs what the first sync resolved.
+    fn place_committed_lock(&mut self, sv: &PlannedService, target_rel: &Utf8Path) -> Result<()> {
+        let Some(file) = self.uncommitted_lock(sv, target_rel) else {
+            return Ok(());
+        };
+        let committed = crate::lock::committed_lock(&sv.name, &file);
+        let Ok(bytes) = std::fs::read(self.root.join(&committed)) else {
+            return Ok(());
+        };
+        let dest = target_rel.join(&file);
+        if std::fs::read(self.root.join(&dest)).ok().as_deref() != Some(bytes.as_slice()) {
+            self.write_file(&dest, &bytes, None)?;
+        }
+        Ok(())
+    }
+
     /// After the runtimes ran: the service's lock file for `hsm.lock`, and
     /// its new fingerprint.
-    fn record_service(&mut self, p: &PreparedService) {
+    fn record_service(&mut self, p: &PreparedService) -> Result<()> {
         let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
         if !self.opts.dry_run {
             if let Some(fp) = self.service_fingerprint(p.sv, &p.target) {
@@ -272,7 +303,23 @@ impl Syncer<'_> {
             }
         }
         if let Some(lf) = adapter.lockfile(&p.target) {
-            let rel = p.target_rel.join(&lf);
+            let mut rel = p.target_rel.join(&lf);
+            if let Some(file) = self.uncommitted_lock(p.sv, &p.target_rel) {
+                // The upstream commits no lock: hsm keeps it in the monorepo.
+                let committed = crate::lock::committed_lock(&p.sv.name, &file);
+                if let Ok(bytes) = std::fs::read(self.root.join(&rel)) {
+                    if self.write_file(&committed, &bytes, None)? {
+                        self.act(
+                            ActionKind::Write,
+                            &p.component,
+                            committed.to_string(),
+                            Some(&committed),
+                            None,
+                        );
+                    }
+                    rel = committed;
+                }
+            }
             match std::fs::read(self.root.join(&rel)) {
                 Ok(bytes) => {
                     self.lockfiles.insert(
@@ -291,5 +338,6 @@ impl Syncer<'_> {
                 Err(_) => {}
             }
         }
+        Ok(())
     }
 }

@@ -1,10 +1,15 @@
 //! Step 2, git sources: clone or move each git-sourced service's checkout,
-//! never over local work.
+//! never over local work, and never over a directory hsm did not clone.
+//!
+//! Refs are pinned like cargo's git dependencies: while the manifest's
+//! `url` and `ref` are the ones `hsm.lock` recorded, sync uses the locked
+//! commit (no network when the checkout has it, even for a branch); the
+//! pin moves when the manifest's `ref` or `url` changes.
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::error::{Error, Result};
-use crate::git;
+use crate::git::{self, redact_url, Artifacts, Remote, Want};
 use crate::lock::{sha256_hex, LockedGit};
 use crate::manifest::model::Source;
 use crate::materialize::driver::Syncer;
@@ -13,39 +18,59 @@ use crate::materialize::pool;
 use crate::materialize::ActionKind;
 use crate::plan::PlannedService;
 
-impl Syncer<'_> {
-    /// Fetches `url` into the checkout of `sv`, reporting it.
-    fn fetch(
-        &mut self,
-        repo: &git2::Repository,
-        sv: &PlannedService,
-        component: &str,
-        url: &str,
-        checkout: &Utf8Path,
-    ) -> Result<()> {
-        self.act(
-            ActionKind::Fetch,
-            component,
-            format!("{} ({url})", sv.name),
-            Some(checkout),
-            None,
-        );
-        git::fetch(repo, url)
-    }
+/// One git-sourced environment service, as the step sees it.
+struct GitService<'p> {
+    sv: &'p PlannedService,
+    url: &'p str,
+    reference: Option<&'p str>,
+    artifacts: Artifacts,
+    /// Relative to the workspace root.
+    checkout: &'p Utf8Path,
+}
 
+impl GitService<'_> {
+    fn remote(&self) -> Remote<'_> {
+        Remote {
+            service: &self.sv.name,
+            url: self.url,
+            reference: self.reference,
+        }
+    }
+    fn shown_ref(&self) -> &str {
+        self.reference.unwrap_or("default branch")
+    }
+}
+
+fn git_services(plan: &crate::plan::Plan) -> impl Iterator<Item = GitService<'_>> {
+    plan.services.iter().filter_map(|sv| {
+        sv.runtime()?;
+        match (&sv.source, &sv.checkout_path) {
+            (
+                Some(Source::Git {
+                    url,
+                    reference,
+                    subdirectory,
+                    ..
+                }),
+                Some(checkout),
+            ) => Some(GitService {
+                sv,
+                url,
+                reference: reference.as_deref(),
+                artifacts: Artifacts::new(subdirectory.as_deref().map(|p| p.as_str())),
+                checkout,
+            }),
+            _ => None,
+        }
+    })
+}
+
+impl Syncer<'_> {
     pub(in crate::materialize) fn git_sources(&mut self) -> Result<()> {
         let plan = self.plan;
         self.prefetch_clones();
-        for sv in &plan.services {
-            let (Some(Source::Git { url, reference, .. }), Some(checkout)) =
-                (&sv.source, &sv.checkout_path)
-            else {
-                continue;
-            };
-            if sv.runtime().is_none() {
-                continue;
-            }
-            self.git_service(sv, url, reference.as_deref(), checkout)?;
+        for g in git_services(plan) {
+            self.git_service(&g)?;
         }
         Ok(())
     }
@@ -58,16 +83,12 @@ impl Syncer<'_> {
         if self.opts.dry_run || self.opts.offline {
             return;
         }
-        let todo: Vec<(String, String, Utf8PathBuf)> = self
-            .plan
-            .services
-            .iter()
-            .filter(|sv| sv.runtime().is_some())
-            .filter_map(|sv| match (&sv.source, &sv.checkout_path) {
-                (Some(Source::Git { url, .. }), Some(co)) if !self.root.join(co).exists() => {
-                    Some((sv.name.clone(), url.clone(), self.root.join(co)))
-                }
-                _ => None,
+        let todo: Vec<(GitService, Want, Utf8PathBuf)> = git_services(self.plan)
+            .filter(|g| !self.root.join(g.checkout).exists())
+            .filter_map(|g| {
+                let want = self.want(&g).ok()?;
+                let dest = self.root.join(g.checkout);
+                Some((g, want, dest))
             })
             .collect();
         if todo.len() < 2 {
@@ -76,13 +97,16 @@ impl Syncer<'_> {
         let results = pool::run(
             todo.len(),
             self.opts.jobs(),
-            |i| git::clone_into_temp(&todo[i].1, &todo[i].2),
+            |i| {
+                let (g, want, dest) = &todo[i];
+                git::transport::clone_into_temp(&g.remote(), *want, &g.artifacts, dest)
+            },
             |_| {},
         );
-        for ((name, _, _), r) in todo.into_iter().zip(results) {
+        for ((g, _, _), r) in todo.into_iter().zip(results) {
             // A failed clone is retried (and reported) by `git_service`.
-            if let Ok(tmp) = r {
-                self.prefetched.insert(name, tmp);
+            if let Ok(f) = r {
+                self.prefetched.insert(g.sv.name.clone(), f);
             }
         }
     }
@@ -94,37 +118,43 @@ impl Syncer<'_> {
             .and_then(|s| s.git.as_ref())
     }
 
-    /// The commit `--frozen` must use.
-    fn frozen_commit(
-        &self,
-        sv: &PlannedService,
-        url: &str,
-        reference: Option<&str>,
-    ) -> Result<git2::Oid> {
+    /// The locked commit, while the manifest still asks for the locked
+    /// `url` and `ref`; with `--frozen` there must be one.
+    fn want(&self, g: &GitService) -> Result<Want> {
         let help = "run `cargo hsm sync` without `--frozen` to resolve it and update `hsm.lock`";
-        let Some(g) = self.locked_git(&sv.name) else {
-            return Err(Error::failed(format!(
-                "`--frozen` needs the commit of service `{}` from `hsm.lock`, which has none",
-                sv.name
-            ))
-            .with_help(help));
-        };
-        if g.url != url || g.reference.as_deref() != reference {
-            return Err(Error::failed(format!(
-                "`hsm.lock` locks service `{}` to `{}` @ {}, but the manifest asks for `{url}` @ {}",
-                sv.name,
-                g.url,
-                g.reference.as_deref().unwrap_or("(default branch)"),
-                reference.unwrap_or("(default branch)")
-            ))
-            .with_help(help));
+        let locked = self.locked_git(&g.sv.name);
+        let same =
+            locked.filter(|l| l.url == redact_url(g.url) && l.reference.as_deref() == g.reference);
+        if let Some(l) = same {
+            let oid = git2::Oid::from_str(&l.commit).map_err(|_| {
+                Error::failed(format!(
+                    "`hsm.lock` has an invalid commit `{}` for service `{}`",
+                    l.commit, g.sv.name
+                ))
+                .with_help(
+                    "`hsm.lock` is generated; delete it and run `cargo hsm sync` to write it again",
+                )
+            })?;
+            return Ok(Want::Commit(oid));
         }
-        git2::Oid::from_str(&g.commit).map_err(|_| {
-            Error::failed(format!(
-                "`hsm.lock` has an invalid commit `{}` for service `{}`",
-                g.commit, sv.name
-            ))
-        })
+        if !self.opts.frozen {
+            return Ok(Want::Ref);
+        }
+        Err(match locked {
+            None => Error::failed(format!(
+                "`--frozen` needs the commit of service `{}` from `hsm.lock`, which has none",
+                g.sv.name
+            )),
+            Some(l) => Error::failed(format!(
+                "`hsm.lock` locks service `{}` to `{}` @ {}, but the manifest asks for `{}` @ {}",
+                g.sv.name,
+                l.url,
+                l.reference.as_deref().unwrap_or("(default branch)"),
+                redact_url(g.url),
+                g.reference.unwrap_or("(default branch)")
+            )),
+        }
+        .with_help(help))
     }
 
     /// With `--locked`, the commit must be the one in `hsm.lock`.
@@ -145,16 +175,9 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// Files in a checkout that hsm wrote itself (their hash is the one
-    /// recorded in `hsm.lock`) or that are derived (venvs, bytecode).
+    /// Files in a checkout that hsm wrote itself: their hash is the one
+    /// recorded in `hsm.lock`.
     fn is_ours(&self, checkout: &Utf8Path, path_in_repo: &Utf8Path) -> bool {
-        if path_in_repo
-            .components()
-            .any(|c| matches!(c.as_str(), ".venv" | "__pycache__" | ".pixi"))
-            || path_in_repo.extension() == Some("pyc")
-        {
-            return true;
-        }
         let rel = checkout.join(path_in_repo);
         let Some(prev) = &self.previous else {
             return false;
@@ -168,23 +191,17 @@ impl Syncer<'_> {
         }
     }
 
-    /// Stops when the checkout holds anything sync would lose.
-    fn ensure_clean(
-        &self,
-        sv: &PlannedService,
-        repo: &git2::Repository,
-        checkout: &Utf8Path,
-        why: &str,
-    ) -> Result<()> {
+    /// Stops when the checkout holds anything that `why` would lose.
+    fn ensure_clean(&self, g: &GitService, repo: &git2::Repository, why: &str) -> Result<()> {
+        let checkout = g.checkout;
         let is_ours = |p: &Utf8Path| self.is_ours(checkout, p);
-        let mut lost = git::local_changes(repo, &is_ours)?;
-        lost.extend(git::unpushed(repo)?);
+        let lost = git::local_work(repo, &g.artifacts, &is_ours)?;
         if lost.is_empty() {
             return Ok(());
         }
         Err(Error::failed(format!(
             "the checkout of service `{}` at `{checkout}` has local work that {why} would lose; nothing was changed there",
-            sv.name
+            g.sv.name
         ))
         .with_detail(
             lost.iter()
@@ -193,50 +210,85 @@ impl Syncer<'_> {
                 .join("\n"),
         )
         .with_help(format!(
-            "commit and push the work (or stash or discard it), or move `{checkout}` elsewhere; then run `cargo hsm sync` again"
+            "commit and push the work (or stash, move or delete it) in `{checkout}`, then run `cargo hsm sync` again"
         )))
     }
 
-    fn git_service(
-        &mut self,
-        sv: &PlannedService,
-        url: &str,
-        reference: Option<&str>,
-        checkout: &Utf8Path,
-    ) -> Result<()> {
+    /// A repository at the target path that hsm did not clone: recognised
+    /// only when the previous sync recorded it at the commit it sits at
+    /// (a clone made before hsm marked its clones); otherwise refused.
+    fn ensure_managed(&self, g: &GitService, repo: &git2::Repository) -> Result<()> {
+        if git::is_managed(repo) {
+            return Ok(());
+        }
+        let head = git::head_commit(repo).map(|h| h.to_string());
+        let recorded = self
+            .locked_git(&g.sv.name)
+            .is_some_and(|l| l.checkout == g.checkout && Some(&l.commit) == head.as_ref());
+        if recorded && !self.opts.dry_run {
+            return git::mark_managed(repo);
+        }
+        if recorded {
+            return Ok(());
+        }
+        let origin = git::origin_url(repo)
+            .map(|u| format!(" (origin `{}`)", redact_url(&u)))
+            .unwrap_or_default();
+        Err(Error::failed(format!(
+            "`{}` is a git repository that hsm did not clone{origin}, so service `{}` cannot be cloned there",
+            g.checkout, g.sv.name
+        ))
+        .with_help(format!(
+            "move `{}` elsewhere, or let hsm manage it as the service's checkout with `git -C {} config hsm.managed true`",
+            g.checkout, g.checkout
+        )))
+    }
+
+    fn git_service(&mut self, g: &GitService) -> Result<()> {
+        let sv = g.sv;
+        let checkout = g.checkout;
         let abs = self.root.join(checkout);
         let component = format!("service:{}", sv.name);
-        let shown_ref = reference.unwrap_or("default branch");
-        let frozen = if self.opts.frozen {
-            Some(self.frozen_commit(sv, url, reference)?)
-        } else {
-            None
-        };
+        let remote = g.remote();
+        let want = self.want(g)?;
         let repo = git::open(&abs)?;
-        let reclone = match &repo {
-            None => false,
-            Some(r) => git::origin_url(r).as_deref() != Some(url),
-        };
+        if repo.is_none() && abs.exists() {
+            let empty = std::fs::read_dir(&abs)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty {
+                return Err(Error::failed(format!(
+                    "`{checkout}` exists but is not a git checkout, so service `{}` cannot be cloned there",
+                    sv.name
+                ))
+                .with_help(format!(
+                    "move `{checkout}` elsewhere, then run `cargo hsm sync` again"
+                )));
+            }
+        }
+        if let Some(r) = &repo {
+            self.ensure_managed(g, r)?;
+        }
+        let old_url = repo.as_ref().and_then(git::origin_url);
+        let reclone = repo.is_some() && old_url.as_deref() != Some(g.url);
         if repo.is_none() || reclone {
-            if repo.is_none() && abs.exists() {
-                let empty = std::fs::read_dir(&abs)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-                if !empty {
-                    return Err(Error::failed(format!(
-                        "`{checkout}` exists but is not a git checkout, so service `{}` cannot be cloned there",
-                        sv.name
-                    ))
-                    .with_help(format!("move `{checkout}` elsewhere, then run `cargo hsm sync` again")));
-                }
-            }
-            if let (Some(r), true) = (&repo, reclone) {
-                self.ensure_clean(sv, r, checkout, "cloning the new `url`")?;
-            }
+            let message = if reclone {
+                let r = repo.as_ref().expect("checked above");
+                self.ensure_clean(g, r, "cloning the new `url` again")?;
+                format!(
+                    "{}: its `url` changed from `{}` to `{}` ({})",
+                    sv.name,
+                    redact_url(old_url.as_deref().unwrap_or("none")),
+                    redact_url(g.url),
+                    g.shown_ref()
+                )
+            } else {
+                format!("{} ({} @ {})", sv.name, redact_url(g.url), g.shown_ref())
+            };
             if self.opts.offline {
                 return Err(Error::failed(format!(
-                    "service `{}` needs a clone of `{url}`, but `--offline` forbids the network",
-                    sv.name
+                    "{} needs a clone, but `--offline` forbids the network",
+                    remote.describe()
                 ))
                 .with_help("run `cargo hsm sync` once without `--offline`"));
             }
@@ -245,92 +297,78 @@ impl Syncer<'_> {
             } else {
                 ActionKind::Clone
             };
-            self.act(
-                kind,
-                &component,
-                format!("{} ({url} @ {shown_ref})", sv.name),
-                Some(checkout),
-                None,
-            );
+            self.act(kind, &component, message, Some(checkout), None);
             if self.opts.dry_run {
-                if let Some(g) = self.locked_git(&sv.name) {
-                    self.commits.insert(sv.name.clone(), g.commit.clone());
+                if let Want::Commit(o) = want {
+                    self.commits.insert(sv.name.clone(), o.to_string());
                 }
                 return Ok(());
             }
             drop(repo);
+            let fetched = match self.prefetched.remove(&sv.name) {
+                Some(f) => f,
+                None => git::transport::clone_into_temp(&remote, want, &g.artifacts, &abs)?,
+            };
+            self.check_locked_commit(sv, fetched.commit)?;
             if reclone {
-                let trash = self.root.join(".hsm").join("trash");
-                std::fs::create_dir_all(&trash)
-                    .map_err(|e| Error::failed(format!("cannot create `{trash}`: {e}")))?;
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let aside = trash.join(format!("{}-{stamp}", sv.name));
-                std::fs::rename(&abs, &aside)
-                    .map_err(|e| Error::failed(format!("cannot move `{checkout}` aside: {e}")))?;
-                self.dirs.push(DirChange::MovedAside {
-                    orig: abs.clone(),
-                    aside,
-                });
+                self.move_aside(&sv.name, &abs, checkout)?;
             } else if abs.exists() {
                 let _ = std::fs::remove_dir(&abs);
             }
-            let repo = match self.prefetched.remove(&sv.name) {
-                Some(tmp) => git::adopt(tmp, url, &abs)?,
-                None => git::clone(url, &abs)?,
-            };
+            let commit = fetched.commit;
+            git::transport::adopt(fetched, &remote, &abs)?;
             if !reclone {
                 self.dirs.push(DirChange::Created(abs.clone()));
             }
-            let oid = match frozen {
-                Some(o) => o,
-                None => git::resolve(&repo, reference)
-                    .map(|(o, _)| o)
-                    .ok_or_else(|| ref_not_found(sv, url, reference))?,
-            };
-            self.check_locked_commit(sv, oid)?;
-            git::checkout(&repo, oid)?;
-            self.commits.insert(sv.name.clone(), oid.to_string());
+            self.commits.insert(sv.name.clone(), commit.to_string());
             return Ok(());
         }
 
         let repo = repo.expect("checked above");
-        let target = match frozen {
-            Some(o) => {
-                if !git::has_commit(&repo, o) {
-                    if self.opts.offline || self.opts.dry_run {
-                        return Err(Error::failed(format!(
-                            "the locked commit {o} of service `{}` is not in `{checkout}`, and the network is off",
-                            sv.name
-                        )));
-                    }
-                    self.fetch(&repo, sv, &component, url, checkout)?;
-                }
-                o
-            }
-            None => {
-                let mut resolved = git::resolve(&repo, reference);
-                let needs_fetch = resolved.is_none_or(|(_, k)| k.moves());
-                if needs_fetch && !self.opts.offline && !self.opts.dry_run {
-                    self.fetch(&repo, sv, &component, url, checkout)?;
-                    resolved = git::resolve(&repo, reference);
-                }
-                match resolved {
-                    Some((o, _)) => o,
+        if !self.opts.dry_run {
+            g.artifacts.write_exclude(&repo)?;
+        }
+        let target = match want {
+            Want::Commit(o) if git::has_commit(&repo, o) => o,
+            _ if self.opts.offline || self.opts.dry_run => {
+                let local = match want {
+                    Want::Commit(_) => None,
+                    Want::Ref => git::resolve(&repo, g.reference),
+                };
+                match local {
+                    Some(o) => o,
                     None if self.opts.dry_run => {
                         self.act(
                             ActionKind::Checkout,
                             &component,
-                            format!("{} ({shown_ref}, after a fetch)", sv.name),
+                            format!("{} ({}, after a fetch)", sv.name, g.shown_ref()),
                             Some(checkout),
                             None,
                         );
                         return Ok(());
                     }
-                    None => return Err(ref_not_found(sv, url, reference)),
+                    None => {
+                        return Err(Error::failed(format!(
+                            "{} needs a fetch of its {}, but `--offline` forbids the network",
+                            remote.describe(),
+                            match want {
+                                Want::Commit(o) => format!("locked commit {o}"),
+                                Want::Ref => "ref".to_string(),
+                            }
+                        ))
+                        .with_help("run `cargo hsm sync` once without `--offline`"))
+                    }
                 }
+            }
+            _ => {
+                self.act(
+                    ActionKind::Fetch,
+                    &component,
+                    format!("{} ({} @ {})", sv.name, redact_url(g.url), g.shown_ref()),
+                    Some(checkout),
+                    None,
+                );
+                git::transport::fetch(&repo, &abs, &remote, want)?
             }
         };
         self.check_locked_commit(sv, target)?;
@@ -339,18 +377,18 @@ impl Syncer<'_> {
             self.act(
                 ActionKind::Fresh,
                 &component,
-                format!("{} ({shown_ref} @ {})", sv.name, git::short(target)),
+                format!("{} ({} @ {})", sv.name, g.shown_ref(), git::short(target)),
                 Some(checkout),
                 None,
             );
             self.commits.insert(sv.name.clone(), target.to_string());
             return Ok(());
         }
-        self.ensure_clean(sv, &repo, checkout, &format!("checking out {shown_ref}"))?;
+        self.ensure_clean(g, &repo, &format!("checking out {}", g.shown_ref()))?;
         self.act(
             ActionKind::Checkout,
             &component,
-            format!("{} ({shown_ref} @ {})", sv.name, git::short(target)),
+            format!("{} ({} @ {})", sv.name, g.shown_ref(), git::short(target)),
             Some(checkout),
             None,
         );
@@ -362,18 +400,29 @@ impl Syncer<'_> {
                     previous: h,
                 });
             }
+            git::transport::submodules(&repo, &abs, &remote)?;
         }
         self.commits.insert(sv.name.clone(), target.to_string());
         Ok(())
     }
-}
 
-fn ref_not_found(sv: &PlannedService, url: &str, reference: Option<&str>) -> Error {
-    Error::failed(format!(
-        "`{}` has no tag, branch or commit `{}` (service `{}`)",
-        url,
-        reference.unwrap_or("HEAD"),
-        sv.name
-    ))
-    .with_help("check `ref` in the service's git source")
+    /// Moves an old checkout into `.hsm/trash` (restored if the sync fails,
+    /// removed once it succeeds).
+    fn move_aside(&mut self, name: &str, abs: &Utf8Path, checkout: &Utf8Path) -> Result<()> {
+        let trash = self.root.join(".hsm").join("trash");
+        std::fs::create_dir_all(&trash)
+            .map_err(|e| Error::failed(format!("cannot create `{trash}`: {e}")))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let aside = trash.join(format!("{name}-{stamp}"));
+        std::fs::rename(abs, &aside)
+            .map_err(|e| Error::failed(format!("cannot move `{checkout}` aside: {e}")))?;
+        self.dirs.push(DirChange::MovedAside {
+            orig: abs.to_owned(),
+            aside,
+        });
+        Ok(())
+    }
 }

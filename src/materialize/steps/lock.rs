@@ -46,7 +46,7 @@ impl Syncer<'_> {
             self.lock.libraries.push(LockedLibrary {
                 name: l.name.clone(),
                 mode: l.mode.to_string(),
-                source: l.source.describe(),
+                source: crate::git::transport::redact_text(&l.source.describe()),
                 requirement: l.requirement.clone(),
             });
         }
@@ -54,7 +54,7 @@ impl Syncer<'_> {
             let git = match (&sv.source, &sv.checkout_path, self.commits.get(&sv.name)) {
                 (Some(Source::Git { url, reference, .. }), Some(co), Some(commit)) => {
                     Some(LockedGit {
-                        url: url.clone(),
+                        url: crate::git::redact_url(url),
                         reference: reference.clone(),
                         commit: commit.clone(),
                         checkout: co.clone(),
@@ -72,7 +72,7 @@ impl Syncer<'_> {
                 source: sv
                     .source
                     .as_ref()
-                    .map(|s| s.describe())
+                    .map(|s| crate::git::transport::redact_text(&s.describe()))
                     .unwrap_or_else(|| "none".into()),
                 git,
                 target_path: sv.target_path.clone(),

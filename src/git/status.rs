@@ -1,0 +1,262 @@
+//! What exists only in a checkout, so that replacing or moving it would
+//! lose it: git's own promise, kept for hsm's checkouts. In process with
+//! `git2`; nothing is spawned.
+//!
+//! Local work is: a commit reachable from a local ref (HEAD, a branch, a
+//! tag, the stash) that no remote-tracking ref and no commit hsm fetched
+//! for a manifest `ref` contains; a tracked modification other than hsm's
+//! own recorded edits; an untracked file; an ignored file that neither hsm
+//! nor a Python tool produced ([`Artifacts`]).
+
+use camino::{Utf8Path, Utf8PathBuf};
+use git2::{Oid, Repository, StatusOptions};
+
+use super::{git_err, head_commit, short, FETCHED_REFS};
+use crate::error::Result;
+
+/// The files that sync and the Python tools make inside a checkout, which
+/// are never local work: environments, bytecode, setuptools' `build/` and
+/// `*.egg-info/`, and a `uv.lock` that the upstream does not commit. One
+/// list, used both to judge local work and to write `.git/info/exclude`.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// The service's directory inside the repository (its `subdirectory`),
+    /// empty for the repository's root.
+    project: Utf8PathBuf,
+}
+
+/// Directory names that are derived wherever they appear.
+const DERIVED_DIRS: &[&str] = &[".venv", "__pycache__", ".pixi"];
+
+impl Artifacts {
+    pub fn new(subdirectory: Option<&str>) -> Artifacts {
+        let project = subdirectory
+            .map(|s| s.trim_matches('/'))
+            .filter(|s| !s.is_empty() && *s != ".")
+            .unwrap_or("");
+        Artifacts {
+            project: project.into(),
+        }
+    }
+
+    /// Whether an untracked or ignored path (relative to the repository,
+    /// a directory possibly with a trailing `/`) is a derived file.
+    pub fn contains(&self, path: &Utf8Path) -> bool {
+        let path = Utf8Path::new(path.as_str().trim_end_matches('/'));
+        let derived = path.components().any(|c| {
+            let c = c.as_str();
+            DERIVED_DIRS.contains(&c) || c.ends_with(".egg-info")
+        });
+        if derived || matches!(path.extension(), Some("pyc" | "pyo")) {
+            return true;
+        }
+        let Ok(in_project) = path.strip_prefix(&self.project) else {
+            return false;
+        };
+        in_project.starts_with("build") || in_project == "uv.lock"
+    }
+
+    /// The body of `.git/info/exclude` that keeps these files out of the
+    /// user's `git status` too.
+    pub fn exclude_file(&self) -> String {
+        let anchor = if self.project.as_str().is_empty() {
+            String::from("/")
+        } else {
+            format!("/{}/", self.project)
+        };
+        let mut s = String::from(
+            "# Written by cargo hsm: files that sync and the Python tools make in this\n\
+             # checkout. They are not local work (see `cargo hsm sync --help`).\n",
+        );
+        for d in DERIVED_DIRS {
+            s.push_str(&format!("{d}/\n"));
+        }
+        s.push_str("*.py[co]\n*.egg-info/\n");
+        s.push_str(&format!("{anchor}build/\n{anchor}uv.lock\n"));
+        s
+    }
+
+    /// Writes `.git/info/exclude` when it differs (a no-op sync writes nothing).
+    pub fn write_exclude(&self, repo: &Repository) -> Result<()> {
+        let path = repo.path().join("info").join("exclude");
+        let Ok(path) = Utf8PathBuf::from_path_buf(path) else {
+            return Ok(());
+        };
+        crate::fs::write_if_changed(&path, self.exclude_file().as_bytes(), None)
+            .map(|_| ())
+            .map_err(|e| crate::error::Error::failed(format!("cannot write `{path}`: {e}")))
+    }
+}
+
+/// Everything in the checkout that replacing or moving it would lose, one
+/// line each (`modified: x`, `untracked: y`, `ignored: .env`, `branch
+/// work at 1a2b3c4d5e: 2 commits …`). `is_ours` accepts hsm's own recorded
+/// edits of tracked files.
+pub fn local_work(
+    repo: &Repository,
+    artifacts: &Artifacts,
+    is_ours: &dyn Fn(&Utf8Path) -> bool,
+) -> Result<Vec<String>> {
+    let mut out = changes(repo, artifacts, is_ours, true)?;
+    out.extend(unpublished(repo)?);
+    Ok(out)
+}
+
+/// Files with local changes: modified, staged, deleted, untracked, and
+/// (with `ignored`) ignored files that are not [`Artifacts`].
+pub fn changes(
+    repo: &Repository,
+    artifacts: &Artifacts,
+    is_ours: &dyn Fn(&Utf8Path) -> bool,
+    ignored: bool,
+) -> Result<Vec<String>> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(ignored)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|e| git_err("cannot read the checkout's status", e))?;
+    let mut out = Vec::new();
+    for s in statuses.iter() {
+        let Ok(path) = s.path() else { continue };
+        let path = Utf8Path::new(path);
+        let st = s.status();
+        let untracked = st.is_wt_new() && !st.is_index_new();
+        if (untracked || st.is_ignored()) && artifacts.contains(path) {
+            continue;
+        }
+        if is_ours(path) {
+            continue;
+        }
+        let what = if st.is_ignored() {
+            "ignored"
+        } else if untracked {
+            "untracked"
+        } else if st.is_wt_deleted() || st.is_index_deleted() {
+            "deleted"
+        } else if st.is_conflicted() {
+            "conflicted"
+        } else if st.is_index_new() {
+            "added"
+        } else {
+            "modified"
+        };
+        out.push(format!("{what}: {path}"));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Local refs whose commits the remote does not have: HEAD, branches, tags
+/// and the stash, against remote-tracking refs and what hsm fetched.
+pub fn unpublished(repo: &Repository) -> Result<Vec<String>> {
+    let mut published: Vec<Oid> = Vec::new();
+    for glob in ["refs/remotes/*", &format!("{FETCHED_REFS}/*")] {
+        if let Ok(refs) = repo.references_glob(glob) {
+            for r in refs.flatten() {
+                if let Ok(c) = r.peel_to_commit() {
+                    published.push(c.id());
+                }
+            }
+        }
+    }
+    let mut tips: Vec<(String, Oid)> = Vec::new();
+    if let Some(h) = head_commit(repo) {
+        tips.push(("HEAD".into(), h));
+    }
+    for (glob, label) in [
+        ("refs/heads/*", "branch"),
+        ("refs/tags/*", "tag"),
+        ("refs/stash", "stash"),
+    ] {
+        if let Ok(refs) = repo.references_glob(glob) {
+            for r in refs.flatten() {
+                let name = r.shorthand().unwrap_or("?").to_string();
+                if let Ok(c) = r.peel_to_commit() {
+                    let label = if label == "stash" {
+                        "the stash".to_string()
+                    } else {
+                        format!("{label} {name}")
+                    };
+                    tips.push((label, c.id()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, oid) in tips {
+        let n = only_here(repo, oid, &published)
+            .map_err(|e| git_err("cannot walk the checkout's history", e))?;
+        if n > 0 {
+            out.push(format!(
+                "{name} at {}: {n} commit{} that the remote does not have",
+                short(oid),
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// How many commits reachable from `tip` none of `published` reaches.
+fn only_here(
+    repo: &Repository,
+    tip: Oid,
+    published: &[Oid],
+) -> std::result::Result<usize, git2::Error> {
+    if published.contains(&tip) {
+        return Ok(0);
+    }
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    for p in published {
+        walk.hide(*p)?;
+    }
+    let mut n = 0;
+    for oid in walk {
+        oid?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_are_derived_files_only() {
+        let a = Artifacts::new(Some("svc/"));
+        for p in [
+            ".venv/",
+            "svc/.venv",
+            "svc/src/beta.egg-info/",
+            "svc/beta.egg-info/PKG-INFO",
+            "svc/build/",
+            "svc/build/lib/x.py",
+            "svc/uv.lock",
+            "svc/pkg/__pycache__/",
+            "x.pyc",
+        ] {
+            assert!(a.contains(Utf8Path::new(p)), "{p}");
+        }
+        for p in [
+            ".env",
+            "svc/.env",
+            "build/",
+            "uv.lock",
+            "svc/data/",
+            "svc/builder.py",
+        ] {
+            assert!(!a.contains(Utf8Path::new(p)), "{p}");
+        }
+        let root = Artifacts::new(None);
+        assert!(root.contains(Utf8Path::new("build/")));
+        assert!(root.contains(Utf8Path::new("uv.lock")));
+        assert!(root.exclude_file().contains("\n/build/\n/uv.lock\n"));
+        assert!(a.exclude_file().contains("\n/svc/build/\n/svc/uv.lock\n"));
+    }
+}
