@@ -114,3 +114,29 @@ fn outside_a_cargo_workspace_is_a_configuration_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn list_verbose_shows_commands_ports_and_requirements() {
+    let root = example();
+    let run = |verbose: bool| {
+        let mut c = hsm()
+            .arg("list")
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"));
+        if verbose {
+            c = c.arg("-v");
+        }
+        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    };
+    let (plain, verbose) = (run(false), run(true));
+    for detail in [
+        "command: python -m embedder  (in .)",
+        "ports: 18080:8080",
+        "volumes: pgdata:/var/lib/postgresql/data",
+        "requirement: my-utils",
+        "dependencies: tokenizer-lib",
+    ] {
+        assert!(verbose.contains(detail), "{detail} not in:\n{verbose}");
+        assert!(!plain.contains(detail), "{detail} in plain list");
+    }
+}

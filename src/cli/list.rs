@@ -4,14 +4,15 @@ use std::fmt::Write;
 
 use camino::Utf8Path;
 
-use super::shell::{MessageFormat, Shell};
+use super::shell::{MessageFormat, Shell, Verbosity};
 use crate::error::{Result, EXIT_OK};
 use crate::plan::{
-    Deployment, GroupKind, Plan, PlanDocument, PlannedLibrary, PlannedService, SelectedBy,
-    PLAN_SCHEMA,
+    Dependency, Deployment, GroupKind, Plan, PlanDocument, PlannedLibrary, PlannedService,
+    SelectedBy, PLAN_SCHEMA,
 };
 
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+    let verbose = shell.verbosity == Verbosity::Verbose;
     let (_, plan) = crate::plan(root)?;
     match shell.format {
         MessageFormat::Json => shell.document(
@@ -21,7 +22,7 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
                 plan: &plan,
             },
         ),
-        MessageFormat::Human => shell.out(&render(&plan)),
+        MessageFormat::Human => shell.out(&render(&plan, verbose)),
     }
     for w in &plan.warnings {
         shell.warn(w);
@@ -30,8 +31,13 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
 }
 
 /// The human tree. Components in a group are shown under it; the others at
-/// the top, with what selected them when it was not the manifest.
-pub fn render(plan: &Plan) -> String {
+/// the top, with what selected them when it was not the manifest. With
+/// `verbose`, each one's details follow on lines of their own: a
+/// library's requirement, a service's command, ports, volumes and
+/// dependencies.
+pub fn render(plan: &Plan, verbose: bool) -> String {
+    let lib_line = |l: &PlannedLibrary| lib_line(l, verbose);
+    let svc_line = |sv: &PlannedService| svc_line(sv, verbose);
     let mut s = String::new();
     let p = &plan.project;
     let _ = writeln!(s, "{} ({})", p.name, p.workspace_root);
@@ -92,21 +98,28 @@ fn draw(s: &mut String, rows: &[Row]) {
             ("├── ", "│   ")
         };
         match row {
-            Row::Item(line) => {
-                let _ = writeln!(s, "{branch}{line}");
-            }
+            Row::Item(line) => item(s, branch, indent, line),
             Row::Group(title, children) => {
                 let _ = writeln!(s, "{branch}{title}");
                 for (j, c) in children.iter().enumerate() {
-                    let b = if j + 1 == children.len() {
-                        "└── "
+                    let (b, i) = if j + 1 == children.len() {
+                        ("└── ", "    ")
                     } else {
-                        "├── "
+                        ("├── ", "│   ")
                     };
-                    let _ = writeln!(s, "{indent}{b}{c}");
+                    item(s, &format!("{indent}{b}"), &format!("{indent}{i}"), c);
                 }
             }
         }
+    }
+}
+
+/// One item: its first line after the branch, detail lines under it.
+fn item(s: &mut String, branch: &str, indent: &str, text: &str) {
+    let mut lines = text.lines();
+    let _ = writeln!(s, "{branch}{}", lines.next().unwrap_or(""));
+    for l in lines {
+        let _ = writeln!(s, "{indent}    {l}");
     }
 }
 
@@ -125,7 +138,7 @@ fn implied_note(selected_by: &[SelectedBy]) -> String {
     }
 }
 
-fn lib_line(l: &PlannedLibrary) -> String {
+fn lib_line(l: &PlannedLibrary, verbose: bool) -> String {
     let mut s = format!(
         "{:<20} {:<4}  source={}",
         l.name,
@@ -136,10 +149,13 @@ fn lib_line(l: &PlannedLibrary) -> String {
         s.push_str(&format!("  path={t}"));
     }
     s.push_str(&implied_note(&l.selected_by));
+    if verbose {
+        s.push_str(&format!("\nrequirement: {}", l.requirement));
+    }
     s
 }
 
-fn svc_line(sv: &PlannedService) -> String {
+fn svc_line(sv: &PlannedService, verbose: bool) -> String {
     let deploy = match &sv.deployment {
         Deployment::Managed { runtime } => format!("runtime={runtime}"),
         Deployment::External { .. } => "external".to_string(),
@@ -163,5 +179,33 @@ fn svc_line(sv: &PlannedService) -> String {
         s.push_str(&format!("  params[{}]", ps.join(" ")));
     }
     s.push_str(&implied_note(&sv.selected_by));
+    if verbose {
+        if let Some(c) = &sv.command {
+            s.push_str(&format!("\ncommand: {}", c.join(" ")));
+            if let Some(w) = &sv.working_dir {
+                s.push_str(&format!("  (in {w})"));
+            }
+        }
+        for (what, v) in [
+            ("ports", &sv.ports),
+            ("volumes", &sv.volumes),
+            ("depends-on", &sv.depends_on),
+        ] {
+            if !v.is_empty() {
+                s.push_str(&format!("\n{what}: {}", v.join(", ")));
+            }
+        }
+        if !sv.dependencies.is_empty() {
+            let deps: Vec<&str> = sv
+                .dependencies
+                .iter()
+                .map(|d| match d {
+                    Dependency::Library { requirement, .. }
+                    | Dependency::Requirement { requirement } => requirement.as_str(),
+                })
+                .collect();
+            s.push_str(&format!("\ndependencies: {}", deps.join(", ")));
+        }
+    }
     s
 }
