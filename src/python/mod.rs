@@ -2,6 +2,7 @@
 //! PEP 503 names, PEP 440 versions, PEP 508 markers and requirement lines,
 //! and `requirements.txt` files.
 
+pub mod installed;
 pub mod requirements;
 
 use std::str::FromStr;
