@@ -9,7 +9,7 @@ use std::str::FromStr;
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 
 pub use crate::python::installed::{
-    installed, installed_distributions, requirement_closure, site_packages, venv_python_version,
+    closure_with_extras, installed, installed_distributions, requirement_closure, site_packages, venv_python_version,
     Installed,
 };
 use crate::python::{normalize_name, normalize_version, same_version};
@@ -108,9 +108,12 @@ pub fn expected_from_uv_lock(
         }
     }
     if !root.source.contains_key("virtual") {
-        if let Some(v) = &root.version {
-            out.insert(project.clone(), normalize_version(v));
-        }
+        // A dynamic version (setuptools_scm, hatch-vcs, flit's
+        // `__version__`) is not in the lock: any built version will do.
+        out.insert(
+            project.clone(),
+            root.version.as_deref().map(normalize_version).unwrap_or_default(),
+        );
     }
     push_deps(packages, &root.dependencies, &[], env, &mut stack);
     for g in groups {
@@ -310,5 +313,14 @@ source = { registry = "../w" }
                 },
             ]
         );
+    }
+
+    #[test]
+    fn dynamic_version_root_is_expected_at_any_version() {
+        let lock = "version = 1\n[[package]]\nname = \"dyn\"\nsource = { editable = \".\" }\ndependencies = [{ name = \"six\" }]\n[[package]]\nname = \"six\"\nversion = \"1.16.0\"\nsource = { registry = \"x\" }\n";
+        let env = marker_environment("3.11.7").unwrap();
+        let got = expected_from_uv_lock(lock, "dyn", &[], &env).unwrap();
+        assert_eq!(got.get("dyn").map(String::as_str), Some(""));
+        assert_eq!(got.get("six").map(String::as_str), Some("1.16.0"));
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod env;
+mod pip;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -224,6 +225,19 @@ fn inspect_python_env(
         ));
         return None;
     };
+    let dists = match env::installed_distributions(&venv) {
+        Ok(i) => i,
+        Err(e) => {
+            findings.push(finding(
+                FindingKind::VenvBroken,
+                component,
+                "a readable site-packages",
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let mut extras: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let expected = match runtime {
         RuntimeType::Uv => {
             let lock = project_dir.join("uv.lock");
@@ -237,7 +251,21 @@ fn inspect_python_env(
                 return None;
             };
             let pyproject = project_dir.join("pyproject.toml");
-            let name = project_name(&pyproject).unwrap_or_default();
+            let Some(name) = project_name(&pyproject) else {
+                // Poetry 1.x, legacy setuptools: uv cannot sync it as a
+                // project, so a sync would not fix this.
+                let mut f = finding(
+                    FindingKind::VenvBroken,
+                    component,
+                    format!("a `[project]` table in `{pyproject}` (uv syncs PEP 621 projects)"),
+                    "none",
+                );
+                f.fix = "give the service `runtime = \"venv\"` (pip builds the project with its \
+                         `[build-system]`), or add a `[project]` table upstream"
+                    .to_string();
+                findings.push(f);
+                return None;
+            };
             match env::expected_from_uv_lock(&text, &name, &default_groups(&pyproject), &marker_env)
             {
                 Ok(e) => e,
@@ -253,41 +281,45 @@ fn inspect_python_env(
             }
         }
         _ => {
-            // `requirements.txt` (or the project itself, when pip installed
-            // it from its pyproject), plus the service's own dependencies.
-            let mut text = std::fs::read_to_string(project_dir.join("requirements.txt"))
-                .ok()
-                .or_else(|| project_name(&project_dir.join("pyproject.toml")))
-                .unwrap_or_default();
-            for d in dependencies {
-                text.push('\n');
-                text.push_str(d);
+            let pip = match pip::expectation(project_dir, dependencies, &dists, &marker_env) {
+                Ok(p) => p,
+                Err(why) => {
+                    let mut f = finding(
+                        FindingKind::LockfileMissing,
+                        component,
+                        "a readable `requirements.txt`",
+                        why,
+                    );
+                    f.fix = "fix the requirements file".to_string();
+                    findings.push(f);
+                    return None;
+                }
+            };
+            for (what, path) in &pip.missing_local {
+                findings.push(package_finding(
+                    FindingKind::PackageMissing,
+                    component,
+                    what,
+                    format!("{what} installed from `{path}`"),
+                    "not installed",
+                ));
             }
-            let r = python::requirements::expected_from_requirements(&text, &marker_env);
-            let mut e = r.pinned;
-            for n in r.unpinned {
-                e.entry(n).or_default();
-            }
-            e
-        }
-    };
-    let dists = match env::installed_distributions(&venv) {
-        Ok(i) => i,
-        Err(e) => {
-            findings.push(finding(
-                FindingKind::VenvBroken,
-                component,
-                "a readable site-packages",
-                e.to_string(),
-            ));
-            return None;
+            extras = pip.extras;
+            pip.expected
         }
     };
     // What may be installed: the lock's packages for uv; for pip, what was
-    // asked for and what it pulled in (`Requires-Dist`, markers evaluated).
+    // asked for and what it pulled in (`Requires-Dist`, markers and extras
+    // evaluated).
     let allowed: std::collections::BTreeSet<String> = match runtime {
         RuntimeType::Uv => expected.keys().cloned().collect(),
-        _ => env::requirement_closure(expected.keys().cloned(), &dists, &marker_env),
+        _ => env::closure_with_extras(
+            expected
+                .keys()
+                .map(|k| (k.clone(), extras.get(k).cloned().unwrap_or_default())),
+            &dists,
+            &marker_env,
+        ),
     };
     let installed: BTreeMap<String, String> =
         dists.into_iter().map(|(n, d)| (n, d.version)).collect();

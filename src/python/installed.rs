@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use pep508_rs::{MarkerEnvironment, MarkerTree};
+use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 
 use super::{normalize_name, normalize_version, requirement_name};
 
@@ -37,11 +37,57 @@ pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
         .collect())
 }
 
-/// One installed distribution: its version and its `Requires-Dist` lines.
+/// One installed distribution: its version, its `Requires-Dist` lines,
+/// and the directory it was installed from (`direct_url.json`, written by
+/// pip and uv for `pip install .`, `-e .` and path dependencies).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
     pub version: String,
     pub requires: Vec<String>,
+    /// Absolute, for distributions installed from a local directory.
+    pub from_dir: Option<Utf8PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct DirectUrl {
+    url: String,
+}
+
+/// The local directory of a `direct_url.json` (`file:///abs/dir`).
+fn direct_url_dir(dist_info: &Utf8Path) -> Option<Utf8PathBuf> {
+    let text = std::fs::read_to_string(dist_info.join("direct_url.json")).ok()?;
+    let d: DirectUrl = serde_json::from_str(&text).ok()?;
+    let path = d.url.strip_prefix("file://")?;
+    let decoded = percent_decode(path)?;
+    Some(crate::paths::normalize(Utf8Path::new(decoded.trim_end_matches('/'))))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The distribution installed from directory `dir` (absolute), if any.
+pub fn installed_from<'a>(
+    installed: &'a BTreeMap<String, Installed>,
+    dir: &Utf8Path,
+) -> Option<(&'a String, &'a Installed)> {
+    let dir = crate::paths::normalize(dir);
+    installed
+        .iter()
+        .find(|(_, d)| d.from_dir.as_deref() == Some(dir.as_path()))
 }
 
 /// Installed distributions with their declared requirements, by normalised name.
@@ -85,6 +131,7 @@ pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<Stri
             Installed {
                 version: normalize_version(&v),
                 requires,
+                from_dir: direct_url_dir(&entry.path()),
             },
         );
     }
@@ -98,15 +145,35 @@ pub fn requirement_closure(
     installed: &BTreeMap<String, Installed>,
     env: &MarkerEnvironment,
 ) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<String> = roots.into_iter().collect();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name.clone()) {
+    closure_with_extras(
+        roots.into_iter().map(|r| (r, BTreeSet::new())),
+        installed,
+        env,
+    )
+}
+
+/// Like [`requirement_closure`], with the extras requested of each root
+/// (`pkg[cli]`) followed through `extra == "cli"` markers.
+pub fn closure_with_extras(
+    roots: impl IntoIterator<Item = (String, BTreeSet<String>)>,
+    installed: &BTreeMap<String, Installed>,
+    env: &MarkerEnvironment,
+) -> BTreeSet<String> {
+    let mut seen: BTreeSet<(String, BTreeSet<String>)> = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let mut stack: Vec<(String, BTreeSet<String>)> = roots.into_iter().collect();
+    while let Some((name, extras)) = stack.pop() {
+        if !seen.insert((name.clone(), extras.clone())) {
             continue;
         }
+        names.insert(name.clone());
         let Some(dist) = installed.get(&name) else {
             continue;
         };
+        let extra_names: Vec<ExtraName> = extras
+            .iter()
+            .filter_map(|e| ExtraName::from_str(e).ok())
+            .collect();
         for req in &dist.requires {
             let (spec, marker) = match req.split_once(';') {
                 Some((s, m)) => (s, Some(m.trim())),
@@ -114,17 +181,29 @@ pub fn requirement_closure(
             };
             if let Some(m) = marker {
                 match MarkerTree::from_str(m) {
-                    Ok(tree) if !tree.evaluate(env, &[]) => continue,
+                    Ok(tree) if !tree.evaluate(env, &extra_names) => continue,
                     _ => {}
                 }
             }
-            let dep = normalize_name(requirement_name(spec.trim()));
-            if !dep.is_empty() {
-                stack.push(dep);
+            let spec = spec.trim();
+            let raw = requirement_name(spec);
+            let dep = normalize_name(raw);
+            if dep.is_empty() {
+                continue;
             }
+            let rest = spec[raw.len()..].trim_start();
+            let dep_extras = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+                Some((x, _)) => x
+                    .split(',')
+                    .map(normalize_name)
+                    .filter(|e| !e.is_empty())
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            stack.push((dep, dep_extras));
         }
     }
-    seen
+    names
 }
 
 /// The full Python version of a venv, from its `pyvenv.cfg`.
