@@ -7,6 +7,7 @@ use super::{find_tool, run_tool, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOu
 use crate::error::{Error, Result};
 use crate::materialize::pyproject::{self, Wanted};
 use crate::plan::Dependency;
+use crate::python::project::ProjectInfo;
 
 pub struct UvAdapter;
 
@@ -71,16 +72,48 @@ impl RuntimeAdapter for UvAdapter {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let help = if target.join("setup.py").is_file() {
+                    format!(
+                        "`{rel_target}` is a `setup.py` project, which uv cannot sync as a \
+                         project: give the service `runtime = \"venv\"` (pip installs it)"
+                    )
+                } else {
+                    format!(
+                        "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
+                    )
+                };
                 return Err(Error::config(format!(
                     "service `{}` runs with uv, but `{rel_target}/pyproject.toml` does not exist",
                     sv.name
                 ))
-                .with_help(format!(
-                "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
-            )))
+                .with_help(help));
             }
             Err(e) => return Err(Error::failed(format!("cannot read `{path}`: {e}"))),
         };
+        let info = ProjectInfo::read(target);
+        if !info.has_project_table {
+            return Err(Error::config(format!(
+                "service `{}` runs with uv, but `{rel_target}/pyproject.toml` has no `[project]` table \
+                 (a Poetry 1.x or legacy setuptools layout), so uv would sync an empty environment",
+                sv.name
+            ))
+            .with_help(
+                "give the service `runtime = \"venv\"` in its deployment profile: pip builds the \
+                 project with the backend its `[build-system]` names",
+            ));
+        }
+        if info.dynamic_dependencies() && !sv.dependencies.is_empty() {
+            return Err(Error::config(format!(
+                "service `{}` adds `dependencies`, but `{rel_target}/pyproject.toml` declares \
+                 `dynamic = [\"dependencies\"]`: its build backend computes them and rejects a \
+                 static list beside them",
+                sv.name
+            ))
+            .with_help(
+                "remove the service's `dependencies` (declare them in the project itself), or \
+                 give the service `runtime = \"venv\"`, which installs them beside the project",
+            ));
+        }
         let want = wanted_for(&sv.dependencies, &rel_target);
         let edited = pyproject::apply(&text, &path, &want)?;
         if edited.text == text {
