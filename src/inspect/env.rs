@@ -9,8 +9,8 @@ use std::str::FromStr;
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 
 pub use crate::python::installed::{
-    closure_with_extras, installed, installed_distributions, requirement_closure, site_packages, venv_python_version,
-    Installed,
+    closure_with_extras, installed, installed_distributions, requirement_closure, site_packages,
+    venv_python_version, Installed,
 };
 use crate::python::{normalize_name, normalize_version, same_version};
 use serde::Deserialize;
@@ -112,7 +112,10 @@ pub fn expected_from_uv_lock(
         // `__version__`) is not in the lock: any built version will do.
         out.insert(
             project.clone(),
-            root.version.as_deref().map(normalize_version).unwrap_or_default(),
+            root.version
+                .as_deref()
+                .map(normalize_version)
+                .unwrap_or_default(),
         );
     }
     push_deps(packages, &root.dependencies, &[], env, &mut stack);

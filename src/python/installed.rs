@@ -59,7 +59,9 @@ fn direct_url_dir(dist_info: &Utf8Path) -> Option<Utf8PathBuf> {
     let d: DirectUrl = serde_json::from_str(&text).ok()?;
     let path = d.url.strip_prefix("file://")?;
     let decoded = percent_decode(path)?;
-    Some(crate::paths::normalize(Utf8Path::new(decoded.trim_end_matches('/'))))
+    Some(crate::paths::normalize(Utf8Path::new(
+        decoded.trim_end_matches('/'),
+    )))
 }
 
 fn percent_decode(s: &str) -> Option<String> {

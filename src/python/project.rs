@@ -129,8 +129,16 @@ mod tests {
         .unwrap();
         assert!(ProjectInfo::read(dir).dynamic_dependencies());
         std::fs::remove_file(dir.join("pyproject.toml")).unwrap();
-        std::fs::write(dir.join("setup.cfg"), "[options]\nname = no\n[metadata]\nname = Legacy.Pkg\n").unwrap();
-        std::fs::write(dir.join("setup.py"), "from setuptools import setup; setup()\n").unwrap();
+        std::fs::write(
+            dir.join("setup.cfg"),
+            "[options]\nname = no\n[metadata]\nname = Legacy.Pkg\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("setup.py"),
+            "from setuptools import setup; setup()\n",
+        )
+        .unwrap();
         let i = ProjectInfo::read(dir);
         assert_eq!(i.name.as_deref(), Some("legacy-pkg"));
         assert!(i.installable() && !i.has_pyproject);

@@ -219,14 +219,22 @@ fn parse_into(
         if tokens[0].starts_with('-') {
             if let Some((v, _)) = option_value(&tokens, 0, &["-r", "--requirement"]) {
                 let v = v.ok_or_else(|| err(line, "`-r` needs a file name".into()))?;
-                read_into(&dir.join(v), base, constraint, out, seen, Some((file, line)))?;
+                read_into(
+                    &dir.join(v),
+                    base,
+                    constraint,
+                    out,
+                    seen,
+                    Some((file, line)),
+                )?;
             } else if let Some((v, _)) = option_value(&tokens, 0, &["-c", "--constraint"]) {
                 let v = v.ok_or_else(|| err(line, "`-c` needs a file name".into()))?;
                 read_into(&dir.join(v), base, true, out, seen, Some((file, line)))?;
             } else if let Some((v, used)) = option_value(&tokens, 0, &["-e", "--editable"]) {
                 let v = v.ok_or_else(|| err(line, "`-e` needs a path or URL".into()))?;
                 let rest = tokens[used.min(tokens.len())..].join(" ");
-                entry(v, &rest, true, line, dir, base, constraint, out).map_err(|m| err(line, m))?;
+                entry(v, &rest, true, line, dir, base, constraint, out)
+                    .map_err(|m| err(line, m))?;
             } else if VALUE_OPTIONS
                 .iter()
                 .chain(FLAG_OPTIONS)
@@ -274,8 +282,9 @@ fn entry(
     };
     let marker_text = marker_text.or_else(|| marker_rest.trim().strip_prefix(';').map(str::trim));
     let marker = match marker_text {
-        Some(m) if !m.is_empty() => MarkerTree::from_str(m)
-            .map_err(|e| format!("invalid environment marker `{m}`: {e}"))?,
+        Some(m) if !m.is_empty() => {
+            MarkerTree::from_str(m).map_err(|e| format!("invalid environment marker `{m}`: {e}"))?
+        }
         _ => MarkerTree::TRUE,
     };
     if is_path(spec) {
@@ -329,7 +338,14 @@ fn entry(
         _ => None,
     };
     let extras = req.extras.iter().map(|e| e.to_string()).collect();
-    push(out, constraint, req.name.to_string(), extras, pin, req.marker);
+    push(
+        out,
+        constraint,
+        req.name.to_string(),
+        extras,
+        pin,
+        req.marker,
+    );
     Ok(())
 }
 
@@ -435,7 +451,10 @@ mod tests {
     #[test]
     fn requirements_pins_and_markers() {
         let env = marker_environment("3.11.7").unwrap();
-        let r = expected_from_requirements("# c\nAlpha==1.0\nbeta>=2\nwin==1 ; sys_platform == 'win32'\ngamma[x]==3.0 # pinned\n", &env);
+        let r = expected_from_requirements(
+            "# c\nAlpha==1.0\nbeta>=2\nwin==1 ; sys_platform == 'win32'\ngamma[x]==3.0 # pinned\n",
+            &env,
+        );
         assert_eq!(r.pinned.get("alpha").map(String::as_str), Some("1.0"));
         assert_eq!(r.pinned.get("gamma").map(String::as_str), Some("3.0"));
         assert!(r.unpinned.contains("beta"));
@@ -465,7 +484,11 @@ mod tests {
         )
         .unwrap();
         // Included paths are relative to the including file.
-        std::fs::write(d.join("reqs/base.txt"), "requests\n-r ../requirements.txt\n-e ..\n").unwrap();
+        std::fs::write(
+            d.join("reqs/base.txt"),
+            "requests\n-r ../requirements.txt\n-e ..\n",
+        )
+        .unwrap();
         std::fs::write(d.join("constraints.txt"), "requests==2.31.0\nidna==3.4\n").unwrap();
         let f = read(&d.join("requirements.txt")).unwrap();
         assert_eq!(f.files.len(), 3);
@@ -502,6 +525,9 @@ mod tests {
         let e = read(&d.join("r.txt")).unwrap_err();
         assert_eq!(e.line, 2);
         std::fs::write(d.join("r.txt"), "--bogus x\n").unwrap();
-        assert!(read(&d.join("r.txt")).unwrap_err().message.contains("--bogus"));
+        assert!(read(&d.join("r.txt"))
+            .unwrap_err()
+            .message
+            .contains("--bogus"));
     }
 }

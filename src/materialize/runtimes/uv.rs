@@ -3,7 +3,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{find_uv, run_tool_env, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
 use crate::materialize::pyproject::{self, Wanted};
 use crate::plan::Dependency;
@@ -129,12 +129,17 @@ impl RuntimeAdapter for UvAdapter {
     fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));
-        args.join(" ")
+        let line = args.join(" ");
+        // Which uv will run, for `-v` (resolving it may spawn the shim once).
+        match (ctx.opts.dry_run, super::tool::uv(ctx.workspace_root)) {
+            (false, Some(uv)) => format!("{line} (with {uv})"),
+            _ => line,
+        }
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
         let name = ctx.service.name.clone();
-        let uv = find_tool("uv", &name, HINT)?;
+        let uv = &find_uv(ctx.workspace_root, &format!("service `{name}`"), HINT)?.path;
         let lock = target.join("uv.lock");
         let venv_cfg = target.join(".venv").join("pyvenv.cfg");
         let flags = mode_flags(ctx.opts);
@@ -145,8 +150,9 @@ impl RuntimeAdapter for UvAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let mut args = vec!["sync".to_string()];
         args.extend(flags);
-        commands.push(super::command_line(&uv, &args));
-        run_tool(&format!("service `{name}`"), &uv, &args, target, true)?;
+        commands.push(super::command_line(uv, &args));
+        let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
+        run_tool_env(&format!("service `{name}`"), uv, &args, target, true, &env)?;
         if !venv_cfg.exists() {
             return Err(Error::failed(format!(
                 "`uv sync` for service `{name}` did not create `{}`",

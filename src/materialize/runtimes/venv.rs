@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{find_tool, run_tool_env, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
 use crate::manifest::model::Source;
 use crate::plan::{Dependency, PlannedService};
@@ -63,8 +63,8 @@ fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result
         &sv.source,
         Some(Source::Local { editable, .. }) if *editable != Some(false)
     );
-    let project_arg = (project.installable() && !listed_itself)
-        .then_some(if editable { "-e ." } else { "." });
+    let project_arg =
+        (project.installable() && !listed_itself).then_some(if editable { "-e ." } else { "." });
 
     let mut args = Vec::new();
     if opts_no_index {
@@ -183,7 +183,9 @@ fn keep(
             ..
         } = d
         {
-            let abs = crate::paths::normalize(&target.join(crate::materialize::pyproject::relative_path(&rel_target(sv), path)));
+            let abs = crate::paths::normalize(&target.join(
+                crate::materialize::pyproject::relative_path(&rel_target(sv), path),
+            ));
             if let Some((n, _)) = installed::installed_from(dists, &abs) {
                 roots.push((n.clone(), BTreeSet::new()));
             }
@@ -237,11 +239,15 @@ impl RuntimeAdapter for VenvAdapter {
         let python = find_tool("python3", &name, HINT)?;
         let venv = target.join(".venv");
         let venv_python = venv.join("bin").join("python");
+        let env = crate::envfile::resolved_env(ctx.workspace_root, sv)?;
+        let run = |program: &Utf8Path, args: &[String]| {
+            run_tool_env(&who, program, args, target, true, &env)
+        };
         let mut commands = Vec::new();
         if !venv_python.exists() {
             let a = vec!["-m".to_string(), "venv".into(), ".venv".into()];
             commands.push(super::command_line(&python, &a));
-            run_tool(&who, &python, &a, target, true).map_err(|e| {
+            run(&python, &a).map_err(|e| {
                 e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
             })?;
         }
@@ -253,12 +259,16 @@ impl RuntimeAdapter for VenvAdapter {
         ];
         a.extend(inputs.args.iter().cloned());
         commands.push(super::command_line(&venv_python, &a));
-        run_tool(&who, &venv_python, &a, target, true)?;
+        run(&venv_python, &a)?;
 
         let dists = installed::installed_distributions(&venv)
             .map_err(|e| Error::failed(format!("cannot read the packages in `{venv}`: {e}")))?;
         if inputs.project_arg.is_some() && installed::installed_from(&dists, target).is_none() {
-            let what = inputs.project.name.clone().unwrap_or_else(|| rel_target(sv).to_string());
+            let what = inputs
+                .project
+                .name
+                .clone()
+                .unwrap_or_else(|| rel_target(sv).to_string());
             return Err(Error::failed(format!(
                 "pip ran for {who} but did not install its own project `{what}` from `{}`",
                 rel_target(sv)
@@ -282,7 +292,7 @@ impl RuntimeAdapter for VenvAdapter {
             ];
             u.extend(extra);
             commands.push(super::command_line(&venv_python, &u));
-            run_tool(&who, &venv_python, &u, target, true)?;
+            run(&venv_python, &u)?;
         }
         Ok(RuntimeOutcome { commands })
     }

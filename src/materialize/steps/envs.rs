@@ -194,9 +194,14 @@ impl Syncer<'_> {
             ctx.edited = true;
             edit_actions.push((rel, e.warnings.clone()));
         }
-        let describe = adapter.describe(&ctx, &target);
         let fresh =
             !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        // Only for a runtime that runs: describing may resolve its tool.
+        let describe = if fresh {
+            String::new()
+        } else {
+            adapter.describe(&ctx, &target)
+        };
         for (rel, warnings) in edit_actions {
             self.act(
                 ActionKind::Edit,

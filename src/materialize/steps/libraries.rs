@@ -52,6 +52,19 @@ impl Syncer<'_> {
                 None,
             );
         } else {
+            let uv = if self.opts.dry_run {
+                None
+            } else {
+                Some(runtimes::find_uv(
+                    &self.root,
+                    &format!("the shared project `{project_dir}`"),
+                    UV_HINT,
+                )?)
+            };
+            let describe = match uv {
+                Some(uv) => format!("{describe} (with {uv})"),
+                None => describe,
+            };
             self.act(
                 ActionKind::Sync,
                 "libraries",
@@ -59,20 +72,14 @@ impl Syncer<'_> {
                 Some(&project_dir),
                 Some(describe),
             );
-            if !self.opts.dry_run {
-                let uv = runtimes::find_tool("uv", "libraries", UV_HINT).map_err(|e| {
-                    Error::failed(format!(
-                        "the shared project `{project_dir}` needs `uv`, which was not found on `PATH`"
-                    ))
-                    .with_help(UV_HINT)
-                    .with_detail(e.message().to_string())
-                })?;
+            if let Some(uv) = uv {
+                let uv = &uv.path;
                 self.txn
                     .snapshot(&lock_abs)
                     .map_err(|e| Error::failed(format!("cannot read `{lock_rel}`: {e}")))?;
                 let mut args = vec!["sync".to_string()];
                 args.extend(flags);
-                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, true)?;
+                runtimes::run_tool("the shared project", uv, &args, &abs_dir, true)?;
                 (self.progress)(Progress::Finished {
                     component: "libraries",
                     ok: true,
