@@ -13,6 +13,7 @@ pub use crate::python::installed::{
     venv_python_version, Installed,
 };
 use crate::python::{normalize_name, normalize_version, same_version};
+use camino::Utf8Path;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +35,14 @@ struct LockPackage {
     optional_dependencies: BTreeMap<String, Vec<LockDep>>,
     #[serde(default)]
     dev_dependencies: BTreeMap<String, Vec<LockDep>>,
+    metadata: Option<LockMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LockMetadata {
+    #[serde(default)]
+    requires_dist: Vec<LockDep>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,8 +63,79 @@ pub fn expected_from_uv_lock(
     groups: &[String],
     env: &MarkerEnvironment,
 ) -> Result<BTreeMap<String, String>, String> {
+    uv_lock_expectation(lock_text, None, project, groups, env).map(|(e, _)| e)
+}
+
+/// The local projects (the root, path and editable dependencies) whose
+/// `pyproject.toml` names other requirements than `uv.lock` recorded for
+/// them: the lock is older than their files (e.g. a library gained a
+/// dependency after the last sync). Names only: no process, no resolver.
+fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &lock.package {
+        let Some(path) = ["virtual", "editable", "directory"]
+            .iter()
+            .find_map(|k| p.source.get(*k).and_then(|v| v.as_str()))
+        else {
+            continue;
+        };
+        let Some(meta) = &p.metadata else { continue };
+        let Ok(text) = std::fs::read_to_string(lock_dir.join(path).join("pyproject.toml")) else {
+            continue;
+        };
+        let Ok(t) = toml::from_str::<toml::Table>(&text) else {
+            continue;
+        };
+        let Some(project) = t.get("project").and_then(|p| p.as_table()) else {
+            continue;
+        };
+        let dynamic = project
+            .get("dynamic")
+            .and_then(|d| d.as_array())
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("dependencies")));
+        if dynamic {
+            continue;
+        }
+        let mut declared: BTreeSet<String> = BTreeSet::new();
+        let mut add = |list: Option<&toml::Value>| {
+            for r in list.and_then(|l| l.as_array()).into_iter().flatten() {
+                if let Some(r) = r.as_str() {
+                    declared.insert(normalize_name(crate::python::requirement_name(r.trim())));
+                }
+            }
+        };
+        add(project.get("dependencies"));
+        if let Some(opt) = project.get("optional-dependencies").and_then(|o| o.as_table()) {
+            for list in opt.values() {
+                add(Some(list));
+            }
+        }
+        let locked: BTreeSet<String> = meta
+            .requires_dist
+            .iter()
+            .map(|d| normalize_name(&d.name))
+            .collect();
+        if declared != locked {
+            out.push(normalize_name(&p.name));
+        }
+    }
+    out
+}
+
+/// [`expected_from_uv_lock`], and the stale local packages of the lock
+/// (see [`stale_local_packages`]) when `lock_dir` is given.
+pub fn uv_lock_expectation(
+    lock_text: &str,
+    lock_dir: Option<&Utf8Path>,
+    project: &str,
+    groups: &[String],
+    env: &MarkerEnvironment,
+) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
     let lock: UvLock =
         toml::from_str(lock_text).map_err(|e| format!("cannot parse uv.lock: {}", e.message()))?;
+    let stale = lock_dir
+        .map(|d| stale_local_packages(&lock, d))
+        .unwrap_or_default();
     let project = normalize_name(project);
     fn find<'a>(
         packages: &'a [LockPackage],
@@ -149,7 +229,7 @@ pub fn expected_from_uv_lock(
             }
         }
     }
-    Ok(out)
+    Ok((out, stale))
 }
 
 /// One difference between what should be installed and what is.

@@ -44,6 +44,8 @@ pub enum FindingKind {
     VenvMissing,
     VenvBroken,
     LockfileMissing,
+    /// A local project's requirements differ from what its `uv.lock` recorded.
+    LockfileStale,
     PackageMissing,
     PackageExtra,
     PackageWrongVersion,
@@ -65,6 +67,7 @@ impl FindingKind {
             FindingKind::VenvMissing => "venv-missing",
             FindingKind::VenvBroken => "venv-broken",
             FindingKind::LockfileMissing => "lockfile-missing",
+            FindingKind::LockfileStale => "lockfile-stale",
             FindingKind::PackageMissing => "package-missing",
             FindingKind::PackageExtra => "package-extra",
             FindingKind::PackageWrongVersion => "package-wrong-version",
@@ -266,9 +269,25 @@ fn inspect_python_env(
                 findings.push(f);
                 return None;
             };
-            match env::expected_from_uv_lock(&text, &name, &default_groups(&pyproject), &marker_env)
-            {
-                Ok(e) => e,
+            match env::uv_lock_expectation(
+                &text,
+                Some(project_dir),
+                &name,
+                &default_groups(&pyproject),
+                &marker_env,
+            ) {
+                Ok((e, stale)) => {
+                    for pkg in stale {
+                        findings.push(package_finding(
+                            FindingKind::LockfileStale,
+                            component,
+                            &pkg,
+                            format!("`{lock}` recording what `{pkg}`'s pyproject.toml requires"),
+                            "other requirements (the lock is older than the project's files)",
+                        ));
+                    }
+                    e
+                }
                 Err(why) => {
                     findings.push(finding(
                         FindingKind::LockfileMissing,

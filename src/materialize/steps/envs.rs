@@ -100,6 +100,18 @@ impl Syncer<'_> {
         h.tool(adapter.tool());
         h.env_vars(TOOL_ENV_VARS);
         adapter.fingerprint(&mut h, target);
+        // Local libraries the service depends on: their inputs too.
+        for d in &sv.dependencies {
+            if let crate::plan::Dependency::Library {
+                source: Source::Local { path, .. },
+                ..
+            } = d
+            {
+                for f in fingerprint::PROJECT_INPUTS {
+                    h.file(&self.root.join(path).join(f));
+                }
+            }
+        }
         h.finish()
     }
 

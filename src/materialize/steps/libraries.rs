@@ -20,6 +20,15 @@ impl Syncer<'_> {
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
             h.file(&abs_dir.join(f));
         }
+        // Local libraries' own inputs: a dependency added to one of them
+        // must reach the root venv.
+        for l in &self.plan.libraries {
+            if let Some(t) = &l.target_path {
+                for f in fingerprint::PROJECT_INPUTS {
+                    h.file(&self.root.join(t).join(f));
+                }
+            }
+        }
         h.venv(&abs_dir.join(".venv"));
         h.finish()
     }
