@@ -105,7 +105,10 @@ fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
             }
         };
         add(project.get("dependencies"));
-        if let Some(opt) = project.get("optional-dependencies").and_then(|o| o.as_table()) {
+        if let Some(opt) = project
+            .get("optional-dependencies")
+            .and_then(|o| o.as_table())
+        {
             for list in opt.values() {
                 add(Some(list));
             }

@@ -243,7 +243,13 @@ fn inspect_python_env(
     let mut extras: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let expected = match runtime {
         RuntimeType::Uv => {
-            let lock = project_dir.join("uv.lock");
+            // A member of an upstream uv workspace is locked by the workspace.
+            let lock_dir = match project_dir.join("uv.lock").exists() {
+                true => project_dir.to_path_buf(),
+                false => python::project::uv_workspace_root(project_dir, Utf8Path::new("/"))
+                    .unwrap_or_else(|| project_dir.to_path_buf()),
+            };
+            let lock = lock_dir.join("uv.lock");
             let Ok(text) = std::fs::read_to_string(&lock) else {
                 findings.push(finding(
                     FindingKind::LockfileMissing,
@@ -271,7 +277,7 @@ fn inspect_python_env(
             };
             match env::uv_lock_expectation(
                 &text,
-                Some(project_dir),
+                Some(&lock_dir),
                 &name,
                 &default_groups(&pyproject),
                 &marker_env,
@@ -342,6 +348,20 @@ fn inspect_python_env(
     };
     let installed: BTreeMap<String, String> =
         dists.into_iter().map(|(n, d)| (n, d.version)).collect();
+    if runtime != RuntimeType::Uv {
+        // What the installed packages require, transitively, must be there too.
+        for n in allowed.difference(&expected.keys().cloned().collect()) {
+            if !installed.contains_key(n) && !env::SEED_PACKAGES.contains(&n.as_str()) {
+                findings.push(package_finding(
+                    FindingKind::PackageMissing,
+                    component,
+                    n,
+                    format!("{n} installed (required by the installed packages)"),
+                    "not installed",
+                ));
+            }
+        }
+    }
     for d in env::compare(&expected, &installed) {
         let f = match d {
             PackageDiff::Missing { package, expected } => package_finding(

@@ -458,38 +458,7 @@ pub fn apply(text: &str, path: &Utf8Path, want: &Wanted) -> Result<Edited> {
     })
 }
 
-/// Does a uv workspace `members` glob match a path (both `/`-separated,
-/// relative to the workspace root)? uv expands members with the `glob`
-/// crate's directory walk, so the same crate decides here: `*`, `?` and
-/// `[…]` stay inside one segment, `**` spans segments.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    glob_with(pattern, path, true)
-}
-
-/// Does a uv workspace `exclude` glob match a path? uv tests excludes with
-/// `glob::Pattern::matches_path` and its default options, where `*` also
-/// crosses `/`.
-pub fn exclude_glob_match(pattern: &str, path: &str) -> bool {
-    glob_with(pattern, path, false)
-}
-
-fn glob_with(pattern: &str, path: &str, literal_separator: bool) -> bool {
-    fn clean(s: &str) -> String {
-        s.split('/')
-            .filter(|s| !s.is_empty() && *s != ".")
-            .collect::<Vec<_>>()
-            .join("/")
-    }
-    let Ok(p) = glob::Pattern::new(&clean(pattern)) else {
-        return false;
-    };
-    let opts = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: literal_separator,
-        require_literal_leading_dot: false,
-    };
-    p.matches_with(&clean(path), opts)
-}
+pub use crate::python::project::{exclude_glob_match, member_glob_match as glob_match};
 
 /// The uv workspace that the root `pyproject.toml` declares: its member and
 /// exclude globs. `None` when it declares none.

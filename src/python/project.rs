@@ -86,6 +86,77 @@ impl ProjectInfo {
     }
 }
 
+/// Does a uv workspace `members` glob match a path (both `/`-separated,
+/// relative to the workspace root)? uv expands members with the `glob`
+/// crate's directory walk, so the same crate decides here: `*`, `?` and
+/// `[…]` stay inside one segment, `**` spans segments.
+pub fn member_glob_match(pattern: &str, path: &str) -> bool {
+    glob_with(pattern, path, true)
+}
+
+/// Does a uv workspace `exclude` glob match a path? uv tests excludes with
+/// `glob::Pattern::matches_path` and its default options, where `*` also
+/// crosses `/`.
+pub fn exclude_glob_match(pattern: &str, path: &str) -> bool {
+    glob_with(pattern, path, false)
+}
+
+fn glob_with(pattern: &str, path: &str, literal_separator: bool) -> bool {
+    fn clean(s: &str) -> String {
+        s.split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+    let Ok(p) = glob::Pattern::new(&clean(pattern)) else {
+        return false;
+    };
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: literal_separator,
+        require_literal_leading_dot: false,
+    };
+    p.matches_with(&clean(path), opts)
+}
+
+/// The root of the uv workspace that `dir` is a member of, looking up from
+/// `dir` no further than `boundary` (e.g. a git checkout): a
+/// `pyproject.toml` whose `[tool.uv.workspace]` `members` match `dir` and
+/// whose `exclude` does not. `None` for a project that is not a member.
+pub fn uv_workspace_root(dir: &Utf8Path, boundary: &Utf8Path) -> Option<camino::Utf8PathBuf> {
+    let mut cur = dir.parent();
+    while let Some(d) = cur {
+        if !d.starts_with(boundary) {
+            return None;
+        }
+        if let Some((members, excludes)) = std::fs::read_to_string(d.join("pyproject.toml"))
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .and_then(|t| {
+                let ws = t.get("tool")?.get("uv")?.get("workspace")?.clone();
+                let list = |k: &str| -> Vec<String> {
+                    ws.get(k)
+                        .and_then(|v| v.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                Some((list("members"), list("exclude")))
+            })
+        {
+            let rel = dir.strip_prefix(d).ok()?.as_str().to_string();
+            let member = members.iter().any(|m| member_glob_match(m, &rel));
+            let excluded = excludes.iter().any(|e| exclude_glob_match(e, &rel));
+            return (member && !excluded).then(|| d.to_path_buf());
+        }
+        cur = d.parent();
+    }
+    None
+}
+
 /// `name = …` in the `[metadata]` section of a `setup.cfg`.
 fn setup_cfg_name(text: &str) -> Option<String> {
     let mut in_metadata = false;
@@ -142,5 +213,27 @@ mod tests {
         let i = ProjectInfo::read(dir);
         assert_eq!(i.name.as_deref(), Some("legacy-pkg"));
         assert!(i.installable() && !i.has_pyproject);
+    }
+
+    #[test]
+    fn finds_the_uv_workspace_a_member_belongs_to() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(d.path()).unwrap();
+        std::fs::create_dir_all(root.join("packages/api")).unwrap();
+        std::fs::create_dir_all(root.join("tools/x")).unwrap();
+        std::fs::write(
+            root.join("pyproject.toml"),
+            "[tool.uv.workspace]\nmembers = [\"packages/[a]*\", \"tools/*\"]\nexclude = [\"tools/x\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            uv_workspace_root(&root.join("packages/api"), root).as_deref(),
+            Some(root)
+        );
+        assert_eq!(uv_workspace_root(&root.join("tools/x"), root), None);
+        assert_eq!(
+            uv_workspace_root(&root.join("packages/api"), &root.join("packages")),
+            None
+        );
     }
 }

@@ -159,11 +159,13 @@ pub fn run_tool(
     dir: &Utf8Path,
     check: bool,
 ) -> Result<ToolOutput> {
-    run_tool_env(who, program, args, dir, check, &[])
+    run_tool_env(who, program, args, dir, check, &[], &[])
 }
 
 /// [`run_tool`] with `env` (a service's resolved environment) added; the
-/// leaky variables stay removed even when `env` sets them.
+/// leaky variables stay removed even when `env` sets them, and only `own`
+/// (hsm's own choices, e.g. `UV_PROJECT_ENVIRONMENT` for a workspace
+/// member) may set them.
 pub fn run_tool_env(
     who: &str,
     program: &Utf8Path,
@@ -171,6 +173,7 @@ pub fn run_tool_env(
     dir: &Utf8Path,
     check: bool,
     env: &[(String, String)],
+    own: &[(&str, &str)],
 ) -> Result<ToolOutput> {
     let mut expr = duct::cmd(program.as_std_path(), args)
         .dir(dir.as_std_path())
@@ -185,6 +188,9 @@ pub fn run_tool_env(
     }
     for k in LEAKY_ENV {
         expr = expr.env_remove(k);
+    }
+    for (k, v) in own {
+        expr = expr.env(k, v);
     }
     let line = command_line(program, args);
     let out = expr

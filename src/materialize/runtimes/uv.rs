@@ -7,7 +7,7 @@ use super::{find_uv, run_tool_env, FileEdit, RuntimeAdapter, RuntimeCtx, Runtime
 use crate::error::{Error, Result};
 use crate::materialize::pyproject::{self, Wanted};
 use crate::plan::Dependency;
-use crate::python::project::ProjectInfo;
+use crate::python::project::{uv_workspace_root, ProjectInfo};
 
 pub struct UvAdapter;
 
@@ -50,6 +50,13 @@ pub fn wanted_for(deps: &[Dependency], project_dir: &Utf8Path) -> Wanted {
     w
 }
 
+/// The root of the upstream uv workspace the service is a member of, within
+/// its git checkout; `None` otherwise (a local source, or a project of its own).
+fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathBuf> {
+    let checkout = ctx.workspace_root.join(ctx.service.checkout_path.as_ref()?);
+    uv_workspace_root(target, &checkout)
+}
+
 impl RuntimeAdapter for UvAdapter {
     fn tool(&self) -> &'static str {
         "uv"
@@ -57,12 +64,29 @@ impl RuntimeAdapter for UvAdapter {
     fn install_hint(&self) -> &'static str {
         HINT
     }
-    fn lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
+    fn lockfile(&self, target: &Utf8Path) -> Option<Utf8PathBuf> {
+        if !target.join("uv.lock").exists() {
+            // A workspace member: the workspace's lock, relative to the member.
+            if let Some(ws) = uv_workspace_root(target, Utf8Path::new("/")) {
+                let up = target.strip_prefix(&ws).ok()?.components().count();
+                return Some(Utf8PathBuf::from("../".repeat(up)).join("uv.lock"));
+            }
+        }
         Some("uv.lock".into())
     }
 
     fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
         Some("uv.lock".into())
+    }
+
+    fn fingerprint(&self, h: &mut super::Hasher, target: &Utf8Path) {
+        for f in ["pyproject.toml", "uv.lock", ".python-version"] {
+            h.file(&target.join(f));
+        }
+        if let Some(ws) = uv_workspace_root(target, Utf8Path::new("/")) {
+            h.file(&ws.join("uv.lock"));
+        }
+        h.venv(&target.join(".venv"));
     }
 
     fn edits(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<Vec<FileEdit>> {
@@ -140,8 +164,16 @@ impl RuntimeAdapter for UvAdapter {
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
         let name = ctx.service.name.clone();
         let uv = &find_uv(ctx.workspace_root, &format!("service `{name}`"), HINT)?.path;
-        let lock = target.join("uv.lock");
-        let venv_cfg = target.join(".venv").join("pyvenv.cfg");
+        // A member of the upstream's own uv workspace (a `subdirectory`):
+        // synced alone into its own `.venv`, from the workspace's lock.
+        let member_of = member_workspace(ctx, target);
+        let lock = member_of.as_deref().unwrap_or(target).join("uv.lock");
+        let venv = target.join(".venv");
+        let venv_cfg = venv.join("pyvenv.cfg");
+        let own: Vec<(&str, &str)> = match member_of {
+            Some(_) => vec![("UV_PROJECT_ENVIRONMENT", venv.as_str())],
+            None => Vec::new(),
+        };
         let flags = mode_flags(ctx.opts);
         let mut commands = Vec::new();
 
@@ -152,7 +184,15 @@ impl RuntimeAdapter for UvAdapter {
         args.extend(flags);
         commands.push(super::command_line(uv, &args));
         let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
-        run_tool_env(&format!("service `{name}`"), uv, &args, target, true, &env)?;
+        run_tool_env(
+            &format!("service `{name}`"),
+            uv,
+            &args,
+            target,
+            true,
+            &env,
+            &own,
+        )?;
         if !venv_cfg.exists() {
             return Err(Error::failed(format!(
                 "`uv sync` for service `{name}` did not create `{}`",

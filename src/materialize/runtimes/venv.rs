@@ -241,7 +241,7 @@ impl RuntimeAdapter for VenvAdapter {
         let venv_python = venv.join("bin").join("python");
         let env = crate::envfile::resolved_env(ctx.workspace_root, sv)?;
         let run = |program: &Utf8Path, args: &[String]| {
-            run_tool_env(&who, program, args, target, true, &env)
+            run_tool_env(&who, program, args, target, true, &env, &[])
         };
         let mut commands = Vec::new();
         if !venv_python.exists() {

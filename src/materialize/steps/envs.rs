@@ -288,8 +288,17 @@ impl Syncer<'_> {
         let runtime = sv.runtime()?;
         let adapter = runtimes::adapter(runtime)?;
         let file = adapter.committed_lockfile()?;
-        let in_repo = target_rel.strip_prefix(checkout).ok()?.join(&file);
+        let in_repo = self.lock_rel(sv, target_rel)?;
+        let in_repo = in_repo.strip_prefix(checkout).ok()?;
         (!crate::git::tracks(&self.root.join(checkout), &in_repo)).then_some(file)
+    }
+
+    /// Where the service's lock file lives, relative to the workspace root
+    /// (a workspace member's is its workspace's).
+    fn lock_rel(&self, sv: &PlannedService, target_rel: &Utf8Path) -> Option<Utf8PathBuf> {
+        let adapter = runtimes::adapter(sv.runtime()?)?;
+        let lf = adapter.lockfile(&self.root.join(target_rel))?;
+        Some(crate::paths::normalize(&target_rel.join(lf)))
     }
 
     /// Puts `hsm.locks/<service>/<lock>` into the checkout before the
@@ -303,7 +312,9 @@ impl Syncer<'_> {
         let Ok(bytes) = std::fs::read(self.root.join(&committed)) else {
             return Ok(());
         };
-        let dest = target_rel.join(&file);
+        let Some(dest) = self.lock_rel(sv, target_rel) else {
+            return Ok(());
+        };
         if std::fs::read(self.root.join(&dest)).ok().as_deref() != Some(bytes.as_slice()) {
             self.write_file(&dest, &bytes, None)?;
         }
@@ -320,7 +331,7 @@ impl Syncer<'_> {
             }
         }
         if let Some(lf) = adapter.lockfile(&p.target) {
-            let mut rel = p.target_rel.join(&lf);
+            let mut rel = crate::paths::normalize(&p.target_rel.join(&lf));
             if let Some(file) = self.uncommitted_lock(p.sv, &p.target_rel) {
                 // The upstream commits no lock: hsm keeps it in the monorepo.
                 let committed = crate::lock::committed_lock(&p.sv.name, &file);
