@@ -121,7 +121,13 @@ fn case(layout: &Layout, runtime: &str, src: Src, expect: Expect) {
 
 /// [`case`], optionally for a member of the upstream at `subdirectory`
 /// (`(subdirectory, its distribution)`).
-fn case_in(layout: &Layout, runtime: &str, src: Src, expect: Expect, sub: Option<(&str, &str)>) {
+fn case_in(
+    layout: &Layout,
+    runtime: &str,
+    src: Src,
+    expect: Expect,
+    sub: Option<(&str, &'static str)>,
+) {
     if !tools_ok() {
         return;
     }

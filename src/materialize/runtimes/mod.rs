@@ -181,6 +181,11 @@ pub fn run_tool_env(
         .stderr_capture()
         .stdin_null()
         .unchecked();
+    // duct applies the outermost (last) call first: the leaky variables are
+    // removed, then the service's env is set, then hsm's own choices.
+    for (k, v) in own {
+        expr = expr.env(k, v);
+    }
     for (k, v) in env {
         if !LEAKY_ENV.contains(&k.as_str()) {
             expr = expr.env(k, v);
@@ -188,9 +193,6 @@ pub fn run_tool_env(
     }
     for k in LEAKY_ENV {
         expr = expr.env_remove(k);
-    }
-    for (k, v) in own {
-        expr = expr.env(k, v);
     }
     let line = command_line(program, args);
     let out = expr
@@ -234,4 +236,33 @@ pub fn command_line(program: &Utf8Path, args: &[String]) -> String {
         s.push_str(&quote(a));
     }
     s
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn service_env_reaches_the_tool_but_leaky_variables_do_not() {
+        let sh = Utf8PathBuf::from("/bin/sh");
+        let args = vec![
+            "-c".to_string(),
+            "echo \"$VIRTUAL_ENV:$UV_PROJECT_ENVIRONMENT:$HSM_T_FOO\"".to_string(),
+        ];
+        let env = vec![
+            ("VIRTUAL_ENV".to_string(), "/elsewhere".to_string()),
+            ("HSM_T_FOO".to_string(), "1".to_string()),
+        ];
+        let out = run_tool_env(
+            "test",
+            &sh,
+            &args,
+            Utf8Path::new("/"),
+            true,
+            &env,
+            &[("UV_PROJECT_ENVIRONMENT", "/v")],
+        )
+        .unwrap();
+        assert_eq!(out.stdout.trim(), ":/v:1");
+    }
 }
