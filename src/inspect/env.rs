@@ -6,144 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use camino::{Utf8Path, Utf8PathBuf};
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree};
 
-use crate::python::{normalize_name, normalize_version, requirement_name, same_version};
+pub use crate::python::installed::{
+    closure_with_extras, installed, installed_distributions, requirement_closure, site_packages,
+    venv_python_version, Installed,
+};
+use crate::python::{normalize_name, normalize_version, same_version};
+use camino::Utf8Path;
 use serde::Deserialize;
-
-/// The `site-packages` directory of a venv (POSIX or Windows layout).
-pub fn site_packages(venv: &Utf8Path) -> Option<Utf8PathBuf> {
-    let win = venv.join("Lib").join("site-packages");
-    if win.is_dir() {
-        return Some(win);
-    }
-    let lib = venv.join("lib");
-    let mut candidates: Vec<Utf8PathBuf> = lib
-        .read_dir_utf8()
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("site-packages"))
-        .filter(|p| p.is_dir())
-        .collect();
-    candidates.sort();
-    candidates.pop()
-}
-
-/// Installed distributions: normalised name → normalised version.
-pub fn installed(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, String>> {
-    Ok(installed_distributions(venv)?
-        .into_iter()
-        .map(|(name, d)| (name, d.version))
-        .collect())
-}
-
-/// One installed distribution: its version and its `Requires-Dist` lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    pub version: String,
-    pub requires: Vec<String>,
-}
-
-/// Installed distributions with their declared requirements, by normalised name.
-pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<String, Installed>> {
-    let mut out = BTreeMap::new();
-    let Some(sp) = site_packages(venv) else {
-        return Ok(out);
-    };
-    for entry in sp.read_dir_utf8()? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(stem) = name.strip_suffix(".dist-info") else {
-            continue;
-        };
-        let metadata = entry.path().join("METADATA");
-        let (mut n, mut v, mut requires) = (None, None, Vec::new());
-        if let Ok(text) = std::fs::read_to_string(&metadata) {
-            for line in text.lines() {
-                if line.is_empty() {
-                    break; // end of the headers
-                }
-                if let Some(x) = line.strip_prefix("Name:") {
-                    n = Some(x.trim().to_string());
-                } else if let Some(x) = line.strip_prefix("Version:") {
-                    v = Some(x.trim().to_string());
-                } else if let Some(x) = line.strip_prefix("Requires-Dist:") {
-                    requires.push(x.trim().to_string());
-                }
-            }
-        }
-        // Fall back on the directory name `name-version.dist-info`.
-        let (n, v) = match (n, v) {
-            (Some(n), Some(v)) => (n, v),
-            _ => match stem.rsplit_once('-') {
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None => continue,
-            },
-        };
-        out.insert(
-            normalize_name(&n),
-            Installed {
-                version: normalize_version(&v),
-                requires,
-            },
-        );
-    }
-    Ok(out)
-}
-
-/// The names reachable from `roots` through installed `Requires-Dist`
-/// lines whose markers hold here (no extras): what pip installed for them.
-pub fn requirement_closure(
-    roots: impl IntoIterator<Item = String>,
-    installed: &BTreeMap<String, Installed>,
-    env: &MarkerEnvironment,
-) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<String> = roots.into_iter().collect();
-    while let Some(name) = stack.pop() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        let Some(dist) = installed.get(&name) else {
-            continue;
-        };
-        for req in &dist.requires {
-            let (spec, marker) = match req.split_once(';') {
-                Some((s, m)) => (s, Some(m.trim())),
-                None => (req.as_str(), None),
-            };
-            if let Some(m) = marker {
-                match MarkerTree::from_str(m) {
-                    Ok(tree) if !tree.evaluate(env, &[]) => continue,
-                    _ => {}
-                }
-            }
-            let dep = normalize_name(requirement_name(spec.trim()));
-            if !dep.is_empty() {
-                stack.push(dep);
-            }
-        }
-    }
-    seen
-}
-
-/// The full Python version of a venv, from its `pyvenv.cfg`.
-pub fn venv_python_version(venv: &Utf8Path) -> Option<String> {
-    let text = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    let mut found = None;
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        match k.trim() {
-            "version_info" => return Some(v.trim().to_string()),
-            "version" => found = Some(v.trim().to_string()),
-            _ => {}
-        }
-    }
-    found
-}
 
 #[derive(Debug, Deserialize)]
 struct UvLock {
@@ -164,6 +35,14 @@ struct LockPackage {
     optional_dependencies: BTreeMap<String, Vec<LockDep>>,
     #[serde(default)]
     dev_dependencies: BTreeMap<String, Vec<LockDep>>,
+    metadata: Option<LockMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LockMetadata {
+    #[serde(default)]
+    requires_dist: Vec<LockDep>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,8 +63,82 @@ pub fn expected_from_uv_lock(
     groups: &[String],
     env: &MarkerEnvironment,
 ) -> Result<BTreeMap<String, String>, String> {
+    uv_lock_expectation(lock_text, None, project, groups, env).map(|(e, _)| e)
+}
+
+/// The local projects (the root, path and editable dependencies) whose
+/// `pyproject.toml` names other requirements than `uv.lock` recorded for
+/// them: the lock is older than their files (e.g. a library gained a
+/// dependency after the last sync). Names only: no process, no resolver.
+fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &lock.package {
+        let Some(path) = ["virtual", "editable", "directory"]
+            .iter()
+            .find_map(|k| p.source.get(*k).and_then(|v| v.as_str()))
+        else {
+            continue;
+        };
+        let Some(meta) = &p.metadata else { continue };
+        let Ok(text) = std::fs::read_to_string(lock_dir.join(path).join("pyproject.toml")) else {
+            continue;
+        };
+        let Ok(t) = toml::from_str::<toml::Table>(&text) else {
+            continue;
+        };
+        let Some(project) = t.get("project").and_then(|p| p.as_table()) else {
+            continue;
+        };
+        let dynamic = project
+            .get("dynamic")
+            .and_then(|d| d.as_array())
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("dependencies")));
+        if dynamic {
+            continue;
+        }
+        let mut declared: BTreeSet<String> = BTreeSet::new();
+        let mut add = |list: Option<&toml::Value>| {
+            for r in list.and_then(|l| l.as_array()).into_iter().flatten() {
+                if let Some(r) = r.as_str() {
+                    declared.insert(normalize_name(crate::python::requirement_name(r.trim())));
+                }
+            }
+        };
+        add(project.get("dependencies"));
+        if let Some(opt) = project
+            .get("optional-dependencies")
+            .and_then(|o| o.as_table())
+        {
+            for list in opt.values() {
+                add(Some(list));
+            }
+        }
+        let locked: BTreeSet<String> = meta
+            .requires_dist
+            .iter()
+            .map(|d| normalize_name(&d.name))
+            .collect();
+        if declared != locked {
+            out.push(normalize_name(&p.name));
+        }
+    }
+    out
+}
+
+/// [`expected_from_uv_lock`], and the stale local packages of the lock
+/// (see [`stale_local_packages`]) when `lock_dir` is given.
+pub fn uv_lock_expectation(
+    lock_text: &str,
+    lock_dir: Option<&Utf8Path>,
+    project: &str,
+    groups: &[String],
+    env: &MarkerEnvironment,
+) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
     let lock: UvLock =
         toml::from_str(lock_text).map_err(|e| format!("cannot parse uv.lock: {}", e.message()))?;
+    let stale = lock_dir
+        .map(|d| stale_local_packages(&lock, d))
+        .unwrap_or_default();
     let project = normalize_name(project);
     fn find<'a>(
         packages: &'a [LockPackage],
@@ -238,9 +191,15 @@ pub fn expected_from_uv_lock(
         }
     }
     if !root.source.contains_key("virtual") {
-        if let Some(v) = &root.version {
-            out.insert(project.clone(), normalize_version(v));
-        }
+        // A dynamic version (setuptools_scm, hatch-vcs, flit's
+        // `__version__`) is not in the lock: any built version will do.
+        out.insert(
+            project.clone(),
+            root.version
+                .as_deref()
+                .map(normalize_version)
+                .unwrap_or_default(),
+        );
     }
     push_deps(packages, &root.dependencies, &[], env, &mut stack);
     for g in groups {
@@ -273,7 +232,7 @@ pub fn expected_from_uv_lock(
             }
         }
     }
-    Ok(out)
+    Ok((out, stale))
 }
 
 /// One difference between what should be installed and what is.
@@ -440,5 +399,14 @@ source = { registry = "../w" }
                 },
             ]
         );
+    }
+
+    #[test]
+    fn dynamic_version_root_is_expected_at_any_version() {
+        let lock = "version = 1\n[[package]]\nname = \"dyn\"\nsource = { editable = \".\" }\ndependencies = [{ name = \"six\" }]\n[[package]]\nname = \"six\"\nversion = \"1.16.0\"\nsource = { registry = \"x\" }\n";
+        let env = marker_environment("3.11.7").unwrap();
+        let got = expected_from_uv_lock(lock, "dyn", &[], &env).unwrap();
+        assert_eq!(got.get("dyn").map(String::as_str), Some(""));
+        assert_eq!(got.get("six").map(String::as_str), Some("1.16.0"));
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod env;
+mod pip;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +44,8 @@ pub enum FindingKind {
     VenvMissing,
     VenvBroken,
     LockfileMissing,
+    /// A local project's requirements differ from what its `uv.lock` recorded.
+    LockfileStale,
     PackageMissing,
     PackageExtra,
     PackageWrongVersion,
@@ -64,6 +67,7 @@ impl FindingKind {
             FindingKind::VenvMissing => "venv-missing",
             FindingKind::VenvBroken => "venv-broken",
             FindingKind::LockfileMissing => "lockfile-missing",
+            FindingKind::LockfileStale => "lockfile-stale",
             FindingKind::PackageMissing => "package-missing",
             FindingKind::PackageExtra => "package-extra",
             FindingKind::PackageWrongVersion => "package-wrong-version",
@@ -224,53 +228,6 @@ fn inspect_python_env(
         ));
         return None;
     };
-    let expected = match runtime {
-        RuntimeType::Uv => {
-            let lock = project_dir.join("uv.lock");
-            let Ok(text) = std::fs::read_to_string(&lock) else {
-                findings.push(finding(
-                    FindingKind::LockfileMissing,
-                    component,
-                    format!("`{lock}`"),
-                    "no lock file",
-                ));
-                return None;
-            };
-            let pyproject = project_dir.join("pyproject.toml");
-            let name = project_name(&pyproject).unwrap_or_default();
-            match env::expected_from_uv_lock(&text, &name, &default_groups(&pyproject), &marker_env)
-            {
-                Ok(e) => e,
-                Err(why) => {
-                    findings.push(finding(
-                        FindingKind::LockfileMissing,
-                        component,
-                        format!("a readable `{lock}`"),
-                        why,
-                    ));
-                    return None;
-                }
-            }
-        }
-        _ => {
-            // `requirements.txt` (or the project itself, when pip installed
-            // it from its pyproject), plus the service's own dependencies.
-            let mut text = std::fs::read_to_string(project_dir.join("requirements.txt"))
-                .ok()
-                .or_else(|| project_name(&project_dir.join("pyproject.toml")))
-                .unwrap_or_default();
-            for d in dependencies {
-                text.push('\n');
-                text.push_str(d);
-            }
-            let r = python::requirements::expected_from_requirements(&text, &marker_env);
-            let mut e = r.pinned;
-            for n in r.unpinned {
-                e.entry(n).or_default();
-            }
-            e
-        }
-    };
     let dists = match env::installed_distributions(&venv) {
         Ok(i) => i,
         Err(e) => {
@@ -283,14 +240,128 @@ fn inspect_python_env(
             return None;
         }
     };
+    let mut extras: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let expected = match runtime {
+        RuntimeType::Uv => {
+            // A member of an upstream uv workspace is locked by the workspace.
+            let lock_dir = match project_dir.join("uv.lock").exists() {
+                true => project_dir.to_path_buf(),
+                false => python::project::uv_workspace_root(project_dir, Utf8Path::new("/"))
+                    .unwrap_or_else(|| project_dir.to_path_buf()),
+            };
+            let lock = lock_dir.join("uv.lock");
+            let Ok(text) = std::fs::read_to_string(&lock) else {
+                findings.push(finding(
+                    FindingKind::LockfileMissing,
+                    component,
+                    format!("`{lock}`"),
+                    "no lock file",
+                ));
+                return None;
+            };
+            let pyproject = project_dir.join("pyproject.toml");
+            let Some(name) = project_name(&pyproject) else {
+                // Poetry 1.x, legacy setuptools: uv cannot sync it as a
+                // project, so a sync would not fix this.
+                let mut f = finding(
+                    FindingKind::VenvBroken,
+                    component,
+                    format!("a `[project]` table in `{pyproject}` (uv syncs PEP 621 projects)"),
+                    "none",
+                );
+                f.fix = "give the service `runtime = \"venv\"` (pip builds the project with its \
+                         `[build-system]`), or add a `[project]` table upstream"
+                    .to_string();
+                findings.push(f);
+                return None;
+            };
+            match env::uv_lock_expectation(
+                &text,
+                Some(&lock_dir),
+                &name,
+                &default_groups(&pyproject),
+                &marker_env,
+            ) {
+                Ok((e, stale)) => {
+                    for pkg in stale {
+                        findings.push(package_finding(
+                            FindingKind::LockfileStale,
+                            component,
+                            &pkg,
+                            format!("`{lock}` recording what `{pkg}`'s pyproject.toml requires"),
+                            "other requirements (the lock is older than the project's files)",
+                        ));
+                    }
+                    e
+                }
+                Err(why) => {
+                    findings.push(finding(
+                        FindingKind::LockfileMissing,
+                        component,
+                        format!("a readable `{lock}`"),
+                        why,
+                    ));
+                    return None;
+                }
+            }
+        }
+        _ => {
+            let pip = match pip::expectation(project_dir, dependencies, &dists, &marker_env) {
+                Ok(p) => p,
+                Err(why) => {
+                    let mut f = finding(
+                        FindingKind::LockfileMissing,
+                        component,
+                        "a readable `requirements.txt`",
+                        why,
+                    );
+                    f.fix = "fix the requirements file".to_string();
+                    findings.push(f);
+                    return None;
+                }
+            };
+            for (what, path) in &pip.missing_local {
+                findings.push(package_finding(
+                    FindingKind::PackageMissing,
+                    component,
+                    what,
+                    format!("{what} installed from `{path}`"),
+                    "not installed",
+                ));
+            }
+            extras = pip.extras;
+            pip.expected
+        }
+    };
     // What may be installed: the lock's packages for uv; for pip, what was
-    // asked for and what it pulled in (`Requires-Dist`, markers evaluated).
+    // asked for and what it pulled in (`Requires-Dist`, markers and extras
+    // evaluated).
     let allowed: std::collections::BTreeSet<String> = match runtime {
         RuntimeType::Uv => expected.keys().cloned().collect(),
-        _ => env::requirement_closure(expected.keys().cloned(), &dists, &marker_env),
+        _ => env::closure_with_extras(
+            expected
+                .keys()
+                .map(|k| (k.clone(), extras.get(k).cloned().unwrap_or_default())),
+            &dists,
+            &marker_env,
+        ),
     };
     let installed: BTreeMap<String, String> =
         dists.into_iter().map(|(n, d)| (n, d.version)).collect();
+    if runtime != RuntimeType::Uv {
+        // What the installed packages require, transitively, must be there too.
+        for n in allowed.difference(&expected.keys().cloned().collect()) {
+            if !installed.contains_key(n) && !env::SEED_PACKAGES.contains(&n.as_str()) {
+                findings.push(package_finding(
+                    FindingKind::PackageMissing,
+                    component,
+                    n,
+                    format!("{n} installed (required by the installed packages)"),
+                    "not installed",
+                ));
+            }
+        }
+    }
     for d in env::compare(&expected, &installed) {
         let f = match d {
             PackageDiff::Missing { package, expected } => package_finding(

@@ -299,3 +299,14 @@ mod tests {
         assert_eq!(Fingerprints::load(&root), Fingerprints::default());
     }
 }
+
+/// The files of a local Python project that decide what installing it
+/// pulls in: a local library's or service's new dependency must make its
+/// environment stale.
+pub const PROJECT_INPUTS: &[&str] = &[
+    "pyproject.toml",
+    "uv.lock",
+    "requirements.txt",
+    "setup.py",
+    "setup.cfg",
+];

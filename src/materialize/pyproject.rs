@@ -458,38 +458,7 @@ pub fn apply(text: &str, path: &Utf8Path, want: &Wanted) -> Result<Edited> {
     })
 }
 
-/// Does a uv workspace glob match a path (both `/`-separated, relative)?
-/// `*` and `?` stay inside one segment, `**` spans segments.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    let p: Vec<&str> = pattern
-        .trim_start_matches("./")
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    let s: Vec<&str> = path
-        .trim_start_matches("./")
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    fn segs(p: &[&str], s: &[&str]) -> bool {
-        match p.split_first() {
-            None => s.is_empty(),
-            Some((&"**", rest)) => (0..=s.len()).any(|i| segs(rest, &s[i..])),
-            Some((first, rest)) => {
-                !s.is_empty() && seg(first.as_bytes(), s[0].as_bytes()) && segs(rest, &s[1..])
-            }
-        }
-    }
-    fn seg(p: &[u8], s: &[u8]) -> bool {
-        match p.split_first() {
-            None => s.is_empty(),
-            Some((b'*', rest)) => (0..=s.len()).any(|i| seg(rest, &s[i..])),
-            Some((b'?', rest)) => !s.is_empty() && seg(rest, &s[1..]),
-            Some((c, rest)) => s.first() == Some(c) && seg(rest, &s[1..]),
-        }
-    }
-    segs(&p, &s)
-}
+pub use crate::python::project::{exclude_glob_match, member_glob_match as glob_match};
 
 /// The uv workspace that the root `pyproject.toml` declares: its member and
 /// exclude globs. `None` when it declares none.
@@ -601,6 +570,11 @@ requests = { path = "../vendored/requests" }
         assert!(!glob_match("services/*", "services/foo/bar"));
         assert!(glob_match("**/foo", "a/b/foo"));
         assert!(glob_match("./svc-?", "svc-1"));
+        // Character classes, as uv (the `glob` crate) reads them.
+        assert!(glob_match("services/[a]*", "services/api"));
+        assert!(!glob_match("services/[a]*", "services/web"));
+        assert!(glob_match("services/[!w]*", "services/api"));
+        assert!(exclude_glob_match("services/*", "services/a/b"));
         assert_eq!(
             relative_path("services/a".into(), "libs/x".into()),
             "../../libs/x"

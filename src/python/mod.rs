@@ -2,6 +2,8 @@
 //! PEP 503 names, PEP 440 versions, PEP 508 markers and requirement lines,
 //! and `requirements.txt` files.
 
+pub mod installed;
+pub mod project;
 pub mod requirements;
 
 use std::str::FromStr;

@@ -2,6 +2,7 @@
 //! is one new file and one arm in [`adapter`].
 
 mod pixi;
+mod tool;
 mod uv;
 mod venv;
 
@@ -14,6 +15,7 @@ use crate::manifest::model::RuntimeType;
 use crate::plan::PlannedService;
 
 pub use pixi::PixiAdapter;
+pub use tool::Uv;
 pub use uv::{mode_flags as uv_mode_flags, UvAdapter};
 pub use venv::VenvAdapter;
 
@@ -118,6 +120,15 @@ pub fn find_tool(tool: &str, service: &str, hint: &str) -> Result<Utf8PathBuf> {
     })
 }
 
+/// The real uv (see [`tool`]), resolved once from `root`, or says which
+/// component needs it and how to get it.
+pub fn find_uv(root: &Utf8Path, who: &str, hint: &str) -> Result<&'static Uv> {
+    tool::uv(root).ok_or_else(|| {
+        Error::failed(format!("{who} needs `uv`, which was not found on `PATH`"))
+            .with_help(hint.to_string())
+    })
+}
+
 /// Variables that would send a tool to another environment than the
 /// service's own; never passed to children.
 pub const LEAKY_ENV: &[&str] = &[
@@ -148,12 +159,38 @@ pub fn run_tool(
     dir: &Utf8Path,
     check: bool,
 ) -> Result<ToolOutput> {
+    run_tool_env(who, program, args, dir, check, &[], &[])
+}
+
+/// [`run_tool`] with `env` (a service's resolved environment) added; the
+/// leaky variables stay removed even when `env` sets them, and only `own`
+/// (hsm's own choices, e.g. `UV_PROJECT_ENVIRONMENT` for a workspace
+/// member) may set them.
+pub fn run_tool_env(
+    who: &str,
+    program: &Utf8Path,
+    args: &[String],
+    dir: &Utf8Path,
+    check: bool,
+    env: &[(String, String)],
+    own: &[(&str, &str)],
+) -> Result<ToolOutput> {
     let mut expr = duct::cmd(program.as_std_path(), args)
         .dir(dir.as_std_path())
         .stdout_capture()
         .stderr_capture()
         .stdin_null()
         .unchecked();
+    // duct applies the outermost (last) call first: the leaky variables are
+    // removed, then the service's env is set, then hsm's own choices.
+    for (k, v) in own {
+        expr = expr.env(k, v);
+    }
+    for (k, v) in env {
+        if !LEAKY_ENV.contains(&k.as_str()) {
+            expr = expr.env(k, v);
+        }
+    }
     for k in LEAKY_ENV {
         expr = expr.env_remove(k);
     }
@@ -199,4 +236,33 @@ pub fn command_line(program: &Utf8Path, args: &[String]) -> String {
         s.push_str(&quote(a));
     }
     s
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn service_env_reaches_the_tool_but_leaky_variables_do_not() {
+        let sh = Utf8PathBuf::from("/bin/sh");
+        let args = vec![
+            "-c".to_string(),
+            "echo \"$VIRTUAL_ENV:$UV_PROJECT_ENVIRONMENT:$HSM_T_FOO\"".to_string(),
+        ];
+        let env = vec![
+            ("VIRTUAL_ENV".to_string(), "/elsewhere".to_string()),
+            ("HSM_T_FOO".to_string(), "1".to_string()),
+        ];
+        let out = run_tool_env(
+            "test",
+            &sh,
+            &args,
+            Utf8Path::new("/"),
+            true,
+            &env,
+            &[("UV_PROJECT_ENVIRONMENT", "/v")],
+        )
+        .unwrap();
+        assert_eq!(out.stdout.trim(), ":/v:1");
+    }
 }

@@ -3,10 +3,11 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{find_uv, run_tool_env, FileEdit, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
 use crate::materialize::pyproject::{self, Wanted};
 use crate::plan::Dependency;
+use crate::python::project::{uv_workspace_root, ProjectInfo};
 
 pub struct UvAdapter;
 
@@ -49,6 +50,13 @@ pub fn wanted_for(deps: &[Dependency], project_dir: &Utf8Path) -> Wanted {
     w
 }
 
+/// The root of the upstream uv workspace the service is a member of, within
+/// its git checkout; `None` otherwise (a local source, or a project of its own).
+fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathBuf> {
+    let checkout = ctx.workspace_root.join(ctx.service.checkout_path.as_ref()?);
+    uv_workspace_root(target, &checkout)
+}
+
 impl RuntimeAdapter for UvAdapter {
     fn tool(&self) -> &'static str {
         "uv"
@@ -56,12 +64,29 @@ impl RuntimeAdapter for UvAdapter {
     fn install_hint(&self) -> &'static str {
         HINT
     }
-    fn lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
+    fn lockfile(&self, target: &Utf8Path) -> Option<Utf8PathBuf> {
+        if !target.join("uv.lock").exists() {
+            // A workspace member: the workspace's lock, relative to the member.
+            if let Some(ws) = uv_workspace_root(target, Utf8Path::new("/")) {
+                let up = target.strip_prefix(&ws).ok()?.components().count();
+                return Some(Utf8PathBuf::from("../".repeat(up)).join("uv.lock"));
+            }
+        }
         Some("uv.lock".into())
     }
 
     fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
         Some("uv.lock".into())
+    }
+
+    fn fingerprint(&self, h: &mut super::Hasher, target: &Utf8Path) {
+        for f in ["pyproject.toml", "uv.lock", ".python-version"] {
+            h.file(&target.join(f));
+        }
+        if let Some(ws) = uv_workspace_root(target, Utf8Path::new("/")) {
+            h.file(&ws.join("uv.lock"));
+        }
+        h.venv(&target.join(".venv"));
     }
 
     fn edits(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<Vec<FileEdit>> {
@@ -71,16 +96,48 @@ impl RuntimeAdapter for UvAdapter {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let help = if target.join("setup.py").is_file() {
+                    format!(
+                        "`{rel_target}` is a `setup.py` project, which uv cannot sync as a \
+                         project: give the service `runtime = \"venv\"` (pip installs it)"
+                    )
+                } else {
+                    format!(
+                        "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
+                    )
+                };
                 return Err(Error::config(format!(
                     "service `{}` runs with uv, but `{rel_target}/pyproject.toml` does not exist",
                     sv.name
                 ))
-                .with_help(format!(
-                "create it with `uv init --no-workspace {rel_target}`, or choose another runtime"
-            )))
+                .with_help(help));
             }
             Err(e) => return Err(Error::failed(format!("cannot read `{path}`: {e}"))),
         };
+        let info = ProjectInfo::read(target);
+        if !info.has_project_table {
+            return Err(Error::config(format!(
+                "service `{}` runs with uv, but `{rel_target}/pyproject.toml` has no `[project]` table \
+                 (a Poetry 1.x or legacy setuptools layout), so uv would sync an empty environment",
+                sv.name
+            ))
+            .with_help(
+                "give the service `runtime = \"venv\"` in its deployment profile: pip builds the \
+                 project with the backend its `[build-system]` names",
+            ));
+        }
+        if info.dynamic_dependencies() && !sv.dependencies.is_empty() {
+            return Err(Error::config(format!(
+                "service `{}` adds `dependencies`, but `{rel_target}/pyproject.toml` declares \
+                 `dynamic = [\"dependencies\"]`: its build backend computes them and rejects a \
+                 static list beside them",
+                sv.name
+            ))
+            .with_help(
+                "remove the service's `dependencies` (declare them in the project itself), or \
+                 give the service `runtime = \"venv\"`, which installs them beside the project",
+            ));
+        }
         let want = wanted_for(&sv.dependencies, &rel_target);
         let edited = pyproject::apply(&text, &path, &want)?;
         if edited.text == text {
@@ -96,14 +153,27 @@ impl RuntimeAdapter for UvAdapter {
     fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));
-        args.join(" ")
+        let line = args.join(" ");
+        // Which uv will run, for `-v` (resolving it may spawn the shim once).
+        match (ctx.opts.dry_run, super::tool::uv(ctx.workspace_root)) {
+            (false, Some(uv)) => format!("{line} (with {uv})"),
+            _ => line,
+        }
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
         let name = ctx.service.name.clone();
-        let uv = find_tool("uv", &name, HINT)?;
-        let lock = target.join("uv.lock");
-        let venv_cfg = target.join(".venv").join("pyvenv.cfg");
+        let uv = &find_uv(ctx.workspace_root, &format!("service `{name}`"), HINT)?.path;
+        // A member of the upstream's own uv workspace (a `subdirectory`):
+        // synced alone into its own `.venv`, from the workspace's lock.
+        let member_of = member_workspace(ctx, target);
+        let lock = member_of.as_deref().unwrap_or(target).join("uv.lock");
+        let venv = target.join(".venv");
+        let venv_cfg = venv.join("pyvenv.cfg");
+        let own: Vec<(&str, &str)> = match member_of {
+            Some(_) => vec![("UV_PROJECT_ENVIRONMENT", venv.as_str())],
+            None => Vec::new(),
+        };
         let flags = mode_flags(ctx.opts);
         let mut commands = Vec::new();
 
@@ -112,8 +182,17 @@ impl RuntimeAdapter for UvAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let mut args = vec!["sync".to_string()];
         args.extend(flags);
-        commands.push(super::command_line(&uv, &args));
-        run_tool(&format!("service `{name}`"), &uv, &args, target, true)?;
+        commands.push(super::command_line(uv, &args));
+        let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
+        run_tool_env(
+            &format!("service `{name}`"),
+            uv,
+            &args,
+            target,
+            true,
+            &env,
+            &own,
+        )?;
         if !venv_cfg.exists() {
             return Err(Error::failed(format!(
                 "`uv sync` for service `{name}` did not create `{}`",

@@ -1,83 +1,197 @@
 //! `venv`: `python3 -m venv .venv` in the target path, then pip installs
-//! `requirements.txt` (or the project itself when it has a
-//! `pyproject.toml`) and the service's `dependencies`.
+//! `requirements.txt`, the project itself (`.`, or `-e .` for an editable
+//! local source) when it can be built, and the service's `dependencies`;
+//! then uninstalls whatever none of them needs, as `pip-sync` does, so that
+//! one sync always converges.
+
+use std::collections::BTreeSet;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{find_tool, run_tool_env, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
 use crate::error::{Error, Result};
-use crate::lock::sha256_hex;
 use crate::manifest::model::Source;
-use crate::plan::Dependency;
+use crate::plan::{Dependency, PlannedService};
+use crate::python::installed::{self, Installed};
+use crate::python::project::ProjectInfo;
+use crate::python::requirements::{self, RequirementsFile};
+use crate::python::{marker_environment, requirement_key};
 
 pub struct VenvAdapter;
 
 const HINT: &str =
     "install Python 3 with its `venv` module (Debian/Ubuntu: `apt-get install python3-venv`)";
-/// Hash of what pip installed last time, inside the venv (a derived directory).
-const STAMP: &str = ".hsm-stamp";
 
-impl VenvAdapter {
+/// Distributions a venv keeps although nothing requires them: the
+/// installers `python -m venv` seeds.
+const SEEDS: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// What pip is asked to install, read from the service's files.
+struct Inputs {
+    requirements: Option<RequirementsFile>,
+    project: ProjectInfo,
+    /// `.` or `-e .` when pip installs the project itself.
+    project_arg: Option<&'static str>,
     /// pip's arguments after `install`.
-    fn install_args(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Vec<String> {
-        let mut args = Vec::new();
-        if ctx.opts.offline || ctx.opts.frozen {
-            args.push("--no-index".to_string());
-        }
-        if target.join("requirements.txt").is_file() {
-            args.push("-r".into());
-            args.push("requirements.txt".into());
-        } else if target.join("pyproject.toml").is_file() {
-            args.push(".".into());
-        }
-        let rel_target = ctx
-            .service
-            .target_path
-            .clone()
-            .unwrap_or_else(|| ".".into());
-        for d in &ctx.service.dependencies {
-            match d {
-                Dependency::Requirement { requirement } => args.push(requirement.clone()),
-                Dependency::Library {
-                    name,
-                    source,
-                    requirement,
-                    ..
-                } => match source {
-                    Source::Local { path, .. } => args.push(
-                        crate::materialize::pyproject::relative_path(&rel_target, path).to_string(),
-                    ),
-                    Source::Git {
-                        url,
-                        reference,
-                        subdirectory,
-                        ..
-                    } => {
-                        let mut s = format!("{name} @ git+{url}");
-                        if let Some(r) = reference {
-                            s.push_str(&format!("@{r}"));
-                        }
-                        if let Some(sub) = subdirectory {
-                            s.push_str(&format!("#subdirectory={sub}"));
-                        }
-                        args.push(s);
-                    }
-                    _ => args.push(requirement.clone()),
-                },
-            }
-        }
-        args
-    }
+    args: Vec<String>,
+}
 
-    fn stamp(&self, target: &Utf8Path, args: &[String]) -> String {
-        let mut input = args.join("\n");
-        for f in ["requirements.txt", "pyproject.toml"] {
-            if let Ok(b) = std::fs::read(target.join(f)) {
-                input.push_str(&format!("\n{f}:{}", sha256_hex(&b)));
+fn rel_target(sv: &PlannedService) -> Utf8PathBuf {
+    sv.target_path.clone().unwrap_or_else(|| ".".into())
+}
+
+/// Reads the service's requirements and project files.
+fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result<Inputs> {
+    let req_path = target.join("requirements.txt");
+    let requirements = if req_path.is_file() {
+        Some(requirements::read(&req_path).map_err(|e| {
+            let rel = rel_target(sv).join("requirements.txt");
+            Error::config(format!(
+                "cannot read the requirements of service `{}`: {e}",
+                sv.name
+            ))
+            .with_help(format!("fix `{rel}` (pip's requirements file format)"))
+        })?)
+    } else {
+        None
+    };
+    let project = ProjectInfo::read(target);
+    let listed_itself = requirements
+        .as_ref()
+        .is_some_and(|r| r.local.iter().any(|l| l.path == "."));
+    let editable = matches!(
+        &sv.source,
+        Some(Source::Local { editable, .. }) if *editable != Some(false)
+    );
+    let project_arg =
+        (project.installable() && !listed_itself).then_some(if editable { "-e ." } else { "." });
+
+    let mut args = Vec::new();
+    if opts_no_index {
+        args.push("--no-index".to_string());
+    }
+    if requirements.is_some() {
+        args.push("-r".into());
+        args.push("requirements.txt".into());
+    }
+    if let Some(p) = project_arg {
+        args.extend(p.split(' ').map(str::to_string));
+    }
+    let rel = rel_target(sv);
+    for d in &sv.dependencies {
+        args.push(dependency_arg(d, &rel));
+    }
+    if requirements.is_none() && project_arg.is_none() && sv.dependencies.is_empty() {
+        return Err(Error::config(format!(
+            "service `{}` runs with venv, but `{rel}` has nothing to install",
+            sv.name
+        ))
+        .with_help(
+            "add a `requirements.txt`, a `setup.py` or a `pyproject.toml` with a `[project]` \
+             or `[build-system]` table, or give the service `dependencies`",
+        ));
+    }
+    Ok(Inputs {
+        requirements,
+        project,
+        project_arg,
+        args,
+    })
+}
+
+/// How pip is told about one of the service's `dependencies`.
+fn dependency_arg(d: &Dependency, rel_target: &Utf8Path) -> String {
+    match d {
+        Dependency::Requirement { requirement } => requirement.clone(),
+        Dependency::Library {
+            name,
+            source,
+            requirement,
+            ..
+        } => match source {
+            Source::Local { path, .. } => {
+                crate::materialize::pyproject::relative_path(rel_target, path).to_string()
+            }
+            Source::Git {
+                url,
+                reference,
+                subdirectory,
+                ..
+            } => {
+                let mut s = format!("{name} @ git+{url}");
+                if let Some(r) = reference {
+                    s.push_str(&format!("@{r}"));
+                }
+                if let Some(sub) = subdirectory {
+                    s.push_str(&format!("#subdirectory={sub}"));
+                }
+                s
+            }
+            _ => requirement.clone(),
+        },
+    }
+}
+
+/// What may stay installed: everything the requirements, the project, the
+/// service's dependencies and the seeds need, through `Requires-Dist`.
+fn keep(
+    sv: &PlannedService,
+    inputs: &Inputs,
+    target: &Utf8Path,
+    dists: &std::collections::BTreeMap<String, Installed>,
+    python_version: &str,
+) -> BTreeSet<String> {
+    let Some(env) = marker_environment(python_version) else {
+        // Unknown interpreter: uninstall nothing rather than guess.
+        return dists.keys().cloned().collect();
+    };
+    let mut roots: Vec<(String, BTreeSet<String>)> = SEEDS
+        .iter()
+        .map(|s| (s.to_string(), BTreeSet::new()))
+        .collect();
+    if let Some(r) = &inputs.requirements {
+        let e = r.expected(&env);
+        for n in e.pinned.keys().chain(&e.unpinned) {
+            roots.push((n.clone(), e.extras.get(n).cloned().unwrap_or_default()));
+        }
+        for l in &e.local {
+            if let Some((n, _)) = installed::installed_from(dists, &target.join(&l.path)) {
+                roots.push((n.clone(), l.extras.iter().cloned().collect()));
             }
         }
-        sha256_hex(input.as_bytes())
     }
+    if inputs.project_arg.is_some() {
+        if let Some((n, _)) = installed::installed_from(dists, target) {
+            roots.push((n.clone(), BTreeSet::new()));
+        }
+    }
+    for d in &sv.dependencies {
+        let req = match d {
+            Dependency::Requirement { requirement } | Dependency::Library { requirement, .. } => {
+                requirement
+            }
+        };
+        let r = requirements::parse_text(req, Utf8Path::new("dependencies"), target)
+            .ok()
+            .and_then(|f| f.requirements.into_iter().next());
+        match r {
+            Some(r) => roots.push((r.name, r.extras.into_iter().collect())),
+            None => roots.push((requirement_key(req), BTreeSet::new())),
+        }
+        if let Dependency::Library {
+            source: Source::Local { path, .. },
+            ..
+        } = d
+        {
+            let abs = crate::paths::normalize(&target.join(
+                crate::materialize::pyproject::relative_path(&rel_target(sv), path),
+            ));
+            if let Some((n, _)) = installed::installed_from(dists, &abs) {
+                roots.push((n.clone(), BTreeSet::new()));
+            }
+        }
+    }
+    installed::closure_with_extras(roots, dists, &env)
 }
 
 impl RuntimeAdapter for VenvAdapter {
@@ -94,53 +208,92 @@ impl RuntimeAdapter for VenvAdapter {
             .then(|| "requirements.txt".into())
     }
 
-    fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
-        format!(
-            "python3 -m venv .venv && .venv/bin/python -m pip install {}",
-            self.install_args(ctx, target).join(" ")
-        )
+    /// The requirements file and every file it includes, the project's
+    /// build inputs, and the venv's state.
+    fn fingerprint(&self, h: &mut Hasher, target: &Utf8Path) {
+        let req = target.join("requirements.txt");
+        h.file(&req);
+        if let Ok(r) = requirements::read(&req) {
+            for f in r.files.iter().skip(1) {
+                h.file(f);
+            }
+        }
+        for f in ["pyproject.toml", "setup.py", "setup.cfg", ".python-version"] {
+            h.file(&target.join(f));
+        }
+        h.venv(&target.join(".venv"));
     }
 
-    /// The venv exists and pip last installed exactly these inputs.
-    fn is_fresh(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<bool> {
-        let venv_python = target.join(".venv").join("bin").join("python");
-        let stamp = self.stamp(target, &self.install_args(ctx, target));
-        Ok(venv_python.exists()
-            && std::fs::read_to_string(target.join(".venv").join(STAMP))
-                .ok()
-                .as_deref()
-                == Some(stamp.as_str()))
+    fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
+        let args = inputs(ctx.service, false, target)
+            .map(|i| i.args.join(" "))
+            .unwrap_or_default();
+        format!("python3 -m venv .venv && .venv/bin/python -m pip install {args}")
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
-        let name = ctx.service.name.clone();
+        let sv = ctx.service;
+        let name = sv.name.clone();
+        let who = format!("service `{name}`");
+        let inputs = inputs(sv, ctx.opts.offline || ctx.opts.frozen, target)?;
         let python = find_tool("python3", &name, HINT)?;
-        let venv_python = target.join(".venv").join("bin").join("python");
-        let args = self.install_args(ctx, target);
-        let stamp_path = target.join(".venv").join(STAMP);
-        let stamp = self.stamp(target, &args);
+        let venv = target.join(".venv");
+        let venv_python = venv.join("bin").join("python");
+        let env = crate::envfile::resolved_env(ctx.workspace_root, sv)?;
+        let run = |program: &Utf8Path, args: &[String]| {
+            run_tool_env(&who, program, args, target, true, &env, &[])
+        };
         let mut commands = Vec::new();
         if !venv_python.exists() {
             let a = vec!["-m".to_string(), "venv".into(), ".venv".into()];
             commands.push(super::command_line(&python, &a));
-            run_tool(&format!("service `{name}`"), &python, &a, target, true).map_err(|e| {
+            run(&python, &a).map_err(|e| {
                 e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
             })?;
         }
-        let has_something = args.iter().any(|a| a != "--no-index");
-        if has_something {
-            let mut a = vec![
+        let mut a = vec![
+            "-m".to_string(),
+            "pip".into(),
+            "install".into(),
+            "--disable-pip-version-check".into(),
+        ];
+        a.extend(inputs.args.iter().cloned());
+        commands.push(super::command_line(&venv_python, &a));
+        run(&venv_python, &a)?;
+
+        let dists = installed::installed_distributions(&venv)
+            .map_err(|e| Error::failed(format!("cannot read the packages in `{venv}`: {e}")))?;
+        if inputs.project_arg.is_some() && installed::installed_from(&dists, target).is_none() {
+            let what = inputs
+                .project
+                .name
+                .clone()
+                .unwrap_or_else(|| rel_target(sv).to_string());
+            return Err(Error::failed(format!(
+                "pip ran for {who} but did not install its own project `{what}` from `{}`",
+                rel_target(sv)
+            ))
+            .with_help("check the project's build configuration (`setup.py`, `pyproject.toml`)"));
+        }
+        let pyver = installed::venv_python_version(&venv).unwrap_or_default();
+        let keep = keep(sv, &inputs, target, &dists, &pyver);
+        let extra: Vec<String> = dists
+            .keys()
+            .filter(|n| !keep.contains(*n))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            let mut u = vec![
                 "-m".to_string(),
                 "pip".into(),
-                "install".into(),
+                "uninstall".into(),
                 "--disable-pip-version-check".into(),
+                "-y".into(),
             ];
-            a.extend(args);
-            commands.push(super::command_line(&venv_python, &a));
-            run_tool(&format!("service `{name}`"), &venv_python, &a, target, true)?;
+            u.extend(extra);
+            commands.push(super::command_line(&venv_python, &u));
+            run(&venv_python, &u)?;
         }
-        std::fs::write(&stamp_path, &stamp)
-            .map_err(|e| Error::failed(format!("cannot write `{stamp_path}`: {e}")))?;
         Ok(RuntimeOutcome { commands })
     }
 }

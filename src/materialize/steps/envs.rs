@@ -100,6 +100,18 @@ impl Syncer<'_> {
         h.tool(adapter.tool());
         h.env_vars(TOOL_ENV_VARS);
         adapter.fingerprint(&mut h, target);
+        // Local libraries the service depends on: their inputs too.
+        for d in &sv.dependencies {
+            if let crate::plan::Dependency::Library {
+                source: Source::Local { path, .. },
+                ..
+            } = d
+            {
+                for f in fingerprint::PROJECT_INPUTS {
+                    h.file(&self.root.join(path).join(f));
+                }
+            }
+        }
         h.finish()
     }
 
@@ -194,9 +206,14 @@ impl Syncer<'_> {
             ctx.edited = true;
             edit_actions.push((rel, e.warnings.clone()));
         }
-        let describe = adapter.describe(&ctx, &target);
         let fresh =
             !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        // Only for a runtime that runs: describing may resolve its tool.
+        let describe = if fresh {
+            String::new()
+        } else {
+            adapter.describe(&ctx, &target)
+        };
         for (rel, warnings) in edit_actions {
             self.act(
                 ActionKind::Edit,
@@ -271,8 +288,17 @@ impl Syncer<'_> {
         let runtime = sv.runtime()?;
         let adapter = runtimes::adapter(runtime)?;
         let file = adapter.committed_lockfile()?;
-        let in_repo = target_rel.strip_prefix(checkout).ok()?.join(&file);
+        let in_repo = self.lock_rel(sv, target_rel)?;
+        let in_repo = in_repo.strip_prefix(checkout).ok()?;
         (!crate::git::tracks(&self.root.join(checkout), &in_repo)).then_some(file)
+    }
+
+    /// Where the service's lock file lives, relative to the workspace root
+    /// (a workspace member's is its workspace's).
+    fn lock_rel(&self, sv: &PlannedService, target_rel: &Utf8Path) -> Option<Utf8PathBuf> {
+        let adapter = runtimes::adapter(sv.runtime()?)?;
+        let lf = adapter.lockfile(&self.root.join(target_rel))?;
+        Some(crate::paths::normalize(&target_rel.join(lf)))
     }
 
     /// Puts `hsm.locks/<service>/<lock>` into the checkout before the
@@ -286,7 +312,9 @@ impl Syncer<'_> {
         let Ok(bytes) = std::fs::read(self.root.join(&committed)) else {
             return Ok(());
         };
-        let dest = target_rel.join(&file);
+        let Some(dest) = self.lock_rel(sv, target_rel) else {
+            return Ok(());
+        };
         if std::fs::read(self.root.join(&dest)).ok().as_deref() != Some(bytes.as_slice()) {
             self.write_file(&dest, &bytes, None)?;
         }
@@ -303,7 +331,7 @@ impl Syncer<'_> {
             }
         }
         if let Some(lf) = adapter.lockfile(&p.target) {
-            let mut rel = p.target_rel.join(&lf);
+            let mut rel = crate::paths::normalize(&p.target_rel.join(&lf));
             if let Some(file) = self.uncommitted_lock(p.sv, &p.target_rel) {
                 // The upstream commits no lock: hsm keeps it in the monorepo.
                 let committed = crate::lock::committed_lock(&p.sv.name, &file);

@@ -20,6 +20,15 @@ impl Syncer<'_> {
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
             h.file(&abs_dir.join(f));
         }
+        // Local libraries' own inputs: a dependency added to one of them
+        // must reach the root venv.
+        for l in &self.plan.libraries {
+            if let Some(t) = &l.target_path {
+                for f in fingerprint::PROJECT_INPUTS {
+                    h.file(&self.root.join(t).join(f));
+                }
+            }
+        }
         h.venv(&abs_dir.join(".venv"));
         h.finish()
     }
@@ -52,6 +61,19 @@ impl Syncer<'_> {
                 None,
             );
         } else {
+            let uv = if self.opts.dry_run {
+                None
+            } else {
+                Some(runtimes::find_uv(
+                    &self.root,
+                    &format!("the shared project `{project_dir}`"),
+                    UV_HINT,
+                )?)
+            };
+            let describe = match uv {
+                Some(uv) => format!("{describe} (with {uv})"),
+                None => describe,
+            };
             self.act(
                 ActionKind::Sync,
                 "libraries",
@@ -59,20 +81,14 @@ impl Syncer<'_> {
                 Some(&project_dir),
                 Some(describe),
             );
-            if !self.opts.dry_run {
-                let uv = runtimes::find_tool("uv", "libraries", UV_HINT).map_err(|e| {
-                    Error::failed(format!(
-                        "the shared project `{project_dir}` needs `uv`, which was not found on `PATH`"
-                    ))
-                    .with_help(UV_HINT)
-                    .with_detail(e.message().to_string())
-                })?;
+            if let Some(uv) = uv {
+                let uv = &uv.path;
                 self.txn
                     .snapshot(&lock_abs)
                     .map_err(|e| Error::failed(format!("cannot read `{lock_rel}`: {e}")))?;
                 let mut args = vec!["sync".to_string()];
                 args.extend(flags);
-                runtimes::run_tool("the shared project", &uv, &args, &abs_dir, true)?;
+                runtimes::run_tool("the shared project", uv, &args, &abs_dir, true)?;
                 (self.progress)(Progress::Finished {
                     component: "libraries",
                     ok: true,

@@ -35,7 +35,7 @@ pub fn root_wanted(plan: &Plan, text: &str, abs: &Utf8Path) -> Result<pyproject:
             let member = members.iter().any(|m| pyproject::glob_match(m, p.as_str()));
             let excluded = user_excludes
                 .iter()
-                .any(|e| pyproject::glob_match(e, p.as_str()));
+                .any(|e| pyproject::exclude_glob_match(e, p.as_str()));
             if member && !excluded && !want.workspace_exclude.contains(&p.to_string()) {
                 want.workspace_exclude.push(p.to_string());
             }

@@ -1,0 +1,538 @@
+//! Real Python project layouts as services, in the uv and venv runtimes:
+//! each case is a synthetic upstream built by its real backend from PyPI
+//! (setuptools, setuptools_scm, hatchling + hatch-vcs, flit_core,
+//! poetry-core 1.x and 2.x, pdm-backend), driven by real uv and real
+//! `python3 -m venv` + pip. The expected outcome is written beside each
+//! case: `Install` (sync and check pass, and check catches every kind of
+//! drift) or `Refuse` (exit 2, and the error names the fix).
+//!
+//! The backends are downloaded from PyPI once per machine (see
+//! `layouts_support::backends`); everything else is offline.
+
+mod layouts_support;
+mod sync_support;
+
+use std::process::Output;
+
+use layouts_support::*;
+use serde_json::Value;
+use sync_support::{names, require, stderr, stdout, Sandbox};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    Install,
+    Refuse,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Src {
+    Git,
+    Local,
+}
+
+fn run(sb: &Sandbox, args: &[&str]) -> Output {
+    hsm(sb, args).output().unwrap()
+}
+
+fn sync_ok(sb: &Sandbox, args: &[&str]) -> Output {
+    let mut a = vec!["sync"];
+    a.extend_from_slice(args);
+    let o = run(sb, &a);
+    assert!(
+        o.status.success(),
+        "sync {args:?} failed ({:?}):\n{}",
+        o.status.code(),
+        stderr(&o)
+    );
+    o
+}
+
+fn check_json(sb: &Sandbox) -> (Option<i32>, Value) {
+    let o = run(sb, &["check", "--message-format", "json"]);
+    let v: Value =
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    (o.status.code(), v)
+}
+
+fn assert_clean(sb: &Sandbox, when: &str) {
+    let (code, v) = check_json(sb);
+    assert_eq!(code, Some(0), "check after {when} not clean: {v:#}");
+}
+
+fn manifest(source: &str, runtime: &str, extra: &str) -> String {
+    format!(
+        r#"[libraries]
+standalone = ["beta"]
+
+[services]
+standalone = ["svc"]
+
+[registry.libraries.beta.sources.prod]
+type = "pypi"
+version = "==2.0.0"
+
+[registry.services.svc]
+dependencies = ["delta==1.0"]
+{extra}
+[registry.services.svc.sources.prod]
+{source}
+
+[registry.services.svc.deployment-profiles.default]
+runtime = "{runtime}"
+"#
+    )
+}
+
+fn git_source(url: &str, tag: &str) -> String {
+    format!("type = \"git\"\nurl = \"{url}\"\nref = \"{tag}\"\n")
+}
+
+/// A sandbox with a root project, the service's upstream and the manifest.
+/// Returns the sandbox and the service's target path.
+fn sandbox(layout: &Layout, runtime: &str, src: Src) -> (Sandbox, String) {
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let source = match src {
+        Src::Git => {
+            let url = git_upstream(&sb, "svc", layout, &["v1.0.0", "v1.1.0"]);
+            git_source(&url, "v1.0.0")
+        }
+        Src::Local => {
+            (layout.write)(&sb.path("components/svc"), "1.0.0");
+            "type = \"local\"\npath = \"components/svc\"\n".to_string()
+        }
+    };
+    sb.write("hsm.toml", &manifest(&source, runtime, ""));
+    let target = match src {
+        Src::Git => "services/svc",
+        Src::Local => "components/svc",
+    };
+    (sb, target.to_string())
+}
+
+fn tools_ok() -> bool {
+    require("uv") && require("git") && require("venv")
+}
+
+/// The whole protocol for one layout in one runtime.
+fn case(layout: &Layout, runtime: &str, src: Src, expect: Expect) {
+    case_in(layout, runtime, src, expect, None)
+}
+
+/// [`case`], optionally for a member of the upstream at `subdirectory`
+/// (`(subdirectory, its distribution)`).
+fn case_in(
+    layout: &Layout,
+    runtime: &str,
+    src: Src,
+    expect: Expect,
+    sub: Option<(&str, &'static str)>,
+) {
+    if !tools_ok() {
+        return;
+    }
+    let (sb, mut target) = sandbox(layout, runtime, src);
+    let mut layout_dist = layout.dist;
+    if let Some((dir, dist)) = sub {
+        let text = sb.read("hsm.toml").replace(
+            "ref = \"v1.0.0\"",
+            &format!("ref = \"v1.0.0\"\nsubdirectory = \"{dir}\""),
+        );
+        sb.write("hsm.toml", &text);
+        target = format!("{target}/{dir}");
+        layout_dist = dist;
+    }
+    let layout = &Layout {
+        dist: layout_dist,
+        ..*layout
+    };
+    let first = run(&sb, &["sync"]);
+    if expect == Expect::Refuse {
+        let err = stderr(&first);
+        assert_eq!(first.status.code(), Some(2), "{}: {err}", layout.name);
+        assert!(err.contains("runtime = \"venv\""), "{}: {err}", layout.name);
+        assert!(!sb.exists(&format!("{target}/.venv")), "{err}");
+        return;
+    }
+    assert!(
+        first.status.success(),
+        "{} ({runtime}): sync failed ({:?}):\n{}",
+        layout.name,
+        first.status.code(),
+        stderr(&first)
+    );
+    assert_clean(&sb, "the first sync");
+
+    // The project and its dependencies in the service's venv, none in the root's.
+    let inst = sb.installed(&target);
+    for want in [layout.dist, "alpha", "gamma", "delta"] {
+        assert!(names(&inst).contains(&want), "{}: {inst:?}", layout.name);
+    }
+    assert!(!names(&inst).contains(&"beta"), "{inst:?}");
+    let root = sb.installed(".");
+    for not in [layout.dist, "alpha", "gamma"] {
+        assert!(!names(&root).contains(&not), "root has {not}: {root:?}");
+    }
+    assert!(names(&root).contains(&"beta"), "{root:?}");
+
+    // A second sync has nothing to do.
+    let again = sync_ok(&sb, &["-v"]);
+    assert!(
+        stderr(&again).contains("Fresh svc"),
+        "{}: {}",
+        layout.name,
+        stderr(&again)
+    );
+
+    // Drift of every kind: an extra package, a missing one, a wrong
+    // version; then the project itself gone (a missing project hides what
+    // it requires, so that round is separate).
+    let old = wheel_into(&sb, "wheels-old", "delta", "0.9");
+    let beta = sb.path("wheels/beta-2.0.0-py3-none-any.whl");
+    uv_pip(
+        &sb,
+        &target,
+        &["install", "--no-deps", beta.to_str().unwrap()],
+    );
+    uv_pip(
+        &sb,
+        &target,
+        &["install", "--no-deps", old.to_str().unwrap()],
+    );
+    uv_pip(&sb, &target, &["uninstall", "gamma"]);
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    let has = |v: &Value, kind: &str, pkg: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == kind && f["package"].as_str().unwrap_or("") == pkg)
+    };
+    assert!(has(&v, "package-extra", "beta"), "{}: {v:#}", layout.name);
+    assert!(
+        has(&v, "package-missing", "gamma"),
+        "{}: {v:#}",
+        layout.name
+    );
+    assert!(
+        has(&v, "package-wrong-version", "delta"),
+        "{}: {v:#}",
+        layout.name
+    );
+    uv_pip(&sb, &target, &["uninstall", layout.dist]);
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(
+        has(&v, "package-missing", layout.dist)
+            || has(&v, "package-missing", "the service's own project"),
+        "{}: the project itself missing is drift: {v:#}",
+        layout.name
+    );
+    // One sync repairs all of it.
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the repairing sync");
+    let inst = sb.installed(&target);
+    assert!(names(&inst).contains(&layout.dist) && !names(&inst).contains(&"beta"));
+
+    // Moving the ref: the new commit's version is what gets installed.
+    if src == Src::Git && sub.is_none() {
+        let text = sb.read("hsm.toml").replace("v1.0.0", "v1.1.0");
+        sb.write("hsm.toml", &text);
+        sync_ok(&sb, &[]);
+        assert_clean(&sb, "moving the ref");
+        let inst = sb.installed(&target);
+        let v = inst
+            .iter()
+            .find(|(n, _)| n == layout.dist)
+            .map(|(_, v)| v.clone());
+        // A version from the tag carries a local part when hsm's entries
+        // (the service's `dependencies`) touched the checkout's pyproject.
+        let v = v.unwrap_or_default();
+        assert!(
+            v == "1.1.0" || layout.from_tag && v.starts_with("1.1"),
+            "{}: {inst:?}",
+            layout.name
+        );
+    }
+}
+
+// setuptools ----------------------------------------------------------------
+
+/// venv: Install (pip runs setup.py). uv: Refuse (no pyproject.toml).
+#[test]
+fn setuptools_setup_py_only() {
+    case(&SETUP_PY_ONLY, "venv", Src::Git, Expect::Install);
+    case(&SETUP_PY_ONLY, "uv", Src::Local, Expect::Refuse);
+}
+
+/// venv: Install. uv: Refuse (pyproject.toml without `[project]`).
+#[test]
+fn setuptools_setup_cfg() {
+    case(&SETUP_CFG, "venv", Src::Local, Expect::Install);
+    case(&SETUP_CFG, "uv", Src::Local, Expect::Refuse);
+}
+
+/// uv: Install. venv: Install. (src layout)
+#[test]
+fn setuptools_pyproject_src_layout() {
+    case(&SETUPTOOLS_PYPROJECT, "uv", Src::Git, Expect::Install);
+    case(&SETUPTOOLS_PYPROJECT, "venv", Src::Local, Expect::Install);
+}
+
+// dynamic versions ----------------------------------------------------------
+
+/// uv: Install (the lock has no version for the root). venv: Install.
+#[test]
+fn setuptools_scm_dynamic_version() {
+    case(&SETUPTOOLS_SCM, "uv", Src::Git, Expect::Install);
+    case(&SETUPTOOLS_SCM, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Install. venv: Install. (flat layout)
+#[test]
+fn hatchling_hatch_vcs_dynamic_version() {
+    case(&HATCH_VCS, "uv", Src::Git, Expect::Install);
+    case(&HATCH_VCS, "venv", Src::Git, Expect::Install);
+}
+
+// other backends ------------------------------------------------------------
+
+/// uv: Install (`__version__`, dynamic). venv: Install. (flat layout)
+#[test]
+fn flit_core_dunder_version() {
+    case(&FLIT, "uv", Src::Git, Expect::Install);
+    case(&FLIT, "venv", Src::Local, Expect::Install);
+}
+
+/// venv: Install. uv: Refuse (Poetry 1.x has no `[project]`).
+#[test]
+fn poetry_core_1() {
+    case(&POETRY_1, "venv", Src::Git, Expect::Install);
+    case(&POETRY_1, "uv", Src::Local, Expect::Refuse);
+}
+
+/// uv: Install. venv: Install.
+#[test]
+fn poetry_core_2() {
+    case(&POETRY_2, "uv", Src::Local, Expect::Install);
+    case(&POETRY_2, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Install. venv: Install.
+#[test]
+fn pdm_backend() {
+    case(&PDM, "uv", Src::Local, Expect::Install);
+    case(&PDM, "venv", Src::Local, Expect::Install);
+}
+
+// upstream uv workspaces ----------------------------------------------------
+
+/// uv: Install (the workspace root with its member, into the service's venv).
+#[test]
+fn upstream_that_is_a_uv_workspace() {
+    case(&UV_WORKSPACE_ROOT, "uv", Src::Git, Expect::Install);
+}
+
+/// uv: Install (the member alone, into `<target>/.venv`, checked against the
+/// upstream workspace's `uv.lock`; the upstream's files stay as they are).
+#[test]
+fn member_of_the_upstream_uv_workspace_through_subdirectory() {
+    case_in(
+        &UV_WORKSPACE_ROOT,
+        "uv",
+        Src::Git,
+        Expect::Install,
+        Some(("packages/ws-core", "ws-core")),
+    );
+}
+
+// the service's env reaches its build ----------------------------------------
+
+/// A local library whose hatchling build hook fails unless
+/// `HSM_BUILD_FLAG=on` is in the build environment.
+fn hooked_library(sb: &Sandbox) {
+    sb.write(
+        "libs/hooked/pyproject.toml",
+        "[project]\nname = \"hooked\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n\n[tool.hatch.build.hooks.custom]\n\n[tool.hatch.build.targets.wheel]\npackages = [\"hooked\"]\n",
+    );
+    sb.write(
+        "libs/hooked/hatch_build.py",
+        "import os\nfrom hatchling.builders.hooks.plugin.interface import BuildHookInterface\n\n\nclass CustomBuildHook(BuildHookInterface):\n    def initialize(self, version, build_data):\n        if os.environ.get(\"HSM_BUILD_FLAG\") != \"on\":\n            raise RuntimeError(\"HSM_BUILD_FLAG is not in the build environment\")\n",
+    );
+    sb.write("libs/hooked/hooked/__init__.py", "");
+}
+
+fn env_manifest(runtime: &str, env: &str) -> String {
+    format!(
+        r#"[services]
+standalone = ["svc"]
+
+[registry.libraries.hooked.sources.prod]
+type = "local"
+path = "libs/hooked"
+
+[registry.services.svc]
+dependencies = ["hooked"]
+{env}
+
+[registry.services.svc.sources.prod]
+type = "local"
+path = "components/svc"
+
+[registry.services.svc.deployment-profiles.default]
+runtime = "{runtime}"
+"#
+    )
+}
+
+/// uv runtime, the variable given through the service's `env` as
+/// `${HSM_TEST_FLAG}`: expanded from the user's environment for the build,
+/// never written out.
+#[test]
+fn service_env_reaches_the_build_hook_uv_env_table() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    hooked_library(&sb);
+    sb.write(
+        "components/svc/pyproject.toml",
+        "[project]\nname = \"svc\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[tool.uv]\npackage = false\n",
+    );
+    sb.write(
+        "hsm.toml",
+        &env_manifest("uv", "env = { HSM_BUILD_FLAG = \"${HSM_TEST_FLAG}\" }"),
+    );
+    // Without the variable the hook refuses: proof that it is what matters.
+    let o = hsm(&sb, &["sync"])
+        .env_remove("HSM_TEST_FLAG")
+        .env("UV_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not in the build environment"),
+        "{}",
+        stderr(&o)
+    );
+    let o = hsm(&sb, &["sync"])
+        .env("HSM_TEST_FLAG", "on")
+        .env("UV_NO_CACHE", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(names(&sb.installed("components/svc")).contains(&"hooked"));
+    let env_file = sb.read(".hsm/env/svc.env");
+    assert!(
+        env_file.contains("HSM_BUILD_FLAG=${HSM_TEST_FLAG}"),
+        "{env_file}"
+    );
+    assert!(!env_file.contains("=on"), "{env_file}");
+}
+
+/// venv runtime, the variable given through an env file.
+#[test]
+fn service_env_reaches_the_build_hook_venv_env_file() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    hooked_library(&sb);
+    sb.write("components/svc/requirements.txt", "alpha\n");
+    sb.write("config/svc.env", "HSM_BUILD_FLAG=off\n");
+    sb.write(
+        "hsm.toml",
+        &env_manifest("venv", "env-file = [\"config/svc.env\"]"),
+    );
+    let o = run(&sb, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not in the build environment"),
+        "{}",
+        stderr(&o)
+    );
+    sb.write("config/svc.env", "HSM_BUILD_FLAG=on\n");
+    sync_ok(&sb, &[]);
+    let inst = sb.installed("components/svc");
+    assert!(
+        names(&inst).contains(&"hooked") && names(&inst).contains(&"alpha"),
+        "{inst:?}"
+    );
+    assert_clean(&sb, "the env-file sync");
+}
+
+// uv behind a shim ------------------------------------------------------------
+
+/// `uv` on `PATH` is a shim that fails, as pyenv's does, wherever a
+/// `.python-version` is present, e.g. in the service's checkout. sync
+/// resolves the real uv once from the workspace root and says which.
+#[test]
+fn uv_behind_a_failing_shim_is_resolved_once() {
+    if !tools_ok() {
+        return;
+    }
+    let real = std::process::Command::new("python3")
+        .args(["-c", "import uv; print(uv.find_uv_bin())"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(
+        std::path::Path::new(&real).is_file(),
+        "no pip-installed uv: {real}"
+    );
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
+
+    let sb = Sandbox::new();
+    // The shim, and a PATH on which it is the only `uv`.
+    let shim = sb.path("shims/uv");
+    sb.write(
+        "shims/uv",
+        &format!(
+            "#!/bin/sh\nif [ -f .python-version ]; then\n  echo \"py\"\"env: uv: command not found\" >&2\n  exit 127\nfi\nexec {real} \"$@\"\n"
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&python, sb.path("shims/python3")).unwrap();
+    let mut path = vec![sb.path("shims")];
+    for d in std::env::split_paths(&std::env::var_os("PATH").unwrap()) {
+        if !d.join("uv").exists() {
+            path.push(d);
+        }
+    }
+    let path = std::env::join_paths(path).unwrap();
+
+    sb.write(
+        "components/svc/pyproject.toml",
+        &format!(
+            "[project]\nname = \"svc\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = [\"alpha\"]\n\n[tool.uv]\npackage = false\nfind-links = [\"{}\"]\nno-index = true\n",
+            sb.path("wheels").display()
+        ),
+    );
+    sb.write("components/svc/.python-version", "3.11\n");
+    sb.write(
+        "hsm.toml",
+        "[services]\nstandalone = [\"svc\"]\n\n[registry.services.svc.sources.prod]\ntype = \"local\"\npath = \"components/svc\"\n\n[registry.services.svc.deployment-profiles.default]\nruntime = \"uv\"\n",
+    );
+    // The shim does fail inside the checkout.
+    let direct = std::process::Command::new(&shim)
+        .arg("--version")
+        .current_dir(sb.path("components/svc"))
+        .output()
+        .unwrap();
+    assert_eq!(direct.status.code(), Some(127));
+
+    let o = sb.cmd(&["sync", "-v"]).env("PATH", &path).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("at `{real}`")), "{err}");
+    assert!(err.contains("with uv 0."), "{err}");
+    assert!(names(&sb.installed("components/svc")).contains(&"alpha"));
+    let c = sb.cmd(&["check"]).env("PATH", &path).output().unwrap();
+    assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+}
