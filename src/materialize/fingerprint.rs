@@ -229,6 +229,17 @@ pub const TOOL_ENV_VARS: &[&str] = &[
     "PIP_NO_INDEX",
 ];
 
+/// The files of a local Python project that decide what installing it
+/// pulls in: a local library's or service's new dependency must make its
+/// environment stale.
+pub const PROJECT_INPUTS: &[&str] = &[
+    "pyproject.toml",
+    "uv.lock",
+    "requirements.txt",
+    "setup.py",
+    "setup.cfg",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,14 +310,3 @@ mod tests {
         assert_eq!(Fingerprints::load(&root), Fingerprints::default());
     }
 }
-
-/// The files of a local Python project that decide what installing it
-/// pulls in: a local library's or service's new dependency must make its
-/// environment stale.
-pub const PROJECT_INPUTS: &[&str] = &[
-    "pyproject.toml",
-    "uv.lock",
-    "requirements.txt",
-    "setup.py",
-    "setup.cfg",
-];

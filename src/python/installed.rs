@@ -133,7 +133,7 @@ pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<Stri
             Installed {
                 version: normalize_version(&v),
                 requires,
-                from_dir: direct_url_dir(&entry.path()),
+                from_dir: direct_url_dir(entry.path()),
             },
         );
     }

@@ -294,7 +294,7 @@ fn entry(
                 &raw[..i],
                 raw[i + 1..raw.len() - 1]
                     .split(',')
-                    .map(|e| normalize_name(e))
+                    .map(normalize_name)
                     .filter(|e| !e.is_empty())
                     .collect(),
             ),

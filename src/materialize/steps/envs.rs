@@ -290,7 +290,7 @@ impl Syncer<'_> {
         let file = adapter.committed_lockfile()?;
         let in_repo = self.lock_rel(sv, target_rel)?;
         let in_repo = in_repo.strip_prefix(checkout).ok()?;
-        (!crate::git::tracks(&self.root.join(checkout), &in_repo)).then_some(file)
+        (!crate::git::tracks(&self.root.join(checkout), in_repo)).then_some(file)
     }
 
     /// Where the service's lock file lives, relative to the workspace root
