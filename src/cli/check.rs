@@ -48,7 +48,7 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                     ),
                 );
                 for fix in fixes {
-                    shell.headline("help", &format!("run `{fix}`"));
+                    shell.headline("help", &help_line(fix));
                 }
             }
         }
@@ -57,6 +57,16 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
         EXIT_OK
     } else {
         EXIT_PROBLEM
+    }
+}
+
+/// A finding's fix as one instruction: a bare command is run; a sentence
+/// (which quotes its commands itself) is said as it is.
+fn help_line(fix: &str) -> String {
+    if fix.starts_with("cargo ") && !fix.contains('`') {
+        format!("run `{fix}`")
+    } else {
+        fix.to_string()
     }
 }
 

@@ -59,6 +59,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         offline: args.offline,
         dry_run: args.dry_run,
         jobs: args.jobs.map_or(0, usize::from),
+        tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
     };
     let mut display = Display::new(shell);
     let result = materialize::sync_with_progress(&plan, &opts, &mut |p| display.event(p));

@@ -40,6 +40,9 @@ pub struct SyncOptions {
     /// How many environment syncs run at once; 0: the machine's available
     /// parallelism.
     pub jobs: usize,
+    /// Name each tool's version in the actions (`-v`); costs a spawn of
+    /// `uv --version`, so it is asked for, never the default.
+    pub tool_versions: bool,
 }
 
 impl SyncOptions {

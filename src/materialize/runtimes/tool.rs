@@ -13,16 +13,32 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::run_tool;
 
-/// The uv every step runs: its path and what `uv --version` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The uv every step runs: its path, and what `uv --version` says, asked
+/// on first use only (a spawn).
+#[derive(Debug)]
 pub struct Uv {
     pub path: Utf8PathBuf,
-    pub version: String,
+    root: Utf8PathBuf,
+    version: OnceLock<String>,
 }
 
-impl std::fmt::Display for Uv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at `{}`", self.version, self.path)
+impl Uv {
+    /// `with `/path/uv``, or with `with_version` (`-v`; a spawn the first
+    /// time) `with uv 0.13.9 (…) at `/path/uv``: for an action's command.
+    pub fn describe(&self, with_version: bool) -> String {
+        if with_version {
+            format!("with {} at `{}`", self.version(), self.path)
+        } else {
+            format!("with `{}`", self.path)
+        }
+    }
+
+    /// `uv 0.13.9 (…)`, or `uv (version unknown)`.
+    pub fn version(&self) -> &str {
+        self.version.get_or_init(|| {
+            ask(&self.path, &["--version"], &self.root)
+                .unwrap_or_else(|| "uv (version unknown)".into())
+        })
     }
 }
 
@@ -80,22 +96,47 @@ fn through_shim(shim: &Utf8Path, dir: &Utf8Path) -> Option<Utf8PathBuf> {
     (p.is_file() && !is_script(&p)).then_some(p)
 }
 
-/// Finds the real uv: the first binary named `uv` on `PATH`, else what the
-/// first `uv` shim resolves to from `root` (the workspace root). `None`
-/// when no `uv` is on `PATH` at all.
+/// A version manager's shim (pyenv, asdf, mise): a script in a `shims`
+/// directory, or one that names its manager. A user's own wrapper script
+/// is not one: it runs as it is.
+fn is_shim(path: &Utf8Path) -> bool {
+    if !is_script(path) {
+        return false;
+    }
+    let in_shims_dir = path
+        .parent()
+        .and_then(|d| d.file_name())
+        .is_some_and(|n| n == "shims");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // What pyenv's and asdf's shims run; a wrapper that merely calls a
+    // shim by its path is the user's own.
+    in_shims_dir
+        || ["libexec/pyenv\" exec", "pyenv exec ", "asdf exec "]
+            .iter()
+            .any(|m| text.contains(m))
+}
+
+/// Finds the real uv: the first `uv` on `PATH`, or, when that is a version
+/// manager's shim, what it resolves to from `root` (the workspace root),
+/// else the next binary named `uv` on `PATH`. `None` when no `uv` is on
+/// `PATH` at all.
 fn resolve(root: &Utf8Path) -> Option<Uv> {
     let candidates: Vec<Utf8PathBuf> = which::which_all("uv")
         .map(|it| it.filter_map(utf8).collect())
         .unwrap_or_default();
     let first = candidates.first()?.clone();
-    let path = candidates
-        .iter()
-        .find(|p| !is_script(p))
-        .cloned()
-        .or_else(|| through_shim(&first, root))
-        .unwrap_or(first);
-    let version = ask(&path, &["--version"], root).unwrap_or_else(|| "uv (version unknown)".into());
-    Some(Uv { path, version })
+    let path = if is_shim(&first) {
+        through_shim(&first, root)
+            .or_else(|| candidates.iter().find(|p| !is_script(p)).cloned())
+            .unwrap_or(first)
+    } else {
+        first
+    };
+    Some(Uv {
+        path,
+        root: root.to_owned(),
+        version: OnceLock::new(),
+    })
 }
 
 /// The real uv, resolved on first use (from `root`) and then reused.

@@ -154,9 +154,10 @@ impl RuntimeAdapter for UvAdapter {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));
         let line = args.join(" ");
-        // Which uv will run, for `-v` (resolving it may spawn the shim once).
+        // Which uv will run (resolving a version manager's shim spawns it
+        // once); its version only for `-v`, since asking costs a spawn.
         match (ctx.opts.dry_run, super::tool::uv(ctx.workspace_root)) {
-            (false, Some(uv)) => format!("{line} (with {uv})"),
+            (false, Some(uv)) => format!("{line} ({})", uv.describe(ctx.opts.tool_versions)),
             _ => line,
         }
     }

@@ -71,7 +71,7 @@ impl Syncer<'_> {
                 )?)
             };
             let describe = match uv {
-                Some(uv) => format!("{describe} (with {uv})"),
+                Some(uv) => format!("{describe} ({})", uv.describe(self.opts.tool_versions)),
                 None => describe,
             };
             self.act(
