@@ -8,6 +8,10 @@
 //!
 //! The backends are downloaded from PyPI once per machine (see
 //! `layouts_support::backends`); everything else is offline.
+//!
+//! CI runs one representative case per failure class; the rest of the
+//! matrix is `#[ignore]`d to keep CI short. The whole matrix:
+//! `cargo test --test layouts -- --include-ignored`.
 
 mod layouts_support;
 mod sync_support;
@@ -257,72 +261,125 @@ fn case_in(
     }
 }
 
-// setuptools ----------------------------------------------------------------
-
-/// venv: Install (pip runs setup.py). uv: Refuse (no pyproject.toml).
+// setuptools ------------------------------------------------------------------
+/// venv: Install (pip runs setup.py; the project is recognised by its direct_url.json).
 #[test]
-fn setuptools_setup_py_only() {
+fn setup_py_only_venv() {
     case(&SETUP_PY_ONLY, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Refuse (no pyproject.toml: use runtime venv).
+#[test]
+fn setup_py_only_uv_refuses() {
     case(&SETUP_PY_ONLY, "uv", Src::Local, Expect::Refuse);
 }
 
-/// venv: Install. uv: Refuse (pyproject.toml without `[project]`).
+/// venv: Install (setup.cfg metadata, src layout).
 #[test]
-fn setuptools_setup_cfg() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setup_cfg_venv() {
     case(&SETUP_CFG, "venv", Src::Local, Expect::Install);
+}
+
+/// uv: Refuse (pyproject.toml without `[project]`).
+#[test]
+fn setup_cfg_uv_refuses() {
     case(&SETUP_CFG, "uv", Src::Local, Expect::Refuse);
 }
 
-/// uv: Install. venv: Install. (src layout)
+/// uv: Install (src layout, git source, ref moved).
 #[test]
-fn setuptools_pyproject_src_layout() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_pyproject_uv() {
     case(&SETUPTOOLS_PYPROJECT, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install (src layout, local editable source).
+#[test]
+fn setuptools_pyproject_venv() {
     case(&SETUPTOOLS_PYPROJECT, "venv", Src::Local, Expect::Install);
 }
 
-// dynamic versions ----------------------------------------------------------
-
-/// uv: Install (the lock has no version for the root). venv: Install.
+// dynamic versions ------------------------------------------------------------
+/// uv: Install (uv.lock has no version for the root: any built version).
 #[test]
-fn setuptools_scm_dynamic_version() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_scm_uv() {
     case(&SETUPTOOLS_SCM, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install (version from the tag).
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_scm_venv() {
     case(&SETUPTOOLS_SCM, "venv", Src::Git, Expect::Install);
 }
 
-/// uv: Install. venv: Install. (flat layout)
+/// uv: Install (hatchling + hatch-vcs, flat layout, ref moved).
 #[test]
-fn hatchling_hatch_vcs_dynamic_version() {
+fn hatch_vcs_uv() {
     case(&HATCH_VCS, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn hatch_vcs_venv() {
     case(&HATCH_VCS, "venv", Src::Git, Expect::Install);
 }
 
-// other backends ------------------------------------------------------------
-
-/// uv: Install (`__version__`, dynamic). venv: Install. (flat layout)
+// other backends --------------------------------------------------------------
+/// uv: Install (`__version__`, dynamic; flat layout).
 #[test]
-fn flit_core_dunder_version() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn flit_core_uv() {
     case(&FLIT, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn flit_core_venv() {
     case(&FLIT, "venv", Src::Local, Expect::Install);
 }
 
-/// venv: Install. uv: Refuse (Poetry 1.x has no `[project]`).
+/// venv: Install (Poetry 1.x: no `[project]`, pip builds it).
 #[test]
-fn poetry_core_1() {
+fn poetry_core_1_venv() {
     case(&POETRY_1, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Refuse (no `[project]`: use runtime venv).
+#[test]
+fn poetry_core_1_uv_refuses() {
     case(&POETRY_1, "uv", Src::Local, Expect::Refuse);
 }
 
-/// uv: Install. venv: Install.
+/// uv: Install.
 #[test]
-fn poetry_core_2() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn poetry_core_2_uv() {
     case(&POETRY_2, "uv", Src::Local, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn poetry_core_2_venv() {
     case(&POETRY_2, "venv", Src::Git, Expect::Install);
 }
 
-/// uv: Install. venv: Install.
+/// uv: Install.
 #[test]
-fn pdm_backend() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn pdm_backend_uv() {
     case(&PDM, "uv", Src::Local, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn pdm_backend_venv() {
     case(&PDM, "venv", Src::Local, Expect::Install);
 }
 
