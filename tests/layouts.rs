@@ -593,3 +593,159 @@ fn uv_behind_a_failing_shim_is_resolved_once() {
     let c = sb.cmd(&["check"]).env("PATH", &path).output().unwrap();
     assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
 }
+
+// requirements.txt as people write it; exact convergence ---------------------
+
+fn sha256_of(path: &std::path::Path) -> String {
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// venv: `-r`, `-c`, `--hash` pins with `\` continuations, comments and
+/// index options all understood (the project itself, which pip cannot hash,
+/// installed in a second step): sync and check converge, a
+/// second sync is Fresh, and a requirement removed is uninstalled.
+#[test]
+fn venv_requirements_txt_as_people_write_it_and_exact_convergence() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let gamma = sha256_of(&sb.path("wheels/gamma-0.1.0-py3-none-any.whl"));
+    let d = "components/svc";
+    let alpha = sha256_of(&sb.path("wheels/alpha-1.0.0-py3-none-any.whl"));
+    let beta = sha256_of(&sb.path("wheels/beta-2.0.0-py3-none-any.whl"));
+    sb.write(
+        &format!("{d}/pyproject.toml"),
+        "[project]\nname = \"req-app\"\nversion = \"1.0.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools]\npackages = [\"req_app\"]\n",
+    );
+    sb.write(&format!("{d}/req_app/__init__.py"), "");
+    // pip-compile style: hashed pins with continuations, an include, a
+    // constraint, a marker, index options, comments.
+    sb.write(
+        &format!("{d}/requirements.txt"),
+        &format!(
+            "# pinned by hand\n--find-links {wheels}\n-r reqs/base.txt   # shared\n-c constraints.txt\ngamma==0.1.0 \\\n    --hash=sha256:{gamma}\n    # via alpha\n",
+            wheels = sb.path("wheels").display()
+        ),
+    );
+    sb.write(
+        &format!("{d}/reqs/base.txt"),
+        &format!("alpha==1.0.0 --hash=sha256:{alpha}\nbeta==2.0.0 \\\n    --hash=sha256:{beta}\n"),
+    );
+    sb.write(&format!("{d}/constraints.txt"), "alpha==1.0.0\n");
+    sb.write(
+        "hsm.toml",
+        "[services]\nstandalone = [\"svc\"]\n\n[registry.services.svc.sources.prod]\ntype = \"local\"\npath = \"components/svc\"\n\n[registry.services.svc.deployment-profiles.default]\nruntime = \"venv\"\n",
+    );
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the first sync");
+    let inst = sb.installed(d);
+    for want in ["req-app", "alpha", "beta", "gamma"] {
+        assert!(names(&inst).contains(&want), "{inst:?}");
+    }
+    let again = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&again).contains("Fresh svc"), "{}", stderr(&again));
+
+    // `beta` leaves the requirements: one sync removes it, check is clean.
+    sb.write(
+        &format!("{d}/reqs/base.txt"),
+        &format!("alpha==1.0.0 --hash=sha256:{alpha}\n"),
+    );
+    sync_ok(&sb, &[]);
+    assert!(
+        !names(&sb.installed(d)).contains(&"beta"),
+        "{:?}",
+        sb.installed(d)
+    );
+    assert_clean(&sb, "removing a requirement");
+    // A package nobody asked for is drift that sync repairs.
+    let beta = sb.path("wheels/beta-2.0.0-py3-none-any.whl");
+    uv_pip(&sb, d, &["install", "--no-deps", beta.to_str().unwrap()]);
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(v["findings"][0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("cargo hsm sync"));
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the repairing sync");
+}
+
+// a local library's new dependency -------------------------------------------
+
+/// A local library (hatchling) in the root venv gains a dependency: check
+/// reports the stale lock, sync is not Fresh and installs it.
+#[test]
+fn local_library_new_dependency_reaches_the_root_venv() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let lib = |deps: &str| {
+        format!("[project]\nname = \"mylib\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = [{deps}]\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n\n[tool.hatch.build.targets.wheel]\npackages = [\"mylib\"]\n")
+    };
+    sb.write("libs/mylib/pyproject.toml", &lib(""));
+    sb.write("libs/mylib/mylib/__init__.py", "");
+    sb.write(
+        "hsm.toml",
+        "[libraries]\nstandalone = [\"mylib\"]\n\n[registry.libraries.mylib.sources.prod]\ntype = \"local\"\npath = \"libs/mylib\"\n",
+    );
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the first sync");
+    sb.write("libs/mylib/pyproject.toml", &lib("\"gamma\""));
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "lockfile-stale" && f["package"] == "mylib"),
+        "{v:#}"
+    );
+    let o = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&o).contains("Syncing libraries"), "{}", stderr(&o));
+    assert!(
+        names(&sb.installed(".")).contains(&"gamma"),
+        "{:?}",
+        sb.installed(".")
+    );
+    assert_clean(&sb, "the library's new dependency");
+}
+
+// uv workspace globs ------------------------------------------------------------
+
+/// The root's uv workspace adopts `services/[a]*` (a character class): hsm
+/// excludes the matching service, which syncs into its own venv.
+#[test]
+fn root_workspace_character_class_glob_is_excluded() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("\n[tool.uv.workspace]\nmembers = [\"services/[a]*\"]\n");
+    sb.uv_service("services/api", "");
+    sb.write(
+        "hsm.toml",
+        "[libraries]\nstandalone = [\"beta\"]\n\n[services]\nstandalone = [\"api\"]\n\n[registry.libraries.beta.sources.prod]\ntype = \"pypi\"\n\n[registry.services.api]\ndependencies = [\"alpha\"]\n\n[registry.services.api.sources.prod]\ntype = \"local\"\npath = \"services/api\"\n\n[registry.services.api.deployment-profiles.default]\nruntime = \"uv\"\n",
+    );
+    sync_ok(&sb, &[]);
+    let root = sb.read("pyproject.toml");
+    let ws = root.split("[tool.uv.workspace]").nth(1).unwrap_or("");
+    assert!(
+        ws.contains("exclude") && ws.contains("\"services/api\""),
+        "{root}"
+    );
+    assert!(names(&sb.installed("services/api")).contains(&"alpha"));
+    assert!(!names(&sb.installed(".")).contains(&"alpha"));
+    assert_clean(&sb, "the sync");
+}
