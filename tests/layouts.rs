@@ -296,6 +296,7 @@ fn setuptools_pyproject_uv() {
 
 /// venv: Install (src layout, local editable source).
 #[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn setuptools_pyproject_venv() {
     case(&SETUPTOOLS_PYPROJECT, "venv", Src::Local, Expect::Install);
 }
@@ -345,6 +346,7 @@ fn flit_core_venv() {
 
 /// venv: Install (Poetry 1.x: no `[project]`, pip builds it).
 #[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn poetry_core_1_venv() {
     case(&POETRY_1, "venv", Src::Git, Expect::Install);
 }
@@ -387,6 +389,7 @@ fn pdm_backend_venv() {
 
 /// uv: Install (the workspace root with its member, into the service's venv).
 #[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn upstream_that_is_a_uv_workspace() {
     case(&UV_WORKSPACE_ROOT, "uv", Src::Git, Expect::Install);
 }
@@ -748,4 +751,36 @@ fn root_workspace_character_class_glob_is_excluded() {
     assert!(names(&sb.installed("services/api")).contains(&"alpha"));
     assert!(!names(&sb.installed(".")).contains(&"alpha"));
     assert_clean(&sb, "the sync");
+}
+
+// dynamic dependencies ------------------------------------------------------------
+
+/// uv: Refuse (exit 2) service `dependencies` for a project that declares
+/// `dynamic = ["dependencies"]`, naming the service and the fix, with no
+/// file changed; venv installs them beside the project.
+#[test]
+fn dependencies_for_a_project_with_dynamic_dependencies() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write(
+        "components/svc/pyproject.toml",
+        "[project]\nname = \"dyn-deps\"\nversion = \"1.0.0\"\ndynamic = [\"dependencies\"]\n\n[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools.dynamic]\ndependencies = { file = [\"deps.txt\"] }\n",
+    );
+    let before = sb.read("components/svc/pyproject.toml");
+    sb.write(
+        "hsm.toml",
+        &manifest("type = \"local\"\npath = \"components/svc\"\n", "uv", "")
+            .replace("[libraries]\nstandalone = [\"beta\"]\n", ""),
+    );
+    let o = run(&sb, &["sync"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("service `svc`") && err.contains("dynamic"),
+        "{err}"
+    );
+    assert!(err.contains("runtime = \"venv\""), "{err}");
+    assert_eq!(sb.read("components/svc/pyproject.toml"), before);
 }
