@@ -8,6 +8,10 @@
 //!
 //! The backends are downloaded from PyPI once per machine (see
 //! `layouts_support::backends`); everything else is offline.
+//!
+//! CI runs one representative case per failure class; the rest of the
+//! matrix is `#[ignore]`d to keep CI short. The whole matrix:
+//! `cargo test --test layouts -- --include-ignored`.
 
 mod layouts_support;
 mod sync_support;
@@ -257,72 +261,127 @@ fn case_in(
     }
 }
 
-// setuptools ----------------------------------------------------------------
-
-/// venv: Install (pip runs setup.py). uv: Refuse (no pyproject.toml).
+// setuptools ------------------------------------------------------------------
+/// venv: Install (pip runs setup.py; the project is recognised by its direct_url.json).
 #[test]
-fn setuptools_setup_py_only() {
+fn setup_py_only_venv() {
     case(&SETUP_PY_ONLY, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Refuse (no pyproject.toml: use runtime venv).
+#[test]
+fn setup_py_only_uv_refuses() {
     case(&SETUP_PY_ONLY, "uv", Src::Local, Expect::Refuse);
 }
 
-/// venv: Install. uv: Refuse (pyproject.toml without `[project]`).
+/// venv: Install (setup.cfg metadata, src layout).
 #[test]
-fn setuptools_setup_cfg() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setup_cfg_venv() {
     case(&SETUP_CFG, "venv", Src::Local, Expect::Install);
+}
+
+/// uv: Refuse (pyproject.toml without `[project]`).
+#[test]
+fn setup_cfg_uv_refuses() {
     case(&SETUP_CFG, "uv", Src::Local, Expect::Refuse);
 }
 
-/// uv: Install. venv: Install. (src layout)
+/// uv: Install (src layout, git source, ref moved).
 #[test]
-fn setuptools_pyproject_src_layout() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_pyproject_uv() {
     case(&SETUPTOOLS_PYPROJECT, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install (src layout, local editable source).
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_pyproject_venv() {
     case(&SETUPTOOLS_PYPROJECT, "venv", Src::Local, Expect::Install);
 }
 
-// dynamic versions ----------------------------------------------------------
-
-/// uv: Install (the lock has no version for the root). venv: Install.
+// dynamic versions ------------------------------------------------------------
+/// uv: Install (uv.lock has no version for the root: any built version).
 #[test]
-fn setuptools_scm_dynamic_version() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_scm_uv() {
     case(&SETUPTOOLS_SCM, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install (version from the tag).
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn setuptools_scm_venv() {
     case(&SETUPTOOLS_SCM, "venv", Src::Git, Expect::Install);
 }
 
-/// uv: Install. venv: Install. (flat layout)
+/// uv: Install (hatchling + hatch-vcs, flat layout, ref moved).
 #[test]
-fn hatchling_hatch_vcs_dynamic_version() {
+fn hatch_vcs_uv() {
     case(&HATCH_VCS, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn hatch_vcs_venv() {
     case(&HATCH_VCS, "venv", Src::Git, Expect::Install);
 }
 
-// other backends ------------------------------------------------------------
-
-/// uv: Install (`__version__`, dynamic). venv: Install. (flat layout)
+// other backends --------------------------------------------------------------
+/// uv: Install (`__version__`, dynamic; flat layout).
 #[test]
-fn flit_core_dunder_version() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn flit_core_uv() {
     case(&FLIT, "uv", Src::Git, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn flit_core_venv() {
     case(&FLIT, "venv", Src::Local, Expect::Install);
 }
 
-/// venv: Install. uv: Refuse (Poetry 1.x has no `[project]`).
+/// venv: Install (Poetry 1.x: no `[project]`, pip builds it).
 #[test]
-fn poetry_core_1() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn poetry_core_1_venv() {
     case(&POETRY_1, "venv", Src::Git, Expect::Install);
+}
+
+/// uv: Refuse (no `[project]`: use runtime venv).
+#[test]
+fn poetry_core_1_uv_refuses() {
     case(&POETRY_1, "uv", Src::Local, Expect::Refuse);
 }
 
-/// uv: Install. venv: Install.
+/// uv: Install.
 #[test]
-fn poetry_core_2() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn poetry_core_2_uv() {
     case(&POETRY_2, "uv", Src::Local, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn poetry_core_2_venv() {
     case(&POETRY_2, "venv", Src::Git, Expect::Install);
 }
 
-/// uv: Install. venv: Install.
+/// uv: Install.
 #[test]
-fn pdm_backend() {
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn pdm_backend_uv() {
     case(&PDM, "uv", Src::Local, Expect::Install);
+}
+
+/// venv: Install.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn pdm_backend_venv() {
     case(&PDM, "venv", Src::Local, Expect::Install);
 }
 
@@ -330,6 +389,7 @@ fn pdm_backend() {
 
 /// uv: Install (the workspace root with its member, into the service's venv).
 #[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn upstream_that_is_a_uv_workspace() {
     case(&UV_WORKSPACE_ROOT, "uv", Src::Git, Expect::Install);
 }
@@ -535,4 +595,192 @@ fn uv_behind_a_failing_shim_is_resolved_once() {
     assert!(names(&sb.installed("components/svc")).contains(&"alpha"));
     let c = sb.cmd(&["check"]).env("PATH", &path).output().unwrap();
     assert_eq!(c.status.code(), Some(0), "{}", stderr(&c));
+}
+
+// requirements.txt as people write it; exact convergence ---------------------
+
+fn sha256_of(path: &std::path::Path) -> String {
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// venv: `-r`, `-c`, `--hash` pins with `\` continuations, comments and
+/// index options all understood (the project itself, which pip cannot hash,
+/// installed in a second step): sync and check converge, a
+/// second sync is Fresh, and a requirement removed is uninstalled.
+#[test]
+fn venv_requirements_txt_as_people_write_it_and_exact_convergence() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let gamma = sha256_of(&sb.path("wheels/gamma-0.1.0-py3-none-any.whl"));
+    let d = "components/svc";
+    let alpha = sha256_of(&sb.path("wheels/alpha-1.0.0-py3-none-any.whl"));
+    let beta = sha256_of(&sb.path("wheels/beta-2.0.0-py3-none-any.whl"));
+    sb.write(
+        &format!("{d}/pyproject.toml"),
+        "[project]\nname = \"req-app\"\nversion = \"1.0.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools]\npackages = [\"req_app\"]\n",
+    );
+    sb.write(&format!("{d}/req_app/__init__.py"), "");
+    // pip-compile style: hashed pins with continuations, an include, a
+    // constraint, a marker, index options, comments.
+    sb.write(
+        &format!("{d}/requirements.txt"),
+        &format!(
+            "# pinned by hand\n--find-links {wheels}\n-r reqs/base.txt   # shared\n-c constraints.txt\ngamma==0.1.0 \\\n    --hash=sha256:{gamma}\n    # via alpha\n",
+            wheels = sb.path("wheels").display()
+        ),
+    );
+    sb.write(
+        &format!("{d}/reqs/base.txt"),
+        &format!("alpha==1.0.0 --hash=sha256:{alpha}\nbeta==2.0.0 \\\n    --hash=sha256:{beta}\n"),
+    );
+    sb.write(&format!("{d}/constraints.txt"), "alpha==1.0.0\n");
+    sb.write(
+        "hsm.toml",
+        "[services]\nstandalone = [\"svc\"]\n\n[registry.services.svc.sources.prod]\ntype = \"local\"\npath = \"components/svc\"\n\n[registry.services.svc.deployment-profiles.default]\nruntime = \"venv\"\n",
+    );
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the first sync");
+    let inst = sb.installed(d);
+    for want in ["req-app", "alpha", "beta", "gamma"] {
+        assert!(names(&inst).contains(&want), "{inst:?}");
+    }
+    let again = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&again).contains("Fresh svc"), "{}", stderr(&again));
+
+    // `beta` leaves the requirements: one sync removes it, check is clean.
+    sb.write(
+        &format!("{d}/reqs/base.txt"),
+        &format!("alpha==1.0.0 --hash=sha256:{alpha}\n"),
+    );
+    sync_ok(&sb, &[]);
+    assert!(
+        !names(&sb.installed(d)).contains(&"beta"),
+        "{:?}",
+        sb.installed(d)
+    );
+    assert_clean(&sb, "removing a requirement");
+    // A package nobody asked for is drift that sync repairs.
+    let beta = sb.path("wheels/beta-2.0.0-py3-none-any.whl");
+    uv_pip(&sb, d, &["install", "--no-deps", beta.to_str().unwrap()]);
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(v["findings"][0]["fix"]
+        .as_str()
+        .unwrap()
+        .contains("cargo hsm sync"));
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the repairing sync");
+}
+
+// a local library's new dependency -------------------------------------------
+
+/// A local library (hatchling) in the root venv gains a dependency: check
+/// reports the stale lock, sync is not Fresh and installs it.
+#[test]
+fn local_library_new_dependency_reaches_the_root_venv() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let lib = |deps: &str| {
+        format!("[project]\nname = \"mylib\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = [{deps}]\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n\n[tool.hatch.build.targets.wheel]\npackages = [\"mylib\"]\n")
+    };
+    sb.write("libs/mylib/pyproject.toml", &lib(""));
+    sb.write("libs/mylib/mylib/__init__.py", "");
+    sb.write(
+        "hsm.toml",
+        "[libraries]\nstandalone = [\"mylib\"]\n\n[registry.libraries.mylib.sources.prod]\ntype = \"local\"\npath = \"libs/mylib\"\n",
+    );
+    sync_ok(&sb, &[]);
+    assert_clean(&sb, "the first sync");
+    sb.write("libs/mylib/pyproject.toml", &lib("\"gamma\""));
+    let (code, v) = check_json(&sb);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "lockfile-stale" && f["package"] == "mylib"),
+        "{v:#}"
+    );
+    let o = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&o).contains("Syncing libraries"), "{}", stderr(&o));
+    assert!(
+        names(&sb.installed(".")).contains(&"gamma"),
+        "{:?}",
+        sb.installed(".")
+    );
+    assert_clean(&sb, "the library's new dependency");
+}
+
+// uv workspace globs ------------------------------------------------------------
+
+/// The root's uv workspace adopts `services/[a]*` (a character class): hsm
+/// excludes the matching service, which syncs into its own venv.
+#[test]
+fn root_workspace_character_class_glob_is_excluded() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("\n[tool.uv.workspace]\nmembers = [\"services/[a]*\"]\n");
+    sb.uv_service("services/api", "");
+    sb.write(
+        "hsm.toml",
+        "[libraries]\nstandalone = [\"beta\"]\n\n[services]\nstandalone = [\"api\"]\n\n[registry.libraries.beta.sources.prod]\ntype = \"pypi\"\n\n[registry.services.api]\ndependencies = [\"alpha\"]\n\n[registry.services.api.sources.prod]\ntype = \"local\"\npath = \"services/api\"\n\n[registry.services.api.deployment-profiles.default]\nruntime = \"uv\"\n",
+    );
+    sync_ok(&sb, &[]);
+    let root = sb.read("pyproject.toml");
+    let ws = root.split("[tool.uv.workspace]").nth(1).unwrap_or("");
+    assert!(
+        ws.contains("exclude") && ws.contains("\"services/api\""),
+        "{root}"
+    );
+    assert!(names(&sb.installed("services/api")).contains(&"alpha"));
+    assert!(!names(&sb.installed(".")).contains(&"alpha"));
+    assert_clean(&sb, "the sync");
+}
+
+// dynamic dependencies ------------------------------------------------------------
+
+/// uv: Refuse (exit 2) service `dependencies` for a project that declares
+/// `dynamic = ["dependencies"]`, naming the service and the fix, with no
+/// file changed; venv installs them beside the project.
+#[test]
+fn dependencies_for_a_project_with_dynamic_dependencies() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write(
+        "components/svc/pyproject.toml",
+        "[project]\nname = \"dyn-deps\"\nversion = \"1.0.0\"\ndynamic = [\"dependencies\"]\n\n[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[tool.setuptools.dynamic]\ndependencies = { file = [\"deps.txt\"] }\n",
+    );
+    let before = sb.read("components/svc/pyproject.toml");
+    sb.write(
+        "hsm.toml",
+        &manifest("type = \"local\"\npath = \"components/svc\"\n", "uv", "")
+            .replace("[libraries]\nstandalone = [\"beta\"]\n", ""),
+    );
+    let o = run(&sb, &["sync"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("service `svc`") && err.contains("dynamic"),
+        "{err}"
+    );
+    assert!(err.contains("runtime = \"venv\""), "{err}");
+    assert_eq!(sb.read("components/svc/pyproject.toml"), before);
 }

@@ -52,7 +52,17 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
         }
         // Files sync itself wrote into the checkout (hashes in hsm.lock) and
         // derived files (environments, build artifacts) are not local work.
+        // The `uv.lock` uv writes at the root of the upstream's own uv
+        // workspace when the service is a member of it.
+        let member_lock = sv.target_path.as_ref().and_then(|t| {
+            let ws =
+                crate::python::project::uv_workspace_root(&root.join(t), &root.join(checkout))?;
+            Some(ws.strip_prefix(root.join(checkout)).ok()?.join("uv.lock"))
+        });
         let is_ours = |p: &Utf8Path| -> bool {
+            if member_lock.as_deref() == Some(p) {
+                return true;
+            }
             let rel = checkout.join(p);
             match (
                 lock.and_then(|l| l.recorded_hash(&rel)),

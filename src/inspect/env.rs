@@ -79,7 +79,13 @@ fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
         else {
             continue;
         };
-        let Some(meta) = &p.metadata else { continue };
+        // uv writes no `[package.metadata]` for a project without requirements.
+        let no_requirements = Vec::new();
+        let requires_dist = p
+            .metadata
+            .as_ref()
+            .map(|m| &m.requires_dist)
+            .unwrap_or(&no_requirements);
         let Ok(text) = std::fs::read_to_string(lock_dir.join(path).join("pyproject.toml")) else {
             continue;
         };
@@ -113,8 +119,7 @@ fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
                 add(Some(list));
             }
         }
-        let locked: BTreeSet<String> = meta
-            .requires_dist
+        let locked: BTreeSet<String> = requires_dist
             .iter()
             .map(|d| normalize_name(&d.name))
             .collect();

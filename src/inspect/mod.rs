@@ -477,8 +477,11 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         let name = python::normalize_name(python::requirement_name(&lib.requirement));
         let component = format!("library:{}", lib.name);
         // A selected library's package is reported once, as the library.
-        findings
-            .retain(|f| !(f.component == "root" && f.package.as_deref() == Some(name.as_str())));
+        findings.retain(|f| {
+            !(f.component == "root"
+                && f.kind != FindingKind::LockfileStale
+                && f.package.as_deref() == Some(name.as_str()))
+        });
         match (root.installed.get(&name), root.expected.get(&name)) {
             (None, want) => findings.push(package_finding(
                 FindingKind::RootLibraryMissing,

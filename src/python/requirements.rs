@@ -60,6 +60,9 @@ pub struct RequirementsFile {
     pub files: Vec<Utf8PathBuf>,
     /// `--index-url`, `--find-links`, … lines, as written (pip applies them).
     pub index_options: Vec<String>,
+    /// Some requirement carries `--hash`: pip then checks hashes for every
+    /// requirement of that install, and cannot install a local project with it.
+    pub hashed: bool,
 }
 
 /// Options that take a value and only tune pip (index, build, install).
@@ -251,6 +254,9 @@ fn parse_into(
             .iter()
             .position(|t| t.starts_with("--") || (t.starts_with('-') && t.len() == 2))
             .unwrap_or(tokens.len());
+        if tokens[end..].iter().any(|t| t.starts_with("--hash")) {
+            out.hashed = true;
+        }
         let spec = tokens[..end].join(" ");
         entry(&spec, "", false, line, dir, base, constraint, out).map_err(|m| err(line, m))?;
     }
@@ -390,6 +396,7 @@ impl RequirementsFile {
         self.local.extend(other.local);
         self.files.extend(other.files);
         self.index_options.extend(other.index_options);
+        self.hashed |= other.hashed;
     }
 
     /// What pip installs from these entries here: markers evaluated, a

@@ -34,6 +34,9 @@ struct Inputs {
     project_arg: Option<&'static str>,
     /// pip's arguments after `install`.
     args: Vec<String>,
+    /// A second `pip install` (the project and the dependencies after
+    /// hashed requirements); empty when one install does it all.
+    then: Vec<String>,
 }
 
 fn rel_target(sv: &PlannedService) -> Utf8PathBuf {
@@ -74,13 +77,24 @@ fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result
         args.push("-r".into());
         args.push("requirements.txt".into());
     }
-    if let Some(p) = project_arg {
-        args.extend(p.split(' ').map(str::to_string));
+    // Hashed requirements put pip in hash-checking mode for the whole
+    // install, which a local project cannot pass: it goes in a second one.
+    let hashed = requirements.as_ref().is_some_and(|r| r.hashed);
+    let mut then = Vec::new();
+    {
+        let rest = if hashed { &mut then } else { &mut args };
+        if let Some(p) = project_arg {
+            rest.extend(p.split(' ').map(str::to_string));
+        }
+        let rel = rel_target(sv);
+        for d in &sv.dependencies {
+            rest.push(dependency_arg(d, &rel));
+        }
+    }
+    if !then.is_empty() && opts_no_index {
+        then.insert(0, "--no-index".to_string());
     }
     let rel = rel_target(sv);
-    for d in &sv.dependencies {
-        args.push(dependency_arg(d, &rel));
-    }
     if requirements.is_none() && project_arg.is_none() && sv.dependencies.is_empty() {
         return Err(Error::config(format!(
             "service `{}` runs with venv, but `{rel}` has nothing to install",
@@ -96,6 +110,7 @@ fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result
         project,
         project_arg,
         args,
+        then,
     })
 }
 
@@ -226,7 +241,14 @@ impl RuntimeAdapter for VenvAdapter {
 
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
         let args = inputs(ctx.service, false, target)
-            .map(|i| i.args.join(" "))
+            .map(|i| match i.then.is_empty() {
+                true => i.args.join(" "),
+                false => format!(
+                    "{} && .venv/bin/python -m pip install {}",
+                    i.args.join(" "),
+                    i.then.join(" ")
+                ),
+            })
             .unwrap_or_default();
         format!("python3 -m venv .venv && .venv/bin/python -m pip install {args}")
     }
@@ -251,15 +273,21 @@ impl RuntimeAdapter for VenvAdapter {
                 e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
             })?;
         }
-        let mut a = vec![
+        let a = vec![
             "-m".to_string(),
             "pip".into(),
             "install".into(),
             "--disable-pip-version-check".into(),
         ];
-        a.extend(inputs.args.iter().cloned());
-        commands.push(super::command_line(&venv_python, &a));
-        run(&venv_python, &a)?;
+        for step in [&inputs.args, &inputs.then] {
+            if step.is_empty() {
+                continue;
+            }
+            let mut a = a.clone();
+            a.extend(step.iter().cloned());
+            commands.push(super::command_line(&venv_python, &a));
+            run(&venv_python, &a)?;
+        }
 
         let dists = installed::installed_distributions(&venv)
             .map_err(|e| Error::failed(format!("cannot read the packages in `{venv}`: {e}")))?;
