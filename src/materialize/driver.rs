@@ -272,6 +272,7 @@ impl Syncer<'_> {
         if self.opts.dry_run {
             return Ok(std::fs::read(&abs).ok().as_deref() != Some(contents));
         }
+        interrupt::test_point(&format!("write:{rel}"));
         interrupt::check()?;
         self.txn
             .write(&abs, contents, mode)
