@@ -144,6 +144,23 @@ impl Syncer<'_> {
             )));
         };
         let target = self.root.join(&target_rel);
+        if let (
+            Some(co),
+            Some(Source::Git {
+                subdirectory: Some(sub),
+                ..
+            }),
+        ) = (&sv.checkout_path, &sv.source)
+        {
+            // Checked again on disk: a symlink in the clone may lead out.
+            if let Err(resolved) = crate::paths::within(&self.root.join(co), sub) {
+                return Err(Error::config(format!(
+                    "the `subdirectory` `{sub}` of service `{}` resolves to {resolved}: it must stay inside the clone `{co}`",
+                    sv.name
+                ))
+                .with_help("name a real directory of the repository in `subdirectory`"));
+            }
+        }
 
         // The resolved environment, for `run` and for the user.
         let env_rel = envfile::env_file_path(&sv.name);
