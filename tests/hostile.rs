@@ -361,3 +361,23 @@ fn small_ones_name_length_env_file_directory_and_no_hsm_dir_on_exit_2() {
     );
     refused(&w, &["sync"], &["`missing`, which does not exist"]);
 }
+
+/// An edited file without any write bit is refused (even for root), not
+/// rewritten; one with write bits keeps its mode (and owner).
+#[test]
+fn read_only_files_are_refused_and_modes_are_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = ws("[libraries]\nstandalone = [\"beta\"]\n[registry.libraries.beta.sources.prod]\ntype = \"pypi\"\nversion = \"==2.0.0\"\n");
+    let pp = w.root.join("pyproject.toml");
+    std::fs::set_permissions(&pp, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&pp).unwrap();
+    let out = w.run(&["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("read-only (mode 0444)"), "{err}");
+    assert!(err.contains("pyproject.toml"), "{err}");
+    assert_eq!(std::fs::read(&pp).unwrap(), before);
+    let m = std::fs::metadata(&pp).unwrap().permissions().mode() & 0o777;
+    assert_eq!(m, 0o444);
+    assert!(!w.root.join(".hsm").exists(), "{err}");
+}
