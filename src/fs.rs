@@ -1,39 +1,98 @@
 //! File writes that a build script can live with and a failed sync can undo:
 //! atomic (temp file + rename), skipped when the content would not change
 //! (mtimes matter to cargo), and journaled so that a failure restores every
-//! file byte for byte.
+//! file byte for byte, mode and owner included.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 /// Writes `contents` to `path` atomically unless it already holds exactly
 /// that. Returns whether the file was written. `mode` sets Unix permissions
-/// (0o600 for files holding resolved environment values).
+/// (0o600 for files holding resolved environment values); without it an
+/// existing file keeps its mode and owner, and a new one gets 0o644.
+///
+/// An existing file without any write bit is refused (even for root, which
+/// could write it anyway): its owner made it read-only on purpose.
 pub fn write_if_changed(
     path: &Utf8Path,
     contents: &[u8],
     mode: Option<u32>,
 ) -> std::io::Result<bool> {
-    if let Ok(existing) = std::fs::read(path) {
-        if existing == contents && mode.is_none_or(|m| current_mode(path) == Some(m)) {
+    let meta = FileMeta::of(path)?;
+    if let Some(m) = &meta {
+        if std::fs::read(path).ok().as_deref() == Some(contents)
+            && mode.is_none_or(|want| m.mode == Some(want))
+        {
             return Ok(false);
         }
+        if m.mode.is_some_and(|bits| bits & 0o222 == 0) {
+            return Err(read_only(m.mode.unwrap_or(0)));
+        }
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_str().is_empty())
-        .unwrap_or(Utf8Path::new("."));
+    write_atomically(path, contents, mode, meta.as_ref())?;
+    Ok(true)
+}
+
+fn read_only(mode: u32) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "the file is read-only (mode {mode:04o}), so hsm leaves it alone; add a write bit (`chmod u+w`) if hsm may edit it"
+        ),
+    )
+}
+
+/// Temp file + fsync + rename. The new file gets `mode`, else the mode and
+/// owner of `old` (the file it replaces), else 0o644.
+fn write_atomically(
+    path: &Utf8Path,
+    contents: &[u8],
+    mode: Option<u32>,
+    old: Option<&FileMeta>,
+) -> std::io::Result<()> {
+    let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", path.file_name().unwrap_or("hsm")))
+        .prefix(&format!(".{}.", short_name(path)))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
-    set_mode(tmp.path(), mode.unwrap_or(0o644))?;
+    let mode = mode.or(old.and_then(|m| m.mode)).unwrap_or(0o644);
+    set_mode(tmp.path(), mode)?;
+    if let Some(m) = old {
+        m.chown(tmp.path())?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(true)
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare name).
+pub fn parent_dir(path: &Utf8Path) -> &Utf8Path {
+    path.parent()
+        .filter(|p| !p.as_str().is_empty())
+        .unwrap_or(Utf8Path::new("."))
+}
+
+/// A temp-file prefix that stays well under the file-name limit.
+fn short_name(path: &Utf8Path) -> String {
+    let name = path.file_name().unwrap_or("hsm");
+    name.chars().take(64).collect()
+}
+
+/// Flushes a directory's entries (a rename or a new file in it) to disk.
+pub fn sync_dir(dir: &Utf8Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 #[cfg(unix)]
@@ -47,17 +106,135 @@ fn set_mode(_path: &std::path::Path, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn current_mode(path: &Utf8Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o777)
+/// The permission bits and owner of a file, kept across a rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileMeta {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
-#[cfg(not(unix))]
-fn current_mode(_path: &Utf8Path) -> Option<u32> {
-    None
+impl FileMeta {
+    /// `None` when `path` does not exist (a symlink counts as its target).
+    pub fn of(path: &Utf8Path) -> std::io::Result<Option<FileMeta>> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(Some(FileMeta::from_metadata(&m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[cfg(unix)]
+    fn from_metadata(m: &std::fs::Metadata) -> FileMeta {
+        use std::os::unix::fs::MetadataExt;
+        FileMeta {
+            mode: Some(m.mode() & 0o7777),
+            uid: Some(m.uid()),
+            gid: Some(m.gid()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn from_metadata(_m: &std::fs::Metadata) -> FileMeta {
+        FileMeta {
+            mode: None,
+            uid: None,
+            gid: None,
+        }
+    }
+
+    /// Gives `path` this owner. Only root may give a file away; anyone
+    /// else keeps it as it is (their own files stay theirs).
+    #[cfg(unix)]
+    fn chown(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let cur = std::fs::metadata(path)?;
+        use std::os::unix::fs::MetadataExt;
+        if self.uid.is_none_or(|u| u == cur.uid()) && self.gid.is_none_or(|g| g == cur.gid()) {
+            return Ok(());
+        }
+        match std::os::unix::fs::chown(path, self.uid, self.gid) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+            r => r,
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn chown(&self, _path: &std::path::Path) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Puts a file back as it was: `contents` with its `meta`, or no file.
+pub fn restore_file(
+    path: &Utf8Path,
+    contents: Option<&[u8]>,
+    meta: Option<&FileMeta>,
+) -> std::io::Result<()> {
+    match contents {
+        Some(c) => {
+            let same = std::fs::read(path).ok().as_deref() == Some(c)
+                && FileMeta::of(path)?.as_ref() == meta;
+            if same {
+                return Ok(());
+            }
+            write_atomically(path, c, meta.and_then(|m| m.mode), meta)
+        }
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Where sync keeps its journal, relative to the workspace root (see
+/// `materialize::journal`).
+pub const SYNC_JOURNAL_DIR: &str = ".hsm/journal";
+
+/// Whether an interrupted sync left its journal behind: the log exists and
+/// no sync holds `.hsm/sync.lock` (a running one has a journal too).
+/// Writes nothing, so `check` may ask.
+pub fn sync_journal_pending(root: &Utf8Path) -> bool {
+    if !root.join(SYNC_JOURNAL_DIR).join("log").is_file() {
+        return false;
+    }
+    match std::fs::File::open(root.join(".hsm/sync.lock")) {
+        Ok(f) => match f.try_lock_shared() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(_)) => true,
+        },
+        Err(_) => true,
+    }
+}
+
+/// Where a [`FileTxn`] writes down, before each change, what it is about
+/// to change, so that another process can undo it after a crash (the sync
+/// journal, `materialize::journal`).
+pub trait TxnLog: Send + Sync + std::fmt::Debug {
+    /// `path` is about to change; `original` is what it holds now (`None`:
+    /// it does not exist). Must be durable when it returns.
+    fn file(
+        &self,
+        path: &Utf8Path,
+        original: Option<&[u8]>,
+        meta: Option<&FileMeta>,
+    ) -> std::io::Result<()>;
+    /// The directory `path` is about to be created (with its children).
+    fn created_dir(&self, path: &Utf8Path) -> std::io::Result<()>;
+}
+
+/// The topmost ancestor of `path`'s directory that does not exist yet.
+fn first_missing_dir(path: &Utf8Path) -> Option<Utf8PathBuf> {
+    let mut missing = None;
+    let mut dir = Some(parent_dir(path));
+    while let Some(d) = dir {
+        if d.as_str().is_empty() || d.exists() {
+            break;
+        }
+        missing = Some(d.to_owned());
+        dir = d.parent();
+    }
+    missing
 }
 
 #[derive(Debug)]
@@ -65,20 +242,40 @@ struct Original {
     path: Utf8PathBuf,
     /// `None`: the file did not exist.
     contents: Option<Vec<u8>>,
-    mode: Option<u32>,
+    meta: Option<FileMeta>,
 }
 
 /// A journal of every file a command changes, to restore them all if the
 /// command fails half-way. Files that external tools (uv) will rewrite are
-/// registered with [`FileTxn::snapshot`] before the tool runs.
+/// registered with [`FileTxn::snapshot`] before the tool runs. With a
+/// [`TxnLog`] ([`FileTxn::journaled`]), each snapshot is also made durable
+/// before the change, for recovery after a crash.
 #[derive(Debug, Default)]
 pub struct FileTxn {
     originals: Vec<Original>,
+    log: Option<Arc<dyn TxnLog>>,
 }
 
 impl FileTxn {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A transaction whose snapshots also go to `log`.
+    pub fn journaled(log: Arc<dyn TxnLog>) -> Self {
+        FileTxn {
+            originals: Vec::new(),
+            log: Some(log),
+        }
+    }
+
+    /// An empty transaction on the same log (for another thread); merge it
+    /// back with [`FileTxn::absorb`].
+    pub fn child(&self) -> Self {
+        FileTxn {
+            originals: Vec::new(),
+            log: self.log.clone(),
+        }
     }
 
     /// Remembers the current state of `path` (once) so rollback can restore it.
@@ -91,9 +288,18 @@ impl FileTxn {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
+        let meta = FileMeta::of(path)?;
+        if let Some(log) = &self.log {
+            if contents.is_none() {
+                if let Some(d) = first_missing_dir(path) {
+                    log.created_dir(&d)?;
+                }
+            }
+            log.file(path, contents.as_deref(), meta.as_ref())?;
+        }
         self.originals.push(Original {
             path: path.to_owned(),
-            mode: current_mode(path),
+            meta,
             contents,
         });
         Ok(())
@@ -106,12 +312,26 @@ impl FileTxn {
         contents: &[u8],
         mode: Option<u32>,
     ) -> std::io::Result<bool> {
+        if let Some(m) = FileMeta::of(path)? {
+            // Nothing to journal for a file that stays as it is; a refusal
+            // comes before anything is journaled.
+            if std::fs::read(path).ok().as_deref() == Some(contents) {
+                if mode.is_none_or(|want| m.mode == Some(want)) {
+                    return Ok(false);
+                }
+            } else if m.mode.is_some_and(|bits| bits & 0o222 == 0) {
+                return Err(read_only(m.mode.unwrap_or(0)));
+            }
+        }
         self.snapshot(path)?;
         write_if_changed(path, contents, mode)
     }
 
     /// Journaled removal. Returns whether a file was removed.
     pub fn remove(&mut self, path: &Utf8Path) -> std::io::Result<bool> {
+        if path.symlink_metadata().is_err() {
+            return Ok(false);
+        }
         self.snapshot(path)?;
         match std::fs::remove_file(path) {
             Ok(()) => Ok(true),
@@ -140,14 +360,7 @@ impl FileTxn {
     pub fn rollback(mut self) -> Vec<(Utf8PathBuf, std::io::Error)> {
         let mut failed = Vec::new();
         while let Some(o) = self.originals.pop() {
-            let r = match &o.contents {
-                Some(c) => write_if_changed(&o.path, c, o.mode).map(|_| ()),
-                None => match std::fs::remove_file(&o.path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                },
-            };
-            if let Err(e) = r {
+            if let Err(e) = restore_file(&o.path, o.contents.as_deref(), o.meta.as_ref()) {
                 failed.push((o.path, e));
             }
         }
@@ -185,7 +398,52 @@ mod tests {
         let (_d, dir) = tmp();
         let f = dir.join("secret.env");
         write_if_changed(&f, b"A=1\n", Some(0o600)).unwrap();
-        assert_eq!(current_mode(&f), Some(0o600));
+        assert_eq!(FileMeta::of(&f).unwrap().unwrap().mode, Some(0o600));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keeps_mode_and_owner_of_edited_files() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (_d, dir) = tmp();
+        for mode in [0o600, 0o640, 0o755, 0o664] {
+            let f = dir.join(format!("f{mode:o}"));
+            std::fs::write(&f, b"old").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let mut txn = FileTxn::new();
+            assert!(txn.write(&f, b"new", None).unwrap());
+            assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o7777, mode);
+            assert!(txn.rollback().is_empty());
+            assert_eq!(std::fs::read(&f).unwrap(), b"old");
+            assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o7777, mode);
+        }
+        // Another user's file stays theirs (only root can test this).
+        let f = dir.join("theirs");
+        std::fs::write(&f, b"old").unwrap();
+        if std::os::unix::fs::chown(&f, Some(4242), Some(4343)).is_ok() {
+            write_if_changed(&f, b"new", None).unwrap();
+            let m = std::fs::metadata(&f).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_read_only_files_even_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, dir) = tmp();
+        let f = dir.join("ro.toml");
+        std::fs::write(&f, b"old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let mut txn = FileTxn::new();
+        let e = txn.write(&f, b"new", None).unwrap_err();
+        assert!(e.to_string().contains("read-only (mode 0444)"), "{e}");
+        assert_eq!(std::fs::read(&f).unwrap(), b"old");
+        assert!(
+            !txn.write(&f, b"old", None).unwrap(),
+            "no change: no refusal"
+        );
+        assert!(write_if_changed(&f, b"new", None).is_err());
     }
 
     #[test]

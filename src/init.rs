@@ -210,22 +210,17 @@ pub fn module_name(name: &str) -> String {
 
 /// Resolves `path` against the workspace root; refuses a path outside it.
 fn inside_root(root: &Utf8Path, path: &Utf8Path) -> Result<Utf8PathBuf> {
-    let abs = if path.is_absolute() {
-        crate::paths::normalize(path)
-    } else {
-        crate::paths::normalize(&root.join(path))
-    };
-    let rel = abs.strip_prefix(root).map_err(|_| {
+    let rel = crate::paths::within(root, path).map_err(|resolved| {
         Error::config(format!(
-            "`{path}` is outside the workspace `{root}`; create the directory inside it"
+            "`{path}` is outside the workspace: it resolves to {resolved}; create the directory inside it"
         ))
     })?;
-    if rel.as_str().is_empty() {
+    if rel.as_str() == "." {
         return Err(Error::config(
             "the target directory cannot be the workspace root itself",
         ));
     }
-    Ok(rel.to_owned())
+    Ok(rel)
 }
 
 /// Refuses an existing non-empty directory (or a file in the way).
@@ -313,7 +308,7 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
         .unwrap_or_else(|| Utf8PathBuf::from(crate::resolve::DEFAULT_SERVICES_DIR));
     let rel = match &o.path {
         Some(p) => inside_root(root, p)?,
-        None => crate::paths::normalize(&services_dir.join(&o.name)),
+        None => inside_root(root, &services_dir.join(&o.name))?,
     };
     let existed = require_empty_target(root, &rel)?;
     let module = module_name(&o.name);

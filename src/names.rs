@@ -1,12 +1,23 @@
 //! Component names: `[a-z0-9][a-z0-9._-]*`, never a path separator or `..`,
 //! because they become directory names under `services/`.
 
+/// The longest component name: it becomes a directory, an env file name
+/// (`.hsm/env/<name>.env`, with temp-file affixes) and a container name.
+pub const MAX_LEN: usize = 64;
+
 /// Checks a component name; the error says what is wrong with it.
 pub fn validate(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return Err("a name cannot be empty".into());
     };
+    if name.len() > MAX_LEN {
+        return Err(format!(
+            "`{}…` is {} characters long; names have at most {MAX_LEN} (they become directory, file and container names)",
+            &name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)],
+            name.chars().count()
+        ));
+    }
     if name.contains('/') || name.contains('\\') {
         return Err(format!("`{name}` contains a path separator; names become directory names under the services directory"));
     }
@@ -55,7 +66,18 @@ mod tests {
     #[test]
     fn rejects_paths_and_odd_characters() {
         for n in [
-            "", "../x", "a/b", "a\\b", "..", "a..b", "Upper", "-x", ".x", "a b", "é",
+            "",
+            "../x",
+            "a/b",
+            &"a".repeat(65),
+            "a\\b",
+            "..",
+            "a..b",
+            "Upper",
+            "-x",
+            ".x",
+            "a b",
+            "é",
         ] {
             assert!(validate(n).is_err(), "{n}");
         }

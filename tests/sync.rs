@@ -497,7 +497,7 @@ runtime = "uv"
     );
     assert!(err.contains("uv sync"), "{err}");
     assert!(err.contains("no-such-package"), "{err}");
-    assert!(err.contains("was restored"), "{err}");
+    assert!(err.contains("rolled back: restored"), "{err}");
     let after: Vec<_> = files.iter().map(|f| sb.bytes(f)).collect();
     assert_eq!(before, after);
     // The service that did sync before the failure is back too.

@@ -438,6 +438,9 @@ fn entry_kind(k: RegKindArg) -> EntryKind {
 
 /// Reports what an edit changed, in cargo's voice (or as JSON).
 fn report(shell: &Shell, root: &Utf8Path, what: &str, out: &Outcome) -> Result<i32> {
+    if let Some(note) = &out.recovered {
+        shell.warn(note);
+    }
     if shell.format == MessageFormat::Json {
         let rel = |v: &[Utf8PathBuf]| -> Vec<Utf8PathBuf> {
             v.iter()

@@ -27,6 +27,8 @@ pub struct Outcome {
     /// Existing files that were changed.
     pub written: Vec<Utf8PathBuf>,
     pub removed: Vec<Utf8PathBuf>,
+    /// What rolling back an interrupted sync did first, if there was one.
+    pub recovered: Option<String>,
 }
 
 impl Outcome {
@@ -163,14 +165,23 @@ impl Session {
 
     /// Validates, then writes every changed file atomically; on a write
     /// error every file is restored.
+    /// A sync that was killed is rolled back first (it never wrote these
+    /// files, so the staged edits still apply).
     pub fn commit(self) -> Result<Outcome> {
         let ov = self.overlay()?;
+        let recovered = crate::materialize::journal::recover_interrupted(&self.root)?
+            .map(|r| crate::materialize::journal::recovery_note(&r));
         if ov.files.is_empty() {
-            return Ok(Outcome::default());
+            return Ok(Outcome {
+                recovered,
+                ..Outcome::default()
+            });
         }
         let loaded = load_with(&self.root, &ov)?;
         crate::resolve(&loaded)?;
-        write_overlay(&ov)
+        let mut out = write_overlay(&ov)?;
+        out.recovered = recovered;
+        Ok(out)
     }
 }
 

@@ -588,6 +588,8 @@ pub struct Failure {
     pub help: Option<String>,
     /// Extra detail shown under the message (a tool's stderr, a list of files).
     pub detail: Option<String>,
+    /// Overrides exit code 1 (130 / 143: interrupted by SIGINT / SIGTERM).
+    pub exit_code: Option<i32>,
 }
 
 impl fmt::Display for Failure {
@@ -631,7 +633,15 @@ impl Error {
             message: message.into(),
             help: None,
             detail: None,
+            exit_code: None,
         }))
+    }
+    /// A failure with its own exit code (130 / 143 after a signal).
+    pub fn with_exit_code(mut self, code: i32) -> Self {
+        if let Error::Failed(f) = &mut self {
+            f.exit_code = Some(code);
+        }
+        self
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         match &mut self {
@@ -653,7 +663,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => EXIT_CONFIG,
-            Error::Failed(_) => EXIT_PROBLEM,
+            Error::Failed(f) => f.exit_code.unwrap_or(EXIT_PROBLEM),
         }
     }
     pub fn message(&self) -> &str {

@@ -59,6 +59,8 @@ pub enum FindingKind {
     GitMissing,
     LockMissing,
     LockStale,
+    /// A sync was killed and its journal is still on disk.
+    SyncInterrupted,
 }
 
 impl FindingKind {
@@ -81,6 +83,7 @@ impl FindingKind {
             FindingKind::GitMissing => "git-missing",
             FindingKind::LockMissing => "lock-missing",
             FindingKind::LockStale => "lock-stale",
+            FindingKind::SyncInterrupted => "sync-interrupted",
         }
     }
 }
@@ -195,6 +198,15 @@ fn inspect_python_env(
             component,
             format!("a virtual environment at `{venv}`"),
             "none",
+        ));
+        return None;
+    }
+    if let Some(why) = python::venv::broken(&venv, runtime == RuntimeType::Venv) {
+        findings.push(finding(
+            FindingKind::VenvBroken,
+            component,
+            format!("a whole virtual environment at `{venv}`"),
+            why,
         ));
         return None;
     }
@@ -541,6 +553,17 @@ pub fn check(plan: &Plan) -> crate::Result<Report> {
     let lock_path = crate::lock::HsmLock::path(&plan.project.workspace_root);
     let lock = crate::lock::HsmLock::read(&lock_path)?;
     let mut findings = inspect_environments(plan);
+    if crate::fs::sync_journal_pending(&plan.project.workspace_root) {
+        findings.push(finding(
+            FindingKind::SyncInterrupted,
+            "sync",
+            "no unfinished sync",
+            format!(
+                "the journal `{}` of a sync that was interrupted (the next sync rolls it back)",
+                crate::fs::SYNC_JOURNAL_DIR
+            ),
+        ));
+    }
     drift::git_services(plan, lock.as_ref(), &mut findings);
     drift::compose(plan, &mut findings)?;
     drift::env_files(plan, &mut findings)?;

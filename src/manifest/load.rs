@@ -327,9 +327,10 @@ fn load_registry(loaded: &mut Loaded, ov: &Overlay) -> Result<()> {
         let dir = loaded.workspace_root.join(&rel);
         let at = Location::new(loaded.manifest_path.clone(), prefix.key("path"));
         if !ov.is_dir(&dir) {
+            let what = crate::paths::why_not(&dir, "directory");
             return Err(loaded
                 .sources
-                .diag(&at, format!("the registry directory `{rel}` does not exist"))
+                .diag(&at, format!("the registry directory `{rel}` {what}"))
                 .help("create it with `cargo hsm init`, or fix `registry.path` (it is relative to the workspace root)")
                 .into());
         }
@@ -390,6 +391,13 @@ fn read_dir_entries<T: DeserializeOwned>(
 ) -> Result<()> {
     let sub = dir.join(kind);
     if !ov.is_dir(&sub) {
+        if sub.symlink_metadata().is_ok() {
+            return Err(Error::config(format!(
+                "the registry folder `{sub}` {}",
+                crate::paths::why_not(&sub, "directory")
+            ))
+            .with_help(format!("make `{kind}/` a directory of `<name>.toml` files")));
+        }
         return Ok(());
     }
     let mut files: Vec<Utf8PathBuf> = ov
@@ -409,6 +417,20 @@ fn read_dir_entries<T: DeserializeOwned>(
                 Error::config(format!("cannot read the registry directory `{sub}`: {e}"))
             })?;
             let path = entry.path().to_owned();
+            let name = entry.file_name();
+            let is_toml = name.ends_with(".toml");
+            let removed = matches!(ov.files.get(&path), Some(None));
+            if is_toml && !removed && (name == ".toml" || !ov.is_file(&path)) {
+                let why = if name == ".toml" {
+                    "its name has no component name before `.toml`".to_string()
+                } else {
+                    format!("it {}", crate::paths::why_not(&path, "file"))
+                };
+                return Err(Error::config(format!(
+                    "the registry entry `{path}` cannot be read: {why}"
+                ))
+                .with_help("every `<name>.toml` in a registry folder must be a regular file (or a symlink to one)"));
+            }
             if path.extension() == Some("toml") && ov.is_file(&path) {
                 files.push(path);
             }

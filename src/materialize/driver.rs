@@ -2,11 +2,13 @@
 //! restores everything they changed (see [`super::journal`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::fingerprint::Fingerprints;
-use super::journal::{annotate, rollback_dirs, DirChange};
+use super::interrupt;
+use super::journal::{self, annotate, DirChange, Journal};
 use super::{acquire_sync_lock, Action, ActionKind, Progress, SyncOptions, SyncReport};
 use crate::error::{Error, Result};
 use crate::fs::FileTxn;
@@ -21,6 +23,8 @@ pub(super) fn run(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
     let root = plan.project.workspace_root.clone();
+    let hsm_dir = root.join(".hsm");
+    let hsm_existed = hsm_dir.symlink_metadata().is_ok();
     let _guard = if opts.dry_run {
         None
     } else {
@@ -35,15 +39,40 @@ pub(super) fn run(
         };
         Some(acquire_sync_lock(&root, &mut on_wait)?)
     };
+    let mut warnings = Vec::new();
+    // A sync that was killed: roll it back before anything else.
+    let recovered = if opts.dry_run {
+        if journal::pending(&root) {
+            warnings.push(
+                "an earlier sync was interrupted; `cargo hsm sync` rolls it back before it syncs"
+                    .to_string(),
+            );
+        }
+        None
+    } else {
+        journal::recover(&root)
+    };
+    if let Some(r) = &recovered {
+        warnings.push(journal::recovery_note(r));
+    }
+    let journal = (!opts.dry_run).then(|| Journal::new(&root));
+    let _signals = journal
+        .as_ref()
+        .map(|j| interrupt::install(Some(j.clone() as Arc<dyn interrupt::SpawnLog>)));
     let previous = HsmLock::read(&HsmLock::path(&root))?;
     let fingerprints = Fingerprints::load(&root);
+    let txn = match &journal {
+        Some(j) => FileTxn::journaled(j.clone()),
+        None => FileTxn::new(),
+    };
     let mut s = Syncer {
         fingerprints,
         new_fingerprints: Fingerprints::default(),
         plan,
         opts: *opts,
         root,
-        txn: FileTxn::new(),
+        txn,
+        journal: journal.clone(),
         dirs: Vec::new(),
         previous,
         lock: HsmLock::new(),
@@ -53,7 +82,7 @@ pub(super) fn run(
         root_edited: false,
         root_exists: false,
         actions: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
         progress,
     };
     match s.run_steps() {
@@ -69,6 +98,9 @@ pub(super) fn run(
                 ..
             } = s;
             txn.commit();
+            if let Some(j) = &journal {
+                j.commit();
+            }
             if !opts.dry_run {
                 // A cache: failing to write it only costs a real sync next time.
                 let _ = new_fingerprints.save(&root);
@@ -86,19 +118,41 @@ pub(super) fn run(
             })
         }
         Err((step, e)) => {
-            let Syncer {
-                txn, dirs, root, ..
-            } = s;
-            let touched: Vec<Utf8PathBuf> = txn
-                .paths()
-                .map(|p| crate::paths::relative_to(p, &root))
-                .collect();
-            let failed = txn.rollback();
-            let dir_failed = rollback_dirs(dirs);
-            Err(annotate(e, step, &touched, &failed, &dir_failed))
+            let e = match interrupt::signalled() {
+                Some(sig) => {
+                    interrupt::mark_handled();
+                    interrupt::interrupted(sig)
+                }
+                None => e,
+            };
+            // The journal on disk is the one record of what changed: the
+            // same replay as after a crash.
+            drop(s.txn);
+            let r = journal.map(|j| j.rollback()).unwrap_or_default();
+            if !hsm_existed && r.failed.is_empty() {
+                // Made by this sync (its lock), which changed nothing.
+                let _ = std::fs::remove_dir_all(&hsm_dir);
+            }
+            let mut e = annotate(e, step, &r);
+            if let Some(rec) = &recovered {
+                e = e.with_help(journal::recovery_note(rec));
+            }
+            Err(e)
         }
     }
 }
+
+/// The steps of a sync, in order (also the names of the test pause points
+/// `before:<step>` and `after:<step>`).
+pub const STEPS: [&str; 7] = [
+    "git sources",
+    "root project",
+    "environment services",
+    "libraries",
+    "compose",
+    "stale files",
+    "hsm.lock",
+];
 
 pub(super) type StepResult = std::result::Result<(), (&'static str, Error)>;
 
@@ -108,6 +162,9 @@ pub(super) struct Syncer<'a> {
     /// Absolute workspace root.
     pub(super) root: Utf8PathBuf,
     pub(super) txn: FileTxn,
+    /// `None` on a dry run.
+    pub(super) journal: Option<Arc<Journal>>,
+    /// Checkout changes, for the clean-up after success.
     pub(super) dirs: Vec<DirChange>,
     pub(super) previous: Option<HsmLock>,
     /// The lock being built.
@@ -157,16 +214,23 @@ pub(super) fn combine_failures(mut failed: Vec<(String, Error)>) -> Error {
 
 impl Syncer<'_> {
     fn run_steps(&mut self) -> StepResult {
-        fn step(name: &'static str, r: Result<()>) -> StepResult {
-            r.map_err(|e| (name, e))
+        for name in STEPS {
+            interrupt::test_point(&format!("before:{name}"));
+            interrupt::check().map_err(|e| (name, e))?;
+            let r = match name {
+                "git sources" => self.git_sources(),
+                "root project" => self.root_project(),
+                "environment services" => self.environment_services(),
+                "libraries" => self.libraries(),
+                "compose" => self.compose(),
+                "stale files" => self.stale_files(),
+                _ => self.write_lock(),
+            };
+            r.map_err(|e| (name, e))?;
+            interrupt::test_point(&format!("after:{name}"));
         }
-        step("git sources", self.git_sources())?;
-        step("root project", self.root_project())?;
-        step("environment services", self.environment_services())?;
-        step("libraries", self.libraries())?;
-        step("compose", self.compose())?;
-        step("stale files", self.stale_files())?;
-        step("hsm.lock", self.write_lock())?;
+        // The last moment a signal can still roll the sync back.
+        interrupt::check().map_err(|e| ("hsm.lock", e))?;
         Ok(())
     }
 
@@ -189,6 +253,15 @@ impl Syncer<'_> {
         self.actions.push(a);
     }
 
+    /// Writes down a checkout change before it is made.
+    pub(super) fn record_dir(&mut self, d: DirChange) -> Result<()> {
+        if let Some(j) = &self.journal {
+            j.dir_change(&d)?;
+        }
+        self.dirs.push(d);
+        Ok(())
+    }
+
     pub(super) fn write_file(
         &mut self,
         rel: &Utf8Path,
@@ -199,6 +272,8 @@ impl Syncer<'_> {
         if self.opts.dry_run {
             return Ok(std::fs::read(&abs).ok().as_deref() != Some(contents));
         }
+        interrupt::test_point(&format!("write:{rel}"));
+        interrupt::check()?;
         self.txn
             .write(&abs, contents, mode)
             .map_err(|e| Error::failed(format!("cannot write `{rel}`: {e}")))

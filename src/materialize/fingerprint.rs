@@ -140,6 +140,8 @@ impl Hasher {
     pub fn venv(&mut self, venv: &Utf8Path) {
         let cfg = venv.join("pyvenv.cfg");
         self.env_missing |= !cfg.is_file();
+        // A sync changed it and did not finish: never fresh.
+        self.env_missing |= venv.join(crate::python::venv::INCOMPLETE_MARKER).exists();
         self.file(&cfg);
         let mut dirs: Vec<Utf8PathBuf> = std::fs::read_dir(venv.join("lib"))
             .into_iter()

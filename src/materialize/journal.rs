@@ -1,10 +1,28 @@
-//! What a sync changed outside its [`FileTxn`](crate::fs::FileTxn) (git
-//! checkouts), and how a failed sync reports what it restored.
+//! The sync journal, after sqlite's rollback journal: before a sync changes
+//! anything, it writes down (and fsyncs) what it is about to change — the
+//! original bytes, mode and owner of each file, each path it creates, each
+//! git checkout it moves, each environment it lets a tool touch, each tool
+//! it starts. A sync that ends normally deletes the journal (its commit
+//! point) or replays it backwards (its rollback). A journal still on disk
+//! when the next writing command starts is the trace of a sync that was
+//! killed; that command replays it first and says what it restored.
+//!
+//! Layout: `.hsm/journal/log` (one JSON record per line, appended) and
+//! `.hsm/journal/<n>.orig` (the original bytes of the n-th file).
 
-use camino::Utf8PathBuf;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
-use crate::error::Error;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fs::{restore_file, sync_dir, FileMeta, TxnLog};
 use crate::git;
+
+/// The journal's directory, relative to the workspace root.
+pub const JOURNAL_DIR: &str = crate::fs::SYNC_JOURNAL_DIR;
+const LOG: &str = "log";
 
 /// A git checkout change, undone on rollback.
 #[derive(Debug)]
@@ -23,58 +41,330 @@ pub(super) enum DirChange {
     },
 }
 
-pub(super) fn rollback_dirs(dirs: Vec<DirChange>) -> Vec<String> {
-    let mut failed = Vec::new();
-    for d in dirs.into_iter().rev() {
-        let r: std::result::Result<(), String> = match &d {
-            DirChange::Created(p) => std::fs::remove_dir_all(p).map_err(|e| format!("{p}: {e}")),
-            DirChange::MovedAside { orig, aside } => {
-                let _ = std::fs::remove_dir_all(orig);
-                std::fs::rename(aside, orig).map_err(|e| format!("{orig}: {e}"))
-            }
-            DirChange::Moved { path, previous } => git2::Repository::open(path)
-                .map_err(|e| e.message().to_string())
-                .and_then(|r| git::checkout(&r, *previous).map_err(|e| e.to_string()))
-                .map_err(|e| format!("{path}: {e}")),
-        };
-        if let Err(e) = r {
-            failed.push(e);
-        }
-    }
-    failed
+/// One line of the log. Paths are relative to the workspace root when
+/// they lie inside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+enum Record {
+    /// A file about to be written or removed; `backup` holds its bytes
+    /// (`None`: it did not exist).
+    File {
+        path: Utf8PathBuf,
+        backup: Option<String>,
+        meta: Option<FileMeta>,
+    },
+    /// A directory about to be created.
+    CreatedDir {
+        path: Utf8PathBuf,
+    },
+    /// An environment a tool is about to create (`created`) or change.
+    Env {
+        path: Utf8PathBuf,
+        created: bool,
+    },
+    Clone {
+        path: Utf8PathBuf,
+    },
+    MovedAside {
+        orig: Utf8PathBuf,
+        aside: Utf8PathBuf,
+    },
+    Moved {
+        path: Utf8PathBuf,
+        previous: String,
+    },
+    /// A tool started in its own process group.
+    Spawn {
+        pgid: i32,
+        program: String,
+    },
 }
 
-/// Names the failed step and what was restored.
-pub(super) fn annotate(
-    mut e: Error,
-    step: &str,
-    touched: &[Utf8PathBuf],
-    failed: &[(Utf8PathBuf, std::io::Error)],
-    dir_failed: &[String],
-) -> Error {
-    let mut note = if touched.is_empty() {
-        "nothing was changed".to_string()
-    } else {
-        format!(
-            "every file sync had changed was restored ({})",
-            touched
-                .iter()
+/// What a rollback did, for the message.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Files put back as they were.
+    pub restored: Vec<Utf8PathBuf>,
+    /// Files, directories and checkouts sync had created, removed.
+    pub removed: Vec<Utf8PathBuf>,
+    /// Checkouts moved back to their previous commit or place.
+    pub reverted: Vec<Utf8PathBuf>,
+    /// Environments a tool had changed, left marked so the next sync
+    /// rebuilds them (an environment is not journaled file by file).
+    pub marked: Vec<Utf8PathBuf>,
+    /// Tools of the killed sync that were still running, stopped.
+    pub stopped: Vec<String>,
+    /// What could not be undone, with the reason.
+    pub failed: Vec<String>,
+}
+
+impl Recovery {
+    pub fn is_empty(&self) -> bool {
+        self.restored.is_empty()
+            && self.removed.is_empty()
+            && self.reverted.is_empty()
+            && self.marked.is_empty()
+            && self.stopped.is_empty()
+            && self.failed.is_empty()
+    }
+
+    /// "restored `a`, `b`; removed `c`; …", or "nothing had changed yet".
+    pub fn summary(&self) -> String {
+        let list = |v: &[Utf8PathBuf]| {
+            v.iter()
                 .map(|p| format!("`{p}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
-    };
-    if !failed.is_empty() || !dir_failed.is_empty() {
-        note = format!(
-            "restoring failed for: {}",
-            failed
-                .iter()
-                .map(|(p, e)| format!("`{p}` ({e})"))
-                .chain(dir_failed.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        };
+        let mut parts = Vec::new();
+        if !self.restored.is_empty() {
+            parts.push(format!("restored {}", list(&self.restored)));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("removed {}", list(&self.removed)));
+        }
+        if !self.reverted.is_empty() {
+            parts.push(format!("moved back {}", list(&self.reverted)));
+        }
+        if !self.marked.is_empty() {
+            parts.push(format!(
+                "left {} marked as unfinished: the next sync rebuilds it",
+                list(&self.marked)
+            ));
+        }
+        if !self.stopped.is_empty() {
+            parts.push(format!("stopped {}", self.stopped.join(", ")));
+        }
+        if !self.failed.is_empty() {
+            parts.push(format!("could NOT restore: {}", self.failed.join(", ")));
+        }
+        if parts.is_empty() {
+            "nothing had been changed yet".into()
+        } else {
+            parts.join("; ")
+        }
     }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    log: Option<std::fs::File>,
+    backups: usize,
+}
+
+/// The journal of the running sync. Nothing is on disk until the first
+/// change, so a no-op sync writes nothing.
+#[derive(Debug)]
+pub struct Journal {
+    root: Utf8PathBuf,
+    dir: Utf8PathBuf,
+    state: Mutex<State>,
+}
+
+impl Journal {
+    pub fn new(root: &Utf8Path) -> Arc<Journal> {
+        Arc::new(Journal {
+            root: root.to_owned(),
+            dir: root.join(JOURNAL_DIR),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn rel(&self, p: &Utf8Path) -> Utf8PathBuf {
+        crate::paths::relative_to(p, &self.root)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `rec` (and first the bytes of its backup) durably.
+    fn append(
+        &self,
+        rec: impl FnOnce(Option<String>) -> Record,
+        backup: Option<&[u8]>,
+    ) -> std::io::Result<()> {
+        let mut st = self.state();
+        if st.log.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(self.dir.join(LOG))?;
+            sync_dir(&self.dir)?;
+            if let Some(p) = self.dir.parent() {
+                sync_dir(p)?;
+            }
+            st.log = Some(log);
+        }
+        let name = match backup {
+            Some(bytes) => {
+                let name = format!("{}.orig", st.backups);
+                st.backups += 1;
+                let mut f = std::fs::File::create(self.dir.join(&name))?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+                Some(name)
+            }
+            None => None,
+        };
+        let mut line = serde_json::to_string(&rec(name)).expect("plain data serialises");
+        line.push('\n');
+        let log = st.log.as_mut().expect("opened above");
+        log.write_all(line.as_bytes())?;
+        log.sync_data()
+    }
+
+    fn record(&self, rec: Record) -> Result<()> {
+        self.append(|_| rec, None).map_err(|e| {
+            Error::failed(format!("cannot write the sync journal `{}`: {e}", self.dir))
+        })
+    }
+
+    /// Writes down a git checkout change before it is made.
+    pub(super) fn dir_change(&self, d: &DirChange) -> Result<()> {
+        self.record(match d {
+            DirChange::Created(p) => Record::Clone { path: self.rel(p) },
+            DirChange::MovedAside { orig, aside } => Record::MovedAside {
+                orig: self.rel(orig),
+                aside: self.rel(aside),
+            },
+            DirChange::Moved { path, previous } => Record::Moved {
+                path: self.rel(path),
+                previous: previous.to_string(),
+            },
+        })
+    }
+
+    /// Writes down that a tool is about to create or change the
+    /// environment at `path`; an existing one gets the unfinished marker
+    /// until [`Journal::env_done`].
+    pub fn env(&self, path: &Utf8Path) -> Result<()> {
+        let created = !path.exists();
+        self.record(Record::Env {
+            path: self.rel(path),
+            created,
+        })?;
+        if !created {
+            mark_unfinished(path)
+                .map_err(|e| Error::failed(format!("cannot mark `{path}` as unfinished: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything was written down.
+    pub fn is_empty(&self) -> bool {
+        self.state().log.is_none()
+    }
+
+    /// Keeps every change: deleting the log is the commit point.
+    pub fn commit(&self) {
+        let mut st = self.state();
+        if st.log.take().is_some() {
+            let _ = std::fs::remove_file(self.dir.join(LOG));
+            let _ = sync_dir(&self.dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Undoes everything written down, newest first, and deletes the journal.
+    pub fn rollback(&self) -> Recovery {
+        let mut st = self.state();
+        if st.log.take().is_none() {
+            return Recovery::default();
+        }
+        drop(st);
+        replay(&self.root)
+    }
+}
+
+impl TxnLog for Journal {
+    fn file(
+        &self,
+        path: &Utf8Path,
+        original: Option<&[u8]>,
+        meta: Option<&FileMeta>,
+    ) -> std::io::Result<()> {
+        let rel = self.rel(path);
+        let meta = meta.copied();
+        self.append(
+            |backup| Record::File {
+                path: rel,
+                backup,
+                meta,
+            },
+            original,
+        )
+    }
+
+    fn created_dir(&self, path: &Utf8Path) -> std::io::Result<()> {
+        let path = self.rel(path);
+        self.append(|_| Record::CreatedDir { path }, None)
+    }
+}
+
+impl super::interrupt::SpawnLog for Journal {
+    fn spawned(&self, pgid: i32, program: &str) {
+        let program = program.to_string();
+        let _ = self.append(|_| Record::Spawn { pgid, program }, None);
+    }
+}
+
+/// Marks an environment as one a tool did not finish (see
+/// [`crate::python::venv::INCOMPLETE_MARKER`]).
+pub fn mark_unfinished(env: &Utf8Path) -> std::io::Result<()> {
+    let f = env.join(crate::python::venv::INCOMPLETE_MARKER);
+    std::fs::write(&f, b"a sync changed this environment and did not finish\n")
+}
+
+/// The tool finished: the environment is whole again.
+pub fn env_done(env: &Utf8Path) {
+    let _ = std::fs::remove_file(env.join(crate::python::venv::INCOMPLETE_MARKER));
+}
+
+/// Whether an interrupted sync left a journal (the caller holds the sync lock).
+pub fn pending(root: &Utf8Path) -> bool {
+    root.join(JOURNAL_DIR).join(LOG).is_file()
+}
+
+/// Rolls back the journal an interrupted sync left, if any; the caller
+/// holds the sync lock.
+pub fn recover(root: &Utf8Path) -> Option<Recovery> {
+    if !pending(root) {
+        // A journal directory without its log is a committed one.
+        let _ = std::fs::remove_dir_all(root.join(JOURNAL_DIR));
+        return None;
+    }
+    Some(replay(root))
+}
+
+/// [`recover`] for the commands that write outside a sync (the editing
+/// commands): takes the sync lock for the time of the rollback. `Ok(None)`
+/// when there was nothing to recover.
+pub fn recover_interrupted(root: &Utf8Path) -> Result<Option<Recovery>> {
+    if !pending(root) {
+        return Ok(None);
+    }
+    let _lock = super::acquire_sync_lock(root, &mut |_| {})?;
+    Ok(recover(root))
+}
+
+/// The sentence a command prints after recovering.
+pub fn recovery_note(r: &Recovery) -> String {
+    format!(
+        "an earlier sync was interrupted; it was rolled back before this command: {}",
+        r.summary()
+    )
+}
+
+/// Names the failed step and says what the rollback restored.
+pub(super) fn annotate(mut e: Error, step: &str, r: &Recovery) -> Error {
+    let note = if r.is_empty() {
+        "nothing was changed".to_string()
+    } else {
+        format!("rolled back: {}", r.summary())
+    };
     match &mut e {
         Error::Config(d) => {
             d.message = format!("sync failed in step `{step}`: {}\n{note}", d.message);
@@ -91,4 +381,265 @@ pub(super) fn annotate(
         }
     }
     e
+}
+
+fn read_log(dir: &Utf8Path) -> Vec<Record> {
+    let text = std::fs::read_to_string(dir.join(LOG)).unwrap_or_default();
+    // A torn last line is a record whose change never started.
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .collect()
+}
+
+fn replay(root: &Utf8Path) -> Recovery {
+    let dir = root.join(JOURNAL_DIR);
+    let records = read_log(&dir);
+    let mut r = Recovery::default();
+    // Tools first: nothing may write while files are put back.
+    for rec in &records {
+        if let Record::Spawn { pgid, program } = rec {
+            if stop_group(*pgid, program) {
+                r.stopped.push(format!("`{program}`"));
+            }
+        }
+    }
+    for rec in records.iter().rev() {
+        let res: std::result::Result<(), String> = match rec {
+            Record::File { path, backup, meta } => {
+                let abs = root.join(path);
+                let bytes = match backup {
+                    Some(b) => match std::fs::read(dir.join(b)) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            r.failed
+                                .push(format!("`{path}` (its backup is unreadable: {e})"));
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let changed = match &bytes {
+                    Some(b) => {
+                        std::fs::read(&abs).ok().as_deref() != Some(b.as_slice())
+                            || FileMeta::of(&abs).ok().flatten() != *meta
+                    }
+                    None => abs.exists(),
+                };
+                match restore_file(&abs, bytes.as_deref(), meta.as_ref()) {
+                    Ok(()) => {
+                        let list = if backup.is_some() {
+                            &mut r.restored
+                        } else {
+                            &mut r.removed
+                        };
+                        if changed && !list.contains(path) {
+                            list.push(path.clone());
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("`{path}` ({e})")),
+                }
+            }
+            Record::CreatedDir { path } | Record::Clone { path } => {
+                remove_dir(root, path, &mut r.removed)
+            }
+            Record::Env { path, created } => {
+                if *created {
+                    remove_dir(root, path, &mut r.removed)
+                } else {
+                    let abs = root.join(path);
+                    if abs.is_dir() && !r.marked.contains(path) {
+                        r.marked.push(path.clone());
+                        mark_unfinished(&abs).map_err(|e| format!("`{path}` ({e})"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+            Record::MovedAside { orig, aside } => {
+                let (o, a) = (root.join(orig), root.join(aside));
+                if a.exists() {
+                    let _ = std::fs::remove_dir_all(&o);
+                    match std::fs::rename(&a, &o) {
+                        Ok(()) => {
+                            r.reverted.push(orig.clone());
+                            Ok(())
+                        }
+                        Err(e) => Err(format!("`{orig}` ({e})")),
+                    }
+                } else {
+                    Ok(())
+                }
+            }
+            Record::Moved { path, previous } => {
+                let moved_back = git2::Oid::from_str(previous)
+                    .map_err(|e| e.message().to_string())
+                    .and_then(|oid| {
+                        let repo = git2::Repository::open(root.join(path))
+                            .map_err(|e| e.message().to_string())?;
+                        if git::head_commit(&repo) == Some(oid) {
+                            return Ok(false);
+                        }
+                        git::checkout(&repo, oid).map_err(|e| e.to_string())?;
+                        Ok(true)
+                    });
+                match moved_back {
+                    Ok(true) => {
+                        r.reverted.push(path.clone());
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(format!("`{path}` ({e})")),
+                }
+            }
+            Record::Spawn { .. } => Ok(()),
+        };
+        if let Err(e) = res {
+            r.failed.push(e);
+        }
+    }
+    r.restored.sort();
+    r.removed.sort();
+    r.removed.dedup();
+    // The log goes first: a journal without it is a finished rollback.
+    let _ = std::fs::remove_file(dir.join(LOG));
+    let _ = sync_dir(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn remove_dir(
+    root: &Utf8Path,
+    path: &Utf8Path,
+    removed: &mut Vec<Utf8PathBuf>,
+) -> std::result::Result<(), String> {
+    let abs = root.join(path);
+    if !abs.exists() && abs.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(&abs) {
+        Ok(()) => {
+            removed.push(path.to_owned());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("`{path}` ({e})")),
+    }
+}
+
+/// Stops a tool a killed sync left running: only when its process group
+/// still runs that program (a reused id is left alone). Returns whether
+/// one was stopped.
+fn stop_group(pgid: i32, program: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        if pgid <= 1 || !super::interrupt::group_alive(pgid) {
+            return false;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
+        let name = Utf8Path::new(program).file_name().unwrap_or(program);
+        let runs_it = cmdline
+            .split(|b| *b == 0)
+            .next()
+            .is_some_and(|argv0| String::from_utf8_lossy(argv0).ends_with(name));
+        if !runs_it {
+            return false;
+        }
+        // SAFETY: kill(2) on a group verified to run our tool.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while super::interrupt::group_alive(pgid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pgid, program);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::FileTxn;
+
+    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn a_journal_left_on_disk_rolls_back_files_and_created_dirs() {
+        let (_d, root) = tmp();
+        let kept = root.join("pyproject.toml");
+        std::fs::write(&kept, b"original").unwrap();
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&kept, b"changed", None).unwrap();
+        txn.write(&root.join("new/dir/file.env"), b"x", None)
+            .unwrap();
+        j.env(&root.join("svc/.venv")).unwrap();
+        std::fs::create_dir_all(root.join("svc/.venv/bin")).unwrap();
+        // The process dies here: neither commit nor rollback runs.
+        std::mem::forget(txn);
+        drop(j);
+        assert!(pending(&root));
+        let r = recover(&root).expect("a journal was pending");
+        assert_eq!(std::fs::read(&kept).unwrap(), b"original");
+        assert!(!root.join("new").exists());
+        assert!(!root.join("svc/.venv").exists());
+        assert_eq!(r.restored, vec![Utf8PathBuf::from("pyproject.toml")]);
+        assert!(r.removed.contains(&Utf8PathBuf::from("new")), "{r:?}");
+        assert!(!pending(&root));
+        assert!(!root.join(JOURNAL_DIR).exists());
+    }
+
+    #[test]
+    fn a_torn_last_record_is_ignored_and_commit_deletes_the_journal() {
+        let (_d, root) = tmp();
+        let f = root.join("a.txt");
+        std::fs::write(&f, b"1").unwrap();
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&f, b"2", None).unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(root.join(JOURNAL_DIR).join(LOG))
+            .unwrap();
+        log.write_all(b"{\"op\":\"file\",\"pa").unwrap();
+        let r = recover(&root).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"1");
+        assert!(r.failed.is_empty(), "{r:?}");
+
+        let j = Journal::new(&root);
+        assert!(j.is_empty());
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&f, b"3", None).unwrap();
+        txn.commit();
+        j.commit();
+        assert!(!root.join(JOURNAL_DIR).exists());
+        assert_eq!(std::fs::read(&f).unwrap(), b"3");
+    }
+
+    #[test]
+    fn an_existing_environment_is_marked_not_removed() {
+        let (_d, root) = tmp();
+        let venv = root.join("svc/.venv");
+        std::fs::create_dir_all(&venv).unwrap();
+        let j = Journal::new(&root);
+        j.env(&venv).unwrap();
+        let r = j.rollback();
+        assert!(venv.join(crate::python::venv::INCOMPLETE_MARKER).is_file());
+        assert_eq!(r.marked, vec![Utf8PathBuf::from("svc/.venv")]);
+        assert!(
+            r.summary().contains("next sync rebuilds it"),
+            "{}",
+            r.summary()
+        );
+    }
 }

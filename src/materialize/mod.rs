@@ -8,7 +8,8 @@
 
 mod driver;
 pub mod fingerprint;
-mod journal;
+pub mod interrupt;
+pub mod journal;
 pub mod pool;
 pub mod pyproject;
 pub mod runtimes;
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::lock::HsmLock;
 use crate::plan::Plan;
 
+pub use driver::STEPS;
 pub use steps::root::root_wanted;
 
 /// How `cargo hsm sync` was asked to run.

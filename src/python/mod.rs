@@ -5,6 +5,7 @@
 pub mod installed;
 pub mod project;
 pub mod requirements;
+pub mod venv;
 
 use std::str::FromStr;
 

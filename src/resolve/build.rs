@@ -357,6 +357,19 @@ impl Resolver<'_> {
             }
             _ => (None, None),
         };
+        if let Some(co) = &checkout_path {
+            if let Err(resolved) = crate::paths::within(&self.l.workspace_root, co) {
+                let key = if mode == Mode::Dev && e.sources.dev.is_some() {
+                    "dev"
+                } else {
+                    "prod"
+                };
+                return Err(err(self
+                    .cache
+                    .diag(&entry.origin.key("sources").key(key), format!("the clone of service `{name}` would go to `{co}`, which resolves to {resolved}"))
+                    .help("clones go inside the workspace: remove the symlink, or set `project.services-dir`")));
+            }
+        }
 
         // Parameters passed to this service, merged.
         let mut params = BTreeMap::new();
@@ -558,9 +571,10 @@ impl Resolver<'_> {
             let path = self.l.workspace_root.join(&rel_n);
             let loc = entry.origin.key("env-file").index(i);
             if !path.is_file() {
+                let what = crate::paths::why_not(&path, "file");
                 return Err(err(self
                     .cache
-                    .diag(&loc, format!("env file `{rel}` of service `{name}` does not exist"))
+                    .diag(&loc, format!("env file `{rel}` of service `{name}` {what}"))
                     .help("create it, or remove it from `env-file` (paths are relative to the workspace root)")));
             }
             let lines = env::read_env_file(&mut self.cache, &path)?;

@@ -39,13 +39,12 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvLine>, (usize, String)> {
                 format!("line {line_no} has an empty key: expected `KEY=VALUE`"),
             ));
         }
-        if !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
-        {
+        if !super::validate::valid_env_name(key) {
             return Err((
                 line_no,
-                format!("line {line_no}: `{key}` is not a valid variable name"),
+                format!(
+                    "line {line_no}: `{key}` is not a valid variable name (names match `[A-Za-z_][A-Za-z0-9_]*`)"
+                ),
             ));
         }
         if let Some(prev) = out.iter().find(|e| e.key == key) {

@@ -6,9 +6,11 @@
 
 mod build;
 pub mod env;
+pub use validate::valid_env_name;
 mod implications;
 mod registry;
 mod seed;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +41,7 @@ pub fn resolve(loaded: &Loaded) -> Result<Plan> {
         warnings: Vec::new(),
     };
     r.validate_registry()?;
+    r.validate_values()?;
     r.seed()?;
     r.apply_implications()?;
     r.check_groups()?;

@@ -67,6 +67,16 @@ impl Sandbox {
         Sandbox { _dir: None, root }
     }
 
+    /// An empty temp directory (to copy another sandbox into).
+    pub fn empty() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        Sandbox {
+            _dir: Some(dir),
+            root,
+        }
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }

@@ -180,7 +180,11 @@ pub fn run_tool_env(
         .stdout_capture()
         .stderr_capture()
         .stdin_null()
-        .unchecked();
+        .unchecked()
+        .before_spawn(|cmd| {
+            super::interrupt::prepare_child(cmd);
+            Ok(())
+        });
     // duct applies the outermost (last) call first: the leaky variables are
     // removed, then the service's env is set, then hsm's own choices.
     for (k, v) in own {
@@ -195,9 +199,19 @@ pub fn run_tool_env(
         expr = expr.env_remove(k);
     }
     let line = command_line(program, args);
-    let out = expr
-        .run()
-        .map_err(|e| Error::failed(format!("cannot run `{line}` for {who}: {e}")))?;
+    let cannot = |e: std::io::Error| Error::failed(format!("cannot run `{line}` for {who}: {e}"));
+    super::interrupt::check()?;
+    let handle = expr.start().map_err(cannot)?;
+    let name = program.file_name().unwrap_or(program.as_str());
+    let registered = handle
+        .pids()
+        .first()
+        .map(|&pid| super::interrupt::register_child(pid, program.as_str()));
+    super::interrupt::test_point(&format!("spawn:{name}"));
+    let out = handle.into_output().map_err(cannot)?;
+    drop(registered);
+    // A tool stopped by Ctrl-C failed because of it, not on its own.
+    super::interrupt::check()?;
     let status = out.status.code().unwrap_or(-1);
     let res = ToolOutput {
         status,

@@ -11,7 +11,7 @@ use crate::manifest::model::{RuntimeType, Source};
 use crate::materialize::driver::{combine_failures, Syncer};
 use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
 use crate::materialize::runtimes::{self, RuntimeCtx};
-use crate::materialize::{pool, Action, ActionKind, Progress};
+use crate::materialize::{interrupt, journal, pool, Action, ActionKind, Progress};
 use crate::plan::PlannedService;
 
 /// An environment service after the first pass of
@@ -47,6 +47,7 @@ impl Syncer<'_> {
             .filter_map(|p| p.job.as_ref().map(|a| (p, a)))
             .collect();
         let (root, opts) = (self.root.clone(), self.opts);
+        let (journal, parent_txn) = (self.journal.clone(), &self.txn);
         let progress = &mut self.progress;
         let results = pool::run(
             jobs.len(),
@@ -54,7 +55,16 @@ impl Syncer<'_> {
             |i| {
                 let (p, _) = jobs[i];
                 let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
-                let mut txn = FileTxn::new();
+                let mut txn: FileTxn = parent_txn.child();
+                if let Err(e) = interrupt::check() {
+                    return (Err(e), txn);
+                }
+                let env = env_dir(p.runtime, &p.target);
+                if let Some(j) = &journal {
+                    if let Err(e) = j.env(&env) {
+                        return (Err(e), txn);
+                    }
+                }
                 let mut ctx = RuntimeCtx {
                     workspace_root: &root,
                     service: p.sv,
@@ -64,6 +74,9 @@ impl Syncer<'_> {
                     edited: true,
                 };
                 let r = adapter.sync(&mut ctx, &p.target).map(|_| ());
+                if r.is_ok() {
+                    journal::env_done(&env);
+                }
                 (r, txn)
             },
             |e| match e {
@@ -131,6 +144,23 @@ impl Syncer<'_> {
             )));
         };
         let target = self.root.join(&target_rel);
+        if let (
+            Some(co),
+            Some(Source::Git {
+                subdirectory: Some(sub),
+                ..
+            }),
+        ) = (&sv.checkout_path, &sv.source)
+        {
+            // Checked again on disk: a symlink in the clone may lead out.
+            if let Err(resolved) = crate::paths::within(&self.root.join(co), sub) {
+                return Err(Error::config(format!(
+                    "the `subdirectory` `{sub}` of service `{}` resolves to {resolved}: it must stay inside the clone `{co}`",
+                    sv.name
+                ))
+                .with_help("name a real directory of the repository in `subdirectory`"));
+            }
+        }
 
         // The resolved environment, for `run` and for the user.
         let env_rel = envfile::env_file_path(&sv.name);
@@ -175,6 +205,7 @@ impl Syncer<'_> {
         }
 
         self.place_committed_lock(sv, &target_rel)?;
+        self.remove_half_made_env(sv, runtime, &target, &target_rel)?;
         let previous = self
             .previous
             .as_ref()
@@ -206,8 +237,12 @@ impl Syncer<'_> {
             ctx.edited = true;
             edit_actions.push((rel, e.warnings.clone()));
         }
-        let fresh =
-            !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        let unfinished = env_dir(runtime, &target)
+            .join(crate::python::venv::INCOMPLETE_MARKER)
+            .exists();
+        let fresh = !opts.dry_run
+            && !unfinished
+            && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
         // Only for a runtime that runs: describing may resolve its tool.
         let describe = if fresh {
             String::new()
@@ -321,6 +356,43 @@ impl Syncer<'_> {
         Ok(())
     }
 
+    /// A virtual environment a tool left half-made (killed during `python
+    /// -m venv`, a sync that did not finish) is removed, so that the
+    /// runtime creates it again instead of failing in it for good.
+    fn remove_half_made_env(
+        &mut self,
+        sv: &PlannedService,
+        runtime: RuntimeType,
+        target: &Utf8Path,
+        target_rel: &Utf8Path,
+    ) -> Result<()> {
+        if !matches!(runtime, RuntimeType::Uv | RuntimeType::Venv) {
+            return Ok(());
+        }
+        let venv = target.join(".venv");
+        if !venv.is_dir() {
+            return Ok(());
+        }
+        let Some(why) = crate::python::venv::broken(&venv, runtime == RuntimeType::Venv) else {
+            return Ok(());
+        };
+        if venv.join(crate::python::venv::INCOMPLETE_MARKER).exists() {
+            // Whole but not finished: the runtime runs again over it (the
+            // fingerprint sees the marker).
+            return Ok(());
+        }
+        let rel = target_rel.join(".venv");
+        self.warnings.push(format!(
+            "service `{}`: `{rel}` was half-made ({why}); sync creates it again",
+            sv.name
+        ));
+        if !self.opts.dry_run {
+            std::fs::remove_dir_all(&venv)
+                .map_err(|e| Error::failed(format!("cannot remove the half-made `{rel}`: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// After the runtimes ran: the service's lock file for `hsm.lock`, and
     /// its new fingerprint.
     fn record_service(&mut self, p: &PreparedService) -> Result<()> {
@@ -367,5 +439,13 @@ impl Syncer<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The environment directory a runtime's tool creates in the target path.
+fn env_dir(runtime: RuntimeType, target: &Utf8Path) -> Utf8PathBuf {
+    match runtime {
+        RuntimeType::Pixi => target.join(".pixi"),
+        _ => target.join(".venv"),
     }
 }

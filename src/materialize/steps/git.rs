@@ -316,10 +316,10 @@ impl Syncer<'_> {
                 let _ = std::fs::remove_dir(&abs);
             }
             let commit = fetched.commit;
-            git::transport::adopt(fetched, &remote, &abs)?;
             if !reclone {
-                self.dirs.push(DirChange::Created(abs.clone()));
+                self.record_dir(DirChange::Created(abs.clone()))?;
             }
+            git::transport::adopt(fetched, &remote, &abs)?;
             self.commits.insert(sv.name.clone(), commit.to_string());
             return Ok(());
         }
@@ -393,13 +393,13 @@ impl Syncer<'_> {
             None,
         );
         if !self.opts.dry_run {
-            git::checkout(&repo, target)?;
             if let Some(h) = head {
-                self.dirs.push(DirChange::Moved {
+                self.record_dir(DirChange::Moved {
                     path: abs.clone(),
                     previous: h,
-                });
+                })?;
             }
+            git::checkout(&repo, target)?;
             git::transport::submodules(&repo, &abs, &remote)?;
         }
         self.commits.insert(sv.name.clone(), target.to_string());
@@ -417,12 +417,12 @@ impl Syncer<'_> {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         let aside = trash.join(format!("{name}-{stamp}"));
+        self.record_dir(DirChange::MovedAside {
+            orig: abs.to_owned(),
+            aside: aside.clone(),
+        })?;
         std::fs::rename(abs, &aside)
             .map_err(|e| Error::failed(format!("cannot move `{checkout}` aside: {e}")))?;
-        self.dirs.push(DirChange::MovedAside {
-            orig: abs.to_owned(),
-            aside,
-        });
         Ok(())
     }
 }

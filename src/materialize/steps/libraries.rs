@@ -86,9 +86,14 @@ impl Syncer<'_> {
                 self.txn
                     .snapshot(&lock_abs)
                     .map_err(|e| Error::failed(format!("cannot read `{lock_rel}`: {e}")))?;
+                let venv = abs_dir.join(".venv");
+                if let Some(j) = &self.journal {
+                    j.env(&venv)?;
+                }
                 let mut args = vec!["sync".to_string()];
                 args.extend(flags);
                 runtimes::run_tool("the shared project", uv, &args, &abs_dir, true)?;
+                crate::materialize::journal::env_done(&venv);
                 (self.progress)(Progress::Finished {
                     component: "libraries",
                     ok: true,
