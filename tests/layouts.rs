@@ -553,7 +553,7 @@ fn uv_behind_a_failing_shim_is_resolved_once() {
     sb.write(
         "shims/uv",
         &format!(
-            "#!/bin/sh\nif [ -f .python-version ]; then\n  echo \"py\"\"env: uv: command not found\" >&2\n  exit 127\nfi\nexec {real} \"$@\"\n"
+            "#!/bin/sh\n# pyenv's shim runs: exec \"$PYENV_ROOT/libexec/pyenv\" exec uv; like it, this one\n# fails where a .python-version selects an interpreter without uv\nif [ -f .python-version ]; then\n  echo \"pyenv: uv: command not found\" >&2\n  exit 127\nfi\nexec {real} \"$@\"\n"
         ),
     );
     use std::os::unix::fs::PermissionsExt;

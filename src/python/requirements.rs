@@ -63,6 +63,9 @@ pub struct RequirementsFile {
     /// Some requirement carries `--hash`: pip then checks hashes for every
     /// requirement of that install, and cannot install a local project with it.
     pub hashed: bool,
+    /// An entry pip installs under a name this file does not say (a bare
+    /// URL): what it installs cannot be told apart from strays.
+    pub unnamed: bool,
 }
 
 /// Options that take a value and only tune pip (index, build, install).
@@ -321,11 +324,15 @@ fn entry(
     }
     // `-e git+https://…#egg=name`: named by its egg fragment.
     if spec.contains("://") && !spec.contains('@') || spec.starts_with("git+") {
-        if let Some(egg) = spec.split("#egg=").nth(1) {
-            let name = normalize_name(egg.split('&').next().unwrap_or(""));
-            if !name.is_empty() {
-                push(out, constraint, name, Vec::new(), None, marker);
-            }
+        let name = spec
+            .split("#egg=")
+            .nth(1)
+            .map(|egg| normalize_name(egg.split('&').next().unwrap_or("")))
+            .unwrap_or_default();
+        if name.is_empty() {
+            out.unnamed |= !constraint;
+        } else {
+            push(out, constraint, name, Vec::new(), None, marker);
         }
         return Ok(());
     }
@@ -397,6 +404,7 @@ impl RequirementsFile {
         self.files.extend(other.files);
         self.index_options.extend(other.index_options);
         self.hashed |= other.hashed;
+        self.unnamed |= other.unnamed;
     }
 
     /// What pip installs from these entries here: markers evaluated, a
@@ -536,5 +544,14 @@ mod tests {
             .unwrap_err()
             .message
             .contains("--bogus"));
+    }
+
+    #[test]
+    fn bare_urls_and_hashes_are_flagged() {
+        let t = |text: &str| parse_text(text, Utf8Path::new("r"), Utf8Path::new(".")).unwrap();
+        assert!(t("https://example.org/x-1.0.tar.gz\n").unnamed);
+        assert!(!t("x @ https://example.org/x-1.0.tar.gz\n").unnamed);
+        assert!(t("x==1 --hash=sha256:00\n").hashed);
+        assert!(!t("x==1\n").hashed);
     }
 }

@@ -156,8 +156,10 @@ fn keep(
     dists: &std::collections::BTreeMap<String, Installed>,
     python_version: &str,
 ) -> BTreeSet<String> {
-    let Some(env) = marker_environment(python_version) else {
-        // Unknown interpreter: uninstall nothing rather than guess.
+    let unnamed = inputs.requirements.as_ref().is_some_and(|r| r.unnamed);
+    let Some(env) = marker_environment(python_version).filter(|_| !unnamed) else {
+        // An unknown interpreter, or a requirement without a name (a bare
+        // URL): uninstall nothing rather than guess.
         return dists.keys().cloned().collect();
     };
     let mut roots: Vec<(String, BTreeSet<String>)> = SEEDS
