@@ -11,6 +11,11 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     for w in &plan.warnings {
         shell.warn(w);
     }
+    // A running sync changes what is inspected: wait for it, as the build
+    // script's check does, and say so.
+    let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
+        shell.status("Blocking", format!("waiting for file lock on {p}"))
+    })?;
     let report = inspect::check(&plan)?;
     Ok(print_report(shell, &report, &plan))
 }
