@@ -268,7 +268,7 @@ impl Config {
             Mode::Off => unreachable!("returned above"),
             Mode::Check => {
                 let _shared = wait_for_sync(&root, &mut w)?;
-                let report = crate::inspect::check(&plan)?;
+                let report = crate::check(&plan)?;
                 if !report.clean {
                     return Err(stale(&root, &report, "is stale"));
                 }

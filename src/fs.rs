@@ -15,10 +15,8 @@ pub fn write_if_changed(
     contents: &[u8],
     mode: Option<u32>,
 ) -> std::io::Result<bool> {
-    if let Ok(existing) = std::fs::read(path) {
-        if existing == contents && mode.is_none_or(|m| current_mode(path) == Some(m)) {
-            return Ok(false);
-        }
+    if !would_change(path, contents, mode) {
+        return Ok(false);
     }
     let dir = path
         .parent()
@@ -34,6 +32,17 @@ pub fn write_if_changed(
     set_mode(tmp.path(), mode.unwrap_or(0o644))?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(true)
+}
+
+/// Whether [`write_if_changed`] would write: the file's bytes or its
+/// `mode` differ (a dry run asks the same question).
+pub fn would_change(path: &Utf8Path, contents: &[u8], mode: Option<u32>) -> bool {
+    match std::fs::read(path) {
+        Ok(existing) => {
+            existing != contents || mode.is_some_and(|m| current_mode(path) != Some(m))
+        }
+        Err(_) => true,
+    }
 }
 
 #[cfg(unix)]
@@ -74,6 +83,9 @@ struct Original {
 #[derive(Debug, Default)]
 pub struct FileTxn {
     originals: Vec<Original>,
+    /// The paths of `originals`: asking "journaled already?" once per file
+    /// must not scan them all.
+    seen: std::collections::HashSet<Utf8PathBuf>,
 }
 
 impl FileTxn {
@@ -83,7 +95,7 @@ impl FileTxn {
 
     /// Remembers the current state of `path` (once) so rollback can restore it.
     pub fn snapshot(&mut self, path: &Utf8Path) -> std::io::Result<()> {
-        if self.originals.iter().any(|o| o.path == path) {
+        if self.seen.contains(path) {
             return Ok(());
         }
         let contents = match std::fs::read(path) {
@@ -91,6 +103,7 @@ impl FileTxn {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
+        self.seen.insert(path.to_owned());
         self.originals.push(Original {
             path: path.to_owned(),
             mode: current_mode(path),
@@ -124,7 +137,7 @@ impl FileTxn {
     /// another thread), keeping the oldest snapshot of each file.
     pub fn absorb(&mut self, other: FileTxn) {
         for o in other.originals {
-            if !self.originals.iter().any(|x| x.path == o.path) {
+            if self.seen.insert(o.path.clone()) {
                 self.originals.push(o);
             }
         }

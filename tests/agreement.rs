@@ -86,3 +86,148 @@ fn check_waits_for_a_running_sync_and_says_so() {
     );
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+fn json_sync(sb: &Sandbox, args: &[&str]) -> Vec<(String, String, String)> {
+    let mut a = vec!["sync", "--message-format", "json"];
+    a.extend_from_slice(args);
+    let o = sb.run(&a);
+    assert!(o.status.success(), "sync {args:?}:\n{}", stderr(&o));
+    sync_support::sync_actions(&o)
+}
+
+/// `sync --dry-run` uses the fingerprints the sync uses: after a sync it
+/// predicts nothing to do, and after a manifest change it predicts exactly
+/// the actions the sync then reports (hsm.lock included, whose change
+/// comes from uv rewriting a `uv.lock`).
+#[test]
+fn dry_run_predicts_exactly_what_sync_does() {
+    let Some(sb) = sandbox() else { return };
+    let first_dry = json_sync(&sb, &["--dry-run"]);
+    let first = json_sync(&sb, &[]);
+    assert_eq!(first_dry, first, "first sync");
+
+    let dry = json_sync(&sb, &["--dry-run"]);
+    assert!(
+        sync_support::changes(&dry).is_empty(),
+        "dry run after a sync: {dry:?}"
+    );
+    assert_eq!(dry, json_sync(&sb, &[]));
+
+    // worker gains a dependency: hsm edits its pyproject, uv relocks.
+    let m = sb.read("hsm.toml").replace(
+        "[registry.services.worker]\n",
+        "[registry.services.worker]\ndependencies = [\"beta\"]\n",
+    );
+    sb.write("hsm.toml", &m);
+    let dry = json_sync(&sb, &["--dry-run"]);
+    let real = json_sync(&sb, &[]);
+    assert_eq!(dry, real, "after adding a dependency");
+    let kinds: Vec<String> = sync_support::changes(&real)
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+    for k in ["edit", "sync", "write"] {
+        assert!(kinds.iter().any(|x| x == k), "{real:?}");
+    }
+
+    // A deleted venv: the sync reinstalls it; uv.lock (so hsm.lock) stays.
+    std::fs::remove_dir_all(sb.path("services/api/.venv")).unwrap();
+    let dry = json_sync(&sb, &["--dry-run"]);
+    assert_eq!(
+        sync_support::changes(&dry),
+        vec![(
+            "sync".to_string(),
+            "service:api".to_string(),
+            "services/api".to_string()
+        )]
+    );
+    assert_eq!(dry, json_sync(&sb, &[]));
+}
+
+/// `--frozen` after a plain sync is a no-op, and stays one; a plain sync
+/// after a `--frozen` one re-checks the lock once, then settles too.
+#[test]
+fn frozen_settles_to_a_no_op() {
+    let Some(sb) = sandbox() else { return };
+    sb.sync(&[]);
+    for args in [&["--frozen"][..], &["--frozen"], &[], &["--locked"], &["--frozen"]] {
+        let a = json_sync(&sb, args);
+        assert!(
+            sync_support::changes(&a).is_empty(),
+            "sync {args:?} after a sync: {a:?}"
+        );
+    }
+    std::fs::remove_dir_all(sb.path("services/api/.venv")).unwrap();
+    let a = json_sync(&sb, &["--frozen"]);
+    assert_eq!(sync_support::changes(&a).len(), 1, "{a:?}");
+    assert!(sync_support::changes(&json_sync(&sb, &["--frozen"])).is_empty());
+    // What --frozen left has not had uv's lock check: a plain sync runs it.
+    let a = json_sync(&sb, &[]);
+    assert_eq!(
+        sync_support::changes(&a),
+        vec![(
+            "sync".to_string(),
+            "service:api".to_string(),
+            "services/api".to_string()
+        )]
+    );
+    assert!(sync_support::changes(&json_sync(&sb, &[])).is_empty());
+}
+
+/// `cargo hsm compose` writes the compose file and records its hash in
+/// `hsm.lock`, so that `check` and `sync --locked` agree with it; `check`
+/// reports a stale record that `sync --locked` would change.
+#[test]
+fn compose_updates_hsm_lock_and_check_sees_what_locked_sync_would_change() {
+    let Some(sb) = sandbox() else { return };
+    sb.sync(&[]);
+    // A change that affects only the compose file.
+    let m = sb.read("hsm.toml").replace("6379:6379", "6380:6379");
+    sb.write("hsm.toml", &m);
+    let o = sb.run(&["compose"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("Writing") && err.contains("hsm.lock"), "{err}");
+    assert!(sb.read("docker-compose.hsm.yml").contains("6380:6379"));
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let locked = sb.run(&["sync", "--locked"]);
+    assert_eq!(locked.status.code(), Some(0), "{}", stderr(&locked));
+
+    // hsm.lock's record of the compose file goes stale behind sync's back
+    // (a compose file from another branch, say): check reports what
+    // `sync --locked` would refuse.
+    let lock = sb.read("hsm.lock");
+    let stale = sb.read("hsm.toml").replace("6380:6379", "6381:6379");
+    sb.write("hsm.toml", &stale);
+    assert!(sb.run(&["compose"]).status.success());
+    sb.write("hsm.toml", &m);
+    std::fs::write(sb.path("docker-compose.hsm.yml"), {
+        let o = sb.run(&["compose", "--check"]);
+        assert_eq!(o.status.code(), Some(1));
+        sb.read("docker-compose.hsm.yml").replace("6381:6379", "6380:6379")
+    })
+    .unwrap();
+    assert_ne!(sb.read("hsm.lock"), lock);
+    let check = sb.run(&["check"]);
+    let err = stderr(&check);
+    assert_eq!(check.status.code(), Some(1), "{err}");
+    assert!(err.contains("sync-pending") && err.contains("hsm.lock"), "{err}");
+    let locked = sb.run(&["sync", "--locked"]);
+    assert_ne!(locked.status.code(), Some(0));
+    assert!(
+        stderr(&locked).contains("docker-compose.hsm.yml"),
+        "{}",
+        stderr(&locked)
+    );
+    // Without a lock, compose says it did not record anything.
+    std::fs::remove_file(sb.path("hsm.lock")).unwrap();
+    let o = sb.run(&["compose"]);
+    assert!(o.status.success());
+    assert!(
+        stderr(&o).contains("`hsm.lock` was not updated"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!sb.exists("hsm.lock"));
+}

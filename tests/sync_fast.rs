@@ -149,6 +149,10 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
     // An edited input: only that service runs its tool (which fails here).
     std::fs::write(&fail, "").unwrap();
     let pp = sb.read("services/s1/pyproject.toml");
+    let pp_mtime = std::fs::metadata(sb.path("services/s1/pyproject.toml"))
+        .unwrap()
+        .modified()
+        .unwrap();
     sb.write(
         "services/s1/pyproject.toml",
         &pp.replace("version = \"0.1.0\"", "version = \"0.1.1\""),
@@ -161,7 +165,15 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
         calls.starts_with(&format!("{} sync", sb.path("services/s1").display())),
         "{calls}"
     );
+    // Restored byte for byte and to its old mtime (freshness is decided
+    // from stat data, as cargo does): s1 is fresh again.
     sb.write("services/s1/pyproject.toml", &pp);
+    std::fs::File::options()
+        .write(true)
+        .open(sb.path("services/s1/pyproject.toml"))
+        .unwrap()
+        .set_modified(pp_mtime)
+        .unwrap();
     std::fs::remove_file(&log).unwrap();
 
     // A package slipped into a service's venv behind hsm's back.

@@ -4,7 +4,7 @@ use camino::Utf8Path;
 
 use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
-use crate::inspect::{self, Finding, Report};
+use crate::inspect::{Finding, Report};
 
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     let (_, plan) = crate::plan(root)?;
@@ -16,7 +16,7 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
         shell.status("Blocking", format!("waiting for file lock on {p}"))
     })?;
-    let report = inspect::check(&plan)?;
+    let report = crate::check(&plan)?;
     Ok(print_report(shell, &report, &plan))
 }
 

@@ -52,6 +52,7 @@ pub(super) fn run(
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
+        lock_changes: false,
         actions: Vec::new(),
         warnings: Vec::new(),
         progress,
@@ -120,6 +121,9 @@ pub(super) struct Syncer<'a> {
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,
     pub(super) root_exists: bool,
+    /// With `--dry-run`: a tool is predicted to rewrite a lock file, so
+    /// `hsm.lock` will change although the lock built here looks the same.
+    pub(super) lock_changes: bool,
     pub(super) actions: Vec<Action>,
     pub(super) warnings: Vec<String>,
     pub(super) progress: &'a mut dyn FnMut(Progress<'_>),
@@ -197,7 +201,7 @@ impl Syncer<'_> {
     ) -> Result<bool> {
         let abs = self.root.join(rel);
         if self.opts.dry_run {
-            return Ok(std::fs::read(&abs).ok().as_deref() != Some(contents));
+            return Ok(crate::fs::would_change(&abs, contents, mode));
         }
         self.txn
             .write(&abs, contents, mode)

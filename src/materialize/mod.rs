@@ -133,6 +133,23 @@ pub struct SyncReport {
     pub lock: HsmLock,
 }
 
+impl SyncReport {
+    /// The components every action of which was `Fresh`: unchanged since
+    /// the last sync, so their verification holds.
+    pub fn unchanged(&self) -> std::collections::BTreeSet<String> {
+        let mut fresh = std::collections::BTreeSet::new();
+        let mut changed = std::collections::BTreeSet::new();
+        for a in &self.actions {
+            match a.action {
+                ActionKind::Fresh => fresh.insert(a.component.clone()),
+                ActionKind::Block => false,
+                _ => changed.insert(a.component.clone()),
+            };
+        }
+        &fresh - &changed
+    }
+}
+
 /// Held while a sync runs; dropping it releases `.hsm/sync.lock`.
 #[derive(Debug)]
 pub struct SyncLock {

@@ -288,3 +288,34 @@ pub fn stdout(o: &Output) -> String {
 pub fn names(pkgs: &[(String, String)]) -> Vec<&str> {
     pkgs.iter().map(|(n, _)| n.as_str()).collect()
 }
+
+/// The actions of `sync --message-format json` (kind, component, path),
+/// in report order, without `Blocking` (waiting is not an action of the
+/// sync itself).
+pub fn sync_actions(o: &Output) -> Vec<(String, String, String)> {
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sync printed no JSON ({e}):\n{}\n{}",
+            stdout(o),
+            stderr(o)
+        )
+    });
+    doc["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"] != "block")
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["component"].as_str().unwrap().to_string(),
+                a["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The non-`fresh` ones of [`sync_actions`].
+pub fn changes(actions: &[(String, String, String)]) -> Vec<(String, String, String)> {
+    actions.iter().filter(|a| a.0 != "fresh").cloned().collect()
+}

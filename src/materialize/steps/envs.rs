@@ -27,6 +27,8 @@ struct PreparedService<'p> {
     previous: Option<LockedService>,
     /// The `Syncing` action when the runtime must run.
     job: Option<Action>,
+    /// The stored fingerprint, when it still holds (nothing to re-hash).
+    unchanged: Option<String>,
 }
 
 impl Syncer<'_> {
@@ -96,7 +98,6 @@ impl Syncer<'_> {
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
         let mut h = fingerprint::Hasher::new();
         h.value("plan", sv);
-        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
         h.tool(adapter.tool());
         h.env_vars(TOOL_ENV_VARS);
         adapter.fingerprint(&mut h, target);
@@ -181,11 +182,14 @@ impl Syncer<'_> {
             .and_then(|l| l.service(&sv.name))
             .cloned();
         let opts = self.opts;
-        // Nothing changed since the last successful sync: no process spawned.
-        let unchanged = !opts.dry_run
-            && self
-                .fingerprints
-                .unchanged(&component, self.service_fingerprint(sv, &target));
+        // Nothing changed since the last successful sync: no process
+        // spawned, and (a dry run predicts the same) nothing to edit, since
+        // the fingerprint covers the Plan entry and the edited files.
+        let unchanged = self.fingerprints.unchanged(
+            &component,
+            self.service_fingerprint(sv, &target).as_deref(),
+            opts.frozen,
+        );
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,
@@ -194,7 +198,10 @@ impl Syncer<'_> {
             previous: previous.as_ref(),
             edited: false,
         };
-        let edits = adapter.edits(&ctx, &target)?;
+        let edits = match unchanged {
+            Some(_) => Vec::new(),
+            None => adapter.edits(&ctx, &target)?,
+        };
         let mut edit_actions = Vec::new();
         for e in &edits {
             let rel = crate::paths::relative_to(&e.path, &self.root);
@@ -206,8 +213,12 @@ impl Syncer<'_> {
             ctx.edited = true;
             edit_actions.push((rel, e.warnings.clone()));
         }
-        let fresh =
-            !opts.dry_run && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        let fresh = unchanged.is_some() || (edits.is_empty() && adapter.is_fresh(&ctx, &target)?);
+        // With --dry-run: whether the tool will rewrite the service's lock
+        // file (and so `hsm.lock`), as the real sync would find out.
+        if opts.dry_run && !fresh && adapter.lockfile_would_change(&ctx, &target)? {
+            self.lock_changes = true;
+        }
         // Only for a runtime that runs: describing may resolve its tool.
         let describe = if fresh {
             String::new()
@@ -227,7 +238,15 @@ impl Syncer<'_> {
         if sv.checkout_path.is_some() && runtime == RuntimeType::Uv {
             // Recorded so that a later sync knows this edit is hsm's, not the user's.
             let pp_rel = target_rel.join("pyproject.toml");
-            if let Ok(bytes) = std::fs::read(self.root.join(&pp_rel)) {
+            let kept = unchanged
+                .as_ref()
+                .and(self.previous.as_ref())
+                .and_then(|p| p.recorded_hash(&pp_rel))
+                .map(str::to_string);
+            if let Some(sha) = kept {
+                // Unchanged since the last sync: so is its recorded hash.
+                self.lock.record_hash(pp_rel, sha);
+            } else if let Ok(bytes) = std::fs::read(self.root.join(&pp_rel)) {
                 if !edits.is_empty()
                     || self
                         .previous
@@ -277,6 +296,7 @@ impl Syncer<'_> {
             target,
             previous,
             job,
+            unchanged,
         }))
     }
 
@@ -326,13 +346,33 @@ impl Syncer<'_> {
     fn record_service(&mut self, p: &PreparedService) -> Result<()> {
         let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
         if !self.opts.dry_run {
-            if let Some(fp) = self.service_fingerprint(p.sv, &p.target) {
+            let fp = match &p.unchanged {
+                Some(stored) => Some(stored.clone()),
+                None => self
+                    .service_fingerprint(p.sv, &p.target)
+                    .map(|fp| fingerprint::mark(&fp, self.opts.frozen)),
+            };
+            if let Some(fp) = fp {
                 self.new_fingerprints.insert(p.component.clone(), fp);
             }
         }
         if let Some(lf) = adapter.lockfile(&p.target) {
             let mut rel = crate::paths::normalize(&p.target_rel.join(&lf));
-            if let Some(file) = self.uncommitted_lock(p.sv, &p.target_rel) {
+            let uncommitted = self.uncommitted_lock(p.sv, &p.target_rel);
+            // Unchanged since the last sync (the fingerprint covers it): its
+            // recorded hash holds, and the file need not be read.
+            let kept = p
+                .unchanged
+                .as_ref()
+                .filter(|_| uncommitted.is_none())
+                .and(p.previous.as_ref())
+                .and_then(|x| x.lockfile.clone())
+                .filter(|f| f.path == rel);
+            if let Some(f) = kept {
+                self.lockfiles.insert(p.sv.name.clone(), f);
+                return Ok(());
+            }
+            if let Some(file) = uncommitted {
                 // The upstream commits no lock: hsm keeps it in the monorepo.
                 let committed = crate::lock::committed_lock(&p.sv.name, &file);
                 if let Ok(bytes) = std::fs::read(self.root.join(&rel)) {
