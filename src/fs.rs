@@ -38,9 +38,7 @@ pub fn write_if_changed(
 /// `mode` differ (a dry run asks the same question).
 pub fn would_change(path: &Utf8Path, contents: &[u8], mode: Option<u32>) -> bool {
     match std::fs::read(path) {
-        Ok(existing) => {
-            existing != contents || mode.is_some_and(|m| current_mode(path) != Some(m))
-        }
+        Ok(existing) => existing != contents || mode.is_some_and(|m| current_mode(path) != Some(m)),
         Err(_) => true,
     }
 }

@@ -67,11 +67,18 @@ pub fn check(plan: &Plan) -> Result<inspect::Report> {
             .map(|a| {
                 (
                     a.component.clone(),
-                    format!("sync would {} {}", a.action.verb().to_lowercase(), a.message),
+                    format!(
+                        "sync would {} {}",
+                        a.action.verb().to_lowercase(),
+                        a.message
+                    ),
                 )
             })
             .collect(),
-        Err(e) => vec![("sync".to_string(), format!("sync would fail: {}", e.plain()))],
+        Err(e) => vec![(
+            "sync".to_string(),
+            format!("sync would fail: {}", e.plain()),
+        )],
     };
     report.add_pending(pending);
     Ok(report)

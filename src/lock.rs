@@ -179,7 +179,10 @@ impl HsmLock {
     pub fn service(&self, name: &str) -> Option<&LockedService> {
         // Sorted once read (`normalize`): a binary search, then a scan for
         // a lock still being built.
-        match self.services.binary_search_by(|s| s.name.as_str().cmp(name)) {
+        match self
+            .services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+        {
             Ok(i) => Some(&self.services[i]),
             Err(_) => self.services.iter().find(|s| s.name == name),
         }

@@ -19,7 +19,10 @@ fn sandbox() -> Option<Sandbox> {
     sb.root_pyproject("");
     sb.uv_service("services/api", "");
     sb.uv_service("services/worker", "");
-    sb.write("hsm.toml", &manifest("\"api\", \"worker\", \"cache\"", "6379"));
+    sb.write(
+        "hsm.toml",
+        &manifest("\"api\", \"worker\", \"cache\"", "6379"),
+    );
     Some(sb)
 }
 
@@ -78,7 +81,12 @@ fn check_waits_for_a_running_sync_and_says_so() {
     drop(held);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(start.elapsed() >= Duration::from_millis(700));
     assert!(
         err.contains("Blocking") && err.contains("waiting for file lock on .hsm/sync.lock"),
@@ -150,7 +158,13 @@ fn dry_run_predicts_exactly_what_sync_does() {
 fn frozen_settles_to_a_no_op() {
     let Some(sb) = sandbox() else { return };
     sb.sync(&[]);
-    for args in [&["--frozen"][..], &["--frozen"], &[], &["--locked"], &["--frozen"]] {
+    for args in [
+        &["--frozen"][..],
+        &["--frozen"],
+        &[],
+        &["--locked"],
+        &["--frozen"],
+    ] {
         let a = json_sync(&sb, args);
         assert!(
             sync_support::changes(&a).is_empty(),
@@ -205,14 +219,18 @@ fn compose_updates_hsm_lock_and_check_sees_what_locked_sync_would_change() {
     std::fs::write(sb.path("docker-compose.hsm.yml"), {
         let o = sb.run(&["compose", "--check"]);
         assert_eq!(o.status.code(), Some(1));
-        sb.read("docker-compose.hsm.yml").replace("6381:6379", "6380:6379")
+        sb.read("docker-compose.hsm.yml")
+            .replace("6381:6379", "6380:6379")
     })
     .unwrap();
     assert_ne!(sb.read("hsm.lock"), lock);
     let check = sb.run(&["check"]);
     let err = stderr(&check);
     assert_eq!(check.status.code(), Some(1), "{err}");
-    assert!(err.contains("sync-pending") && err.contains("hsm.lock"), "{err}");
+    assert!(
+        err.contains("sync-pending") && err.contains("hsm.lock"),
+        "{err}"
+    );
     let locked = sb.run(&["sync", "--locked"]);
     assert_ne!(locked.status.code(), Some(0));
     assert!(

@@ -105,10 +105,9 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
         ),
     }
     match lock {
-        LockUpdate::Written => shell.status(
-            "Writing",
-            format!("`{LOCK_FILE}` (the hash of `{shown}`)"),
-        ),
+        LockUpdate::Written => {
+            shell.status("Writing", format!("`{LOCK_FILE}` (the hash of `{shown}`)"))
+        }
         LockUpdate::Unchanged => {}
         LockUpdate::NoLock => shell.warn(format!(
             "`{LOCK_FILE}` was not updated: there is none yet; `cargo hsm sync` writes it"

@@ -548,11 +548,8 @@ impl Report {
     /// Adds what a sync would still change (`what`: component and the
     /// action as a sentence), except for components already reported.
     pub fn add_pending(&mut self, what: impl IntoIterator<Item = (String, String)>) {
-        let reported: BTreeSet<String> = self
-            .findings
-            .iter()
-            .map(|f| f.component.clone())
-            .collect();
+        let reported: BTreeSet<String> =
+            self.findings.iter().map(|f| f.component.clone()).collect();
         let lock_reported = self
             .findings
             .iter()

@@ -166,7 +166,10 @@ impl Hasher {
     /// absent: one `stat`, no read.
     pub fn file(&mut self, path: &Utf8Path) {
         let id = std::fs::metadata(path).ok().map(|m| stat_id(&m));
-        self.part(path.as_str(), id.as_deref().unwrap_or("\0absent").as_bytes());
+        self.part(
+            path.as_str(),
+            id.as_deref().unwrap_or("\0absent").as_bytes(),
+        );
     }
 
     /// The state of the virtual environment at `venv`: its `pyvenv.cfg` and

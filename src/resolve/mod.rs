@@ -270,12 +270,10 @@ pub fn library_requirement(name: &str, source: &Source) -> String {
     match source {
         Source::Pypi {
             package, version, ..
-        } => {
-            crate::manifest::model::pypi_requirement(
-                package.as_deref().unwrap_or(name),
-                version.as_deref(),
-            )
-        }
+        } => crate::manifest::model::pypi_requirement(
+            package.as_deref().unwrap_or(name),
+            version.as_deref(),
+        ),
         _ => name.to_string(),
     }
 }

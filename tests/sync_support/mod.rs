@@ -33,14 +33,20 @@ pub struct Sandbox {
     pub root: PathBuf,
 }
 
+/// The real interpreter behind `python3` (asked once per test process:
+/// through a pyenv shim each question costs a shell and pyenv).
 fn python_exe() -> Option<String> {
-    let o = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let o = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    })
+    .clone()
 }
 
 impl Sandbox {
@@ -293,13 +299,8 @@ pub fn names(pkgs: &[(String, String)]) -> Vec<&str> {
 /// in report order, without `Blocking` (waiting is not an action of the
 /// sync itself).
 pub fn sync_actions(o: &Output) -> Vec<(String, String, String)> {
-    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "sync printed no JSON ({e}):\n{}\n{}",
-            stdout(o),
-            stderr(o)
-        )
-    });
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("sync printed no JSON ({e}):\n{}\n{}", stdout(o), stderr(o)));
     doc["actions"]
         .as_array()
         .expect("actions")

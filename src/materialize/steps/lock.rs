@@ -29,7 +29,13 @@ impl Syncer<'_> {
             if !abs.exists() {
                 continue;
             }
-            self.act(ActionKind::Remove, "sync", path.to_string(), Some(&path), None);
+            self.act(
+                ActionKind::Remove,
+                "sync",
+                path.to_string(),
+                Some(&path),
+                None,
+            );
             if !self.opts.dry_run {
                 self.txn
                     .remove(&abs)
