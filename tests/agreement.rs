@@ -249,3 +249,39 @@ fn compose_updates_hsm_lock_and_check_sees_what_locked_sync_would_change() {
     );
     assert!(!sb.exists("hsm.lock"));
 }
+
+/// A git service unselected, its ref moved, then selected again: the
+/// `uv.lock` its earlier sync made is untracked and hsm.lock forgot it, but
+/// checking out the new ref keeps it (the target commit has no such
+/// file), so it is not local work that the checkout would lose. (Found by
+/// tests/model.rs.)
+#[test]
+fn reselected_git_service_moves_past_its_own_untracked_lock_file() {
+    if !require("uv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (url, _) = sb.git_remote("emb", &["v1.0.0", "v1.1.0"]);
+    let m = |sel: &str, r: &str| {
+        format!(
+            "[services]\nstandalone = [{sel}]\n\n[registry.services.emb]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"{r}\" }}\ndeployment-profiles.default = {{ runtime = \"uv\" }}\n"
+        )
+    };
+    sb.write("hsm.toml", &m("\"emb\"", "v1.0.0"));
+    sb.sync(&[]);
+    assert!(sb.exists("services/emb/uv.lock"));
+    sb.write("hsm.toml", &m("", "v1.0.0"));
+    sb.sync(&[]);
+    sb.write("hsm.toml", &m("\"emb\"", "v1.1.0"));
+    let dry = json_sync(&sb, &["--dry-run"]);
+    assert_eq!(dry, json_sync(&sb, &[]));
+    assert_eq!(sb.read("services/emb/VERSION"), "v1.1.0\n");
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    // Local work the checkout would lose is still refused.
+    sb.write("services/emb/VERSION", "mine\n");
+    sb.write("hsm.toml", &m("\"emb\"", "v1.0.0"));
+    let o = sb.run(&["sync"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("modified: VERSION"), "{}", stderr(&o));
+}
