@@ -117,6 +117,11 @@ impl FileTxn {
         contents: &[u8],
         mode: Option<u32>,
     ) -> std::io::Result<bool> {
+        // Most files a sync writes are unchanged: one read decides, and
+        // only a file about to change is journaled.
+        if !would_change(path, contents, mode) {
+            return Ok(false);
+        }
         self.snapshot(path)?;
         write_if_changed(path, contents, mode)
     }

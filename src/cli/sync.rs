@@ -72,7 +72,11 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
     let verification = if report.dry_run || args.no_verify {
         None
     } else {
-        Some(crate::inspect::verify(&plan, &report.unchanged())?)
+        Some(crate::inspect::verify(
+            &plan,
+            Some(&report.lock),
+            &report.unchanged(),
+        )?)
     };
     let mut code = EXIT_OK;
     match shell.format {

@@ -575,22 +575,26 @@ impl Report {
 /// Everything `cargo hsm check` inspects, without changing anything:
 /// environments, git checkouts, the compose file, env files and `hsm.lock`.
 pub fn check(plan: &Plan) -> crate::Result<Report> {
-    verify(plan, &BTreeSet::new())
+    let lock_path = crate::lock::HsmLock::path(&plan.project.workspace_root);
+    let lock = crate::lock::HsmLock::read(&lock_path)?;
+    verify(plan, lock.as_ref(), &BTreeSet::new())
 }
 
 /// Sync's verification of its own result: [`check`], except for the
 /// components in `unchanged` (`service:<name>`, `libraries`), which sync
 /// found `Fresh` — their fingerprint, unchanged since the last verified
 /// sync, already covers their environment's state. `check` itself always
-/// inspects everything.
-pub fn verify(plan: &Plan, unchanged: &BTreeSet<String>) -> crate::Result<Report> {
-    let lock_path = crate::lock::HsmLock::path(&plan.project.workspace_root);
-    let lock = crate::lock::HsmLock::read(&lock_path)?;
+/// inspects everything. `lock`: `hsm.lock` as the sync left it.
+pub fn verify(
+    plan: &Plan,
+    lock: Option<&crate::lock::HsmLock>,
+    unchanged: &BTreeSet<String>,
+) -> crate::Result<Report> {
     let mut findings = inspect_environments(plan, unchanged);
-    drift::git_services(plan, lock.as_ref(), unchanged, &mut findings);
+    drift::git_services(plan, lock, unchanged, &mut findings);
     drift::compose(plan, &mut findings)?;
     drift::env_files(plan, unchanged, &mut findings)?;
-    drift::lock(plan, lock.as_ref(), unchanged, &mut findings);
+    drift::lock(plan, lock, unchanged, &mut findings);
     findings.sort();
     findings.dedup();
     Ok(Report {

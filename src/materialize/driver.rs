@@ -66,11 +66,12 @@ pub(super) fn run(
                 actions,
                 warnings,
                 new_fingerprints,
+                fingerprints: s_fingerprints,
                 root,
                 ..
             } = s;
             txn.commit();
-            if !opts.dry_run {
+            if !opts.dry_run && !new_fingerprints.same(&s_fingerprints) {
                 // A cache: failing to write it only costs a real sync next time.
                 let _ = new_fingerprints.save(&root);
             }

@@ -65,6 +65,11 @@ impl Fingerprints {
         same.then(|| stored.to_string())
     }
 
+    /// The same fingerprints (whatever the file's format version).
+    pub fn same(&self, other: &Fingerprints) -> bool {
+        self.components == other.components
+    }
+
     pub fn insert(&mut self, component: impl Into<String>, fingerprint: String) {
         self.components.insert(component.into(), fingerprint);
     }
@@ -222,6 +227,18 @@ impl Hasher {
             let v = std::env::var_os(n).map(|v| v.to_string_lossy().into_owned());
             self.part(n, v.as_deref().unwrap_or("\0unset").as_bytes());
         }
+    }
+
+    /// [`Hasher::env_vars`] of [`TOOL_ENV_VARS`], read from the
+    /// environment once per process (every component asks).
+    pub fn tool_env_vars(&mut self) {
+        static VALUES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let v = VALUES.get_or_init(|| {
+            let mut h = Hasher::new();
+            h.env_vars(TOOL_ENV_VARS);
+            h.sha.finalize().to_vec()
+        });
+        self.part("tool-env", v);
     }
 
     /// The modification time of `path` (nanoseconds), or that it is absent.

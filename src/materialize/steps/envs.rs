@@ -9,7 +9,7 @@ use crate::fs::FileTxn;
 use crate::lock::{sha256_hex, LockedFile, LockedService};
 use crate::manifest::model::{RuntimeType, Source};
 use crate::materialize::driver::{combine_failures, Syncer};
-use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::fingerprint;
 use crate::materialize::runtimes::{self, RuntimeCtx};
 use crate::materialize::{pool, Action, ActionKind, Progress};
 use crate::plan::PlannedService;
@@ -99,7 +99,7 @@ impl Syncer<'_> {
         let mut h = fingerprint::Hasher::new();
         h.value("plan", sv);
         h.tool(adapter.tool());
-        h.env_vars(TOOL_ENV_VARS);
+        h.tool_env_vars();
         adapter.fingerprint(&mut h, target);
         // Local libraries the service depends on: their inputs too.
         for d in &sv.dependencies {

@@ -5,7 +5,7 @@ use camino::Utf8Path;
 use crate::error::{Error, Result};
 use crate::lock::{sha256_hex, LockedFile, LockedRoot};
 use crate::materialize::driver::Syncer;
-use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::fingerprint;
 use crate::materialize::runtimes;
 use crate::materialize::{ActionKind, Progress};
 
@@ -15,7 +15,7 @@ impl Syncer<'_> {
         let mut h = fingerprint::Hasher::new();
         h.value("plan", &self.plan.libraries);
         h.tool("uv");
-        h.env_vars(TOOL_ENV_VARS);
+        h.tool_env_vars();
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
             h.file(&abs_dir.join(f));
         }
