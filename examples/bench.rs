@@ -1,4 +1,5 @@
-//! `cargo hsm` against the shell loop a user would otherwise write.
+//! `cargo hsm` against the tools a user would otherwise run, every case
+//! and its baseline in one run.
 //!
 //! ```sh
 //! cargo run --release --example bench            # 7 runs per case
@@ -8,9 +9,22 @@
 //! Builds synthetic workspaces in a temp dir: N uv services, each installing
 //! `alpha` (which needs `gamma`) from a local wheel directory made by
 //! `tests/support/make_wheel.py` — no network. Runs each case and its
-//! baseline alternately, prints medians and ratios. Needs `python3` and uv
-//! (the real binary is used, not a pyenv shim: see the first lines printed).
-//! A benchmark, not a test: nothing here fails on a slow machine.
+//! baseline alternately, prints medians and ratios against the named
+//! baseline. Needs `python3` and uv (the real binary is used, not a pyenv
+//! shim: see the first lines printed). A benchmark, not a test: nothing
+//! here fails on a slow machine.
+//!
+//! The cases (issue 14's goals):
+//! - no-op sync of N = 100 and N = 1,000 uv services, the whole command with
+//!   its verification; linearity is the ratio of the two;
+//! - the same no-op at N = 1,000 against one shared uv workspace holding the
+//!   same 1,000 members (`uv sync --all-packages`, nothing to do);
+//! - `check` of 100 and 1,000 services;
+//! - one service's `pyproject.toml` edited among 100, then sync, against
+//!   `uv sync` of that one service alone after the same edit;
+//! - cold sync of 20 services (venvs removed, uv cache warm) against the
+//!   shell loop of `uv sync`;
+//! - `list` and `compose` of 1,000 container services, as commands.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,15 +41,61 @@ fn main() {
     println!("runs:    {runs} per side, alternating; medians\n");
 
     let mut rows = Vec::new();
-    let ws = uv_workspace(&tools, 100);
-    rows.push(noop_sync(&tools, ws.path(), 100, runs));
-    rows.push(check(&tools, ws.path(), 100, runs));
-    drop(ws);
+    let ws100 = uv_workspace(&tools, 100);
+    let noop100 = noop_sync(&tools, ws100.path(), runs);
+    let check100 = hsm_check(&tools, ws100.path(), runs);
+    rows.push(Row::alone("no-op sync, N=100", noop100, "—", true));
+    rows.push(Row::alone("check, N=100", check100, "—", true));
+    rows.push(edit_one(&tools, ws100.path(), runs));
+    drop(ws100);
+
+    let ws1000 = uv_workspace(&tools, 1000);
+    let noop1000 = noop_sync(&tools, ws1000.path(), runs);
+    rows.push(Row::alone(
+        "no-op sync, N=1000",
+        noop1000,
+        "≤ 50 ms",
+        noop1000 <= Duration::from_millis(50),
+    ));
+    rows.push(Row::versus(
+        "no-op sync, N=1000 vs N=100 (linear: 10)",
+        noop1000,
+        "no-op sync, N=100",
+        noop100,
+        "ratio ≤ 12",
+        12.0,
+    ));
+    let shared = shared_workspace_noop(&tools, ws1000.path(), runs);
+    rows.push(Row::versus(
+        "no-op sync, N=1000",
+        noop1000,
+        "one uv workspace of 1000 members, no-op `uv sync`",
+        shared,
+        "ratio ≤ 0.5",
+        0.5,
+    ));
+    let check1000 = hsm_check(&tools, ws1000.path(), runs);
+    rows.push(Row::alone(
+        "check, N=1000",
+        check1000,
+        "≤ 150 ms",
+        check1000 <= Duration::from_millis(150),
+    ));
+    rows.push(Row::versus(
+        "check, N=1000 vs N=100 (linear: 10)",
+        check1000,
+        "check, N=100",
+        check100,
+        "ratio ≤ 12",
+        12.0,
+    ));
+    drop(ws1000);
+
     rows.push(cold_sync(&tools, 20, runs));
-    rows.push(resolve_compose(1000, runs));
+    rows.extend(list_compose(&tools, 1000, runs));
 
     println!(
-        "\n| case | cargo hsm | baseline | ratio | goal | met |\n|---|---:|---:|---:|---|---|"
+        "\n| case | cargo hsm | baseline | baseline time | ratio | goal | met |\n|---|---:|---|---:|---:|---|---|"
     );
     for r in &rows {
         println!("{}", r.markdown());
@@ -45,25 +105,60 @@ fn main() {
 struct Row {
     case: String,
     hsm: Duration,
-    baseline: Option<Duration>,
+    /// What the ratio is taken against, and its median.
+    baseline: Option<(String, Duration)>,
     goal: &'static str,
     met: bool,
 }
 
 impl Row {
-    fn ratio(&self) -> Option<f64> {
-        self.baseline
-            .map(|b| self.hsm.as_secs_f64() / b.as_secs_f64())
+    fn alone(case: &str, hsm: Duration, goal: &'static str, met: bool) -> Row {
+        Row {
+            case: case.into(),
+            hsm,
+            baseline: None,
+            goal,
+            met,
+        }
     }
+
+    /// Met when `hsm / base ≤ max_ratio`.
+    fn versus(
+        case: &str,
+        hsm: Duration,
+        base_name: &str,
+        base: Duration,
+        goal: &'static str,
+        max_ratio: f64,
+    ) -> Row {
+        let r = hsm.as_secs_f64() / base.as_secs_f64();
+        println!(
+            "{case}: cargo hsm {} | {base_name} {} | ratio {r:.3}",
+            ms(hsm),
+            ms(base)
+        );
+        Row {
+            case: case.into(),
+            hsm,
+            baseline: Some((base_name.into(), base)),
+            goal,
+            met: r <= max_ratio,
+        }
+    }
+
     fn markdown(&self) -> String {
+        let (name, time, ratio) = match &self.baseline {
+            Some((n, b)) => (
+                n.clone(),
+                ms(*b),
+                format!("{:.3}", self.hsm.as_secs_f64() / b.as_secs_f64()),
+            ),
+            None => ("—".into(), "—".into(), "—".into()),
+        };
         format!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {name} | {time} | {ratio} | {} | {} |",
             self.case,
             ms(self.hsm),
-            self.baseline.map(ms).unwrap_or_else(|| "—".into()),
-            self.ratio()
-                .map(|r| format!("{r:.3}"))
-                .unwrap_or_else(|| "—".into()),
             self.goal,
             if self.met { "yes" } else { "no" }
         )
@@ -259,63 +354,117 @@ fn uv_workspace(tools: &Tools, n: usize) -> tempfile::TempDir {
     dir
 }
 
-fn report(case: &str, hsm: Vec<Duration>, base: Vec<Duration>) -> (Duration, Duration) {
-    let (h, b) = (median(hsm), median(base));
-    println!(
-        "{case}: cargo hsm {} | baseline {} | ratio {:.3}",
-        ms(h),
-        ms(b),
-        h.as_secs_f64() / b.as_secs_f64()
-    );
-    (h, b)
+fn hsm_cmd(tools: &Tools, root: &Path, args: &[&str]) -> Command {
+    let mut c = tools.cmd(&tools.hsm, root);
+    c.arg("hsm")
+        .args(args)
+        .arg("-q")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"));
+    c
 }
 
-/// (a) Nothing changed: `cargo hsm sync` vs the loop of `uv sync --locked`.
-fn noop_sync(tools: &Tools, root: &Path, n: usize, runs: usize) -> Row {
+fn times(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    median((0..runs).map(|_| f()).collect())
+}
+
+/// Nothing changed: the whole `cargo hsm sync`, its verification included.
+fn noop_sync(tools: &Tools, root: &Path, runs: usize) -> Duration {
     run(tools.hsm_sync(root), "first cargo hsm sync");
-    let (mut hsm, mut base) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
-        base.push(run(tools.shell_loop(root, "--locked"), "uv sync loop"));
+    run(tools.hsm_sync(root), "second cargo hsm sync");
+    let d = times(runs, || run(tools.hsm_sync(root), "cargo hsm sync"));
+    println!("no-op sync: {}", ms(d));
+    d
+}
+
+fn hsm_check(tools: &Tools, root: &Path, runs: usize) -> Duration {
+    let d = times(runs, || {
+        run(hsm_cmd(tools, root, &["check"]), "cargo hsm check")
+    });
+    println!("check: {}", ms(d));
+    d
+}
+
+/// The same members as one shared uv workspace (a copy of the services
+/// under a root `pyproject.toml` whose `members` glob holds them all),
+/// synced once, then timed doing nothing.
+fn shared_workspace_noop(tools: &Tools, hsm_root: &Path, runs: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for e in std::fs::read_dir(hsm_root.join("services"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name();
+        let text = std::fs::read_to_string(e.path().join("pyproject.toml"))
+            .unwrap()
+            .replace("find-links = [\"../../wheels\"]\nno-index = true\n", "");
+        write(
+            &root.join("services").join(&name).join("pyproject.toml"),
+            &text,
+        );
     }
-    let (h, b) = report(&format!("(a) no-op sync, N={n}"), hsm, base);
-    Row {
-        case: format!("(a) no-op sync, N={n}"),
-        hsm: h,
-        baseline: Some(b),
-        goal: "ratio ≤ 0.05 and < 50 ms",
-        met: h.as_secs_f64() / b.as_secs_f64() <= 0.05 && h < Duration::from_millis(50),
+    copy_dir(&hsm_root.join("wheels"), &root.join("wheels"));
+    write(
+        &root.join("pyproject.toml"),
+        "[project]\nname = \"shared\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[tool.uv]\npackage = false\nfind-links = [\"wheels\"]\nno-index = true\n\n[tool.uv.workspace]\nmembers = [\"services/*\"]\n",
+    );
+    let uv_sync = || {
+        let mut c = tools.cmd(&tools.uv, root);
+        c.args(["sync", "--all-packages"]);
+        c
+    };
+    run(uv_sync(), "first uv sync of the shared workspace");
+    let d = times(runs, || run(uv_sync(), "uv sync --all-packages"));
+    println!(
+        "shared uv workspace, no-op `uv sync --all-packages`: {}",
+        ms(d)
+    );
+    d
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
 
-/// (c) `cargo hsm check` vs the loop of `uv sync --locked --check`, on
-/// the synced workspace of (a).
-fn check(tools: &Tools, root: &Path, n: usize, runs: usize) -> Row {
-    let hsm_check = || {
-        let mut c = tools.cmd(&tools.hsm, root);
-        c.args(["hsm", "check", "-q", "--manifest-path"])
-            .arg(root.join("Cargo.toml"));
-        c
+/// One service's `pyproject.toml` edited among 100 (its version moves, so
+/// uv relocks), then `cargo hsm sync`; against `uv sync` of that service
+/// alone after the same kind of edit.
+fn edit_one(tools: &Tools, root: &Path, runs: usize) -> Row {
+    let dir = root.join("services/s050");
+    let pp = dir.join("pyproject.toml");
+    let original = std::fs::read_to_string(&pp).unwrap();
+    let mut flip = 0u32;
+    let mut edit = || {
+        flip += 1;
+        let v = format!("version = \"0.1.{flip}\"");
+        std::fs::write(&pp, original.replace("version = \"0.1.0\"", &v)).unwrap();
     };
     let (mut hsm, mut base) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        hsm.push(run(hsm_check(), "cargo hsm check"));
-        base.push(run(
-            tools.shell_loop(root, "--locked --check"),
-            "uv sync --check loop",
-        ));
+        edit();
+        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync after an edit"));
+        edit();
+        let mut c = tools.cmd(&tools.uv, &dir);
+        c.arg("sync");
+        base.push(run(c, "uv sync of one service"));
     }
-    let (h, b) = report(&format!("(c) check, N={n}"), hsm, base);
-    Row {
-        case: format!("(c) `cargo hsm check`, N={n}"),
-        hsm: h,
-        baseline: Some(b),
-        goal: "ratio ≤ 0.2",
-        met: h.as_secs_f64() / b.as_secs_f64() <= 0.2,
-    }
+    std::fs::write(&pp, &original).unwrap();
+    run(tools.hsm_sync(root), "cargo hsm sync (restore)");
+    Row::versus(
+        "one pyproject edited among 100, then sync",
+        median(hsm),
+        "`uv sync` of that one service",
+        median(base),
+        "ratio ≤ 1.3",
+        1.3,
+    )
 }
 
-/// (b) Every service's `.venv` removed, uv's cache warm: `cargo hsm sync`
+/// Every service's `.venv` removed, uv's cache warm: `cargo hsm sync`
 /// (parallel) vs the loop of `uv sync --locked`.
 fn cold_sync(tools: &Tools, n: usize, runs: usize) -> Row {
     let ws = uv_workspace(tools, n);
@@ -339,23 +488,19 @@ fn cold_sync(tools: &Tools, n: usize, runs: usize) -> Row {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (h, b) = report(
-        &format!("(b) cold sync, warm cache, N={n}, {cores} cores"),
-        hsm,
-        base,
-    );
-    Row {
-        case: format!("(b) cold sync, warm uv cache, N={n}"),
-        hsm: h,
-        baseline: Some(b),
-        goal: "ratio ≤ 0.7 on 2 cores",
-        met: h.as_secs_f64() / b.as_secs_f64() <= 0.7,
-    }
+    Row::versus(
+        &format!("cold sync, warm uv cache, N={n}, {cores} cores"),
+        median(hsm),
+        "shell loop of `uv sync --locked`",
+        median(base),
+        "ratio ≤ 0.6",
+        0.6,
+    )
 }
 
-/// (d) Load + resolve + render the compose file for `n` container
-/// services, each from its own registry file, in-process.
-fn resolve_compose(n: usize, runs: usize) -> Row {
+/// `cargo hsm list` and `cargo hsm compose` of `n` container services,
+/// each from its own registry file, as users run them.
+fn list_compose(tools: &Tools, n: usize, runs: usize) -> Vec<Row> {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(&root.join("Cargo.toml"), "[workspace]\n");
@@ -379,26 +524,20 @@ fn resolve_compose(n: usize, runs: usize) -> Row {
             ),
         );
     }
-    let root = camino::Utf8Path::from_path(root).unwrap();
-    let mut times = Vec::new();
-    let mut size = 0;
-    for _ in 0..runs.max(5) {
-        let t = Instant::now();
-        let (_, plan) = cargo_hsm::plan(root).expect("the bench manifest resolves");
-        let yaml = cargo_hsm::compose::render(&plan).expect("container services");
-        times.push(t.elapsed());
-        size = yaml.len();
-    }
-    let h = median(times);
-    println!(
-        "(d) resolve + compose, {n} services: {} ({size} bytes of YAML)",
-        ms(h)
+    run(
+        hsm_cmd(tools, root, &["compose"]),
+        "first cargo hsm compose",
     );
-    Row {
-        case: format!("(d) load + resolve + compose, {n} services, in-process"),
-        hsm: h,
-        baseline: None,
-        goal: "< 100 ms",
-        met: h < Duration::from_millis(100),
+    let mut rows = Vec::new();
+    for cmd in ["list", "compose"] {
+        let d = times(runs.max(5), || run(hsm_cmd(tools, root, &[cmd]), cmd));
+        println!("{cmd}, {n} services: {}", ms(d));
+        rows.push(Row::alone(
+            &format!("`{cmd}`, {n} container services"),
+            d,
+            "≤ 40 ms",
+            d <= Duration::from_millis(40),
+        ));
     }
+    rows
 }

@@ -43,7 +43,7 @@
 //! Outputs (a deleted `.venv`) are not watched: `cargo hsm check` in CI
 //! catches those.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::io::Write;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -51,7 +51,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use crate::error::{Error, Result};
 use crate::manifest::model::Source;
 use crate::manifest::Loaded;
-use crate::materialize::{self, Action, ActionKind, SyncOptions, SYNC_LOCK};
+use crate::materialize::{self, Action, ActionKind, SyncOptions};
 use crate::plan::Plan;
 
 /// The variable that overrides the mode a build script chose.
@@ -268,7 +268,7 @@ impl Config {
             Mode::Off => unreachable!("returned above"),
             Mode::Check => {
                 let _shared = wait_for_sync(&root, &mut w)?;
-                let report = crate::inspect::check(&plan)?;
+                let report = crate::check(&plan)?;
                 if !report.clean {
                     return Err(stale(&root, &report, "is stale"));
                 }
@@ -355,31 +355,17 @@ fn stale(root: &Utf8Path, report: &crate::inspect::Report, what: &str) -> Error 
     ))
 }
 
-/// Waits until no sync holds `.hsm/sync.lock`, holding it shared. Creates
-/// nothing: without the lock file no sync has ever run there.
+/// Waits until no sync holds `.hsm/sync.lock`, holding it shared.
 fn wait_for_sync(root: &Utf8Path, w: &mut Directives<'_>) -> Result<Option<File>> {
-    let path = root.join(SYNC_LOCK);
-    let file = match OpenOptions::new().read(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::failed(format!("cannot open `{path}`: {e}"))),
-    };
-    let failed = |e: std::io::Error| Error::failed(format!("cannot lock `{path}`: {e}"));
-    match file.try_lock_shared() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            w.progress(&Action {
-                action: ActionKind::Block,
-                component: "check".into(),
-                message: format!("waiting for file lock on {SYNC_LOCK}"),
-                path: Some(SYNC_LOCK.into()),
-                command: None,
-            });
-            file.lock_shared().map_err(failed)?;
-        }
-        Err(TryLockError::Error(e)) => return Err(failed(e)),
-    }
-    Ok(Some(file))
+    crate::materialize::wait_for_sync(root, &mut |p| {
+        w.progress(&Action {
+            action: ActionKind::Block,
+            component: "check".into(),
+            message: format!("waiting for file lock on {p}"),
+            path: Some(p.to_owned()),
+            command: None,
+        })
+    })
 }
 
 /// The Cargo workspace root of the package in `manifest_dir`: the package's

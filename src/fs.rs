@@ -95,6 +95,20 @@ pub fn sync_dir(dir: &Utf8Path) -> std::io::Result<()> {
     }
 }
 
+/// Whether [`write_if_changed`] would write: the file's bytes or its
+/// `mode` differ (a dry run asks the same question).
+pub fn would_change(path: &Utf8Path, contents: &[u8], mode: Option<u32>) -> bool {
+    match std::fs::read(path) {
+        Ok(existing) => {
+            existing != contents
+                || mode.is_some_and(|m| {
+                    FileMeta::of(path).ok().flatten().and_then(|f| f.mode) != Some(m)
+                })
+        }
+        Err(_) => true,
+    }
+}
+
 #[cfg(unix)]
 fn set_mode(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -254,6 +268,9 @@ struct Original {
 pub struct FileTxn {
     originals: Vec<Original>,
     log: Option<Arc<dyn TxnLog>>,
+    /// The paths of `originals`: asking "journaled already?" once per file
+    /// must not scan them all.
+    seen: std::collections::HashSet<Utf8PathBuf>,
 }
 
 impl FileTxn {
@@ -264,8 +281,8 @@ impl FileTxn {
     /// A transaction whose snapshots also go to `log`.
     pub fn journaled(log: Arc<dyn TxnLog>) -> Self {
         FileTxn {
-            originals: Vec::new(),
             log: Some(log),
+            ..FileTxn::default()
         }
     }
 
@@ -273,14 +290,14 @@ impl FileTxn {
     /// back with [`FileTxn::absorb`].
     pub fn child(&self) -> Self {
         FileTxn {
-            originals: Vec::new(),
             log: self.log.clone(),
+            ..FileTxn::default()
         }
     }
 
     /// Remembers the current state of `path` (once) so rollback can restore it.
     pub fn snapshot(&mut self, path: &Utf8Path) -> std::io::Result<()> {
-        if self.originals.iter().any(|o| o.path == path) {
+        if self.seen.contains(path) {
             return Ok(());
         }
         let contents = match std::fs::read(path) {
@@ -297,6 +314,7 @@ impl FileTxn {
             }
             log.file(path, contents.as_deref(), meta.as_ref())?;
         }
+        self.seen.insert(path.to_owned());
         self.originals.push(Original {
             path: path.to_owned(),
             meta,
@@ -344,7 +362,7 @@ impl FileTxn {
     /// another thread), keeping the oldest snapshot of each file.
     pub fn absorb(&mut self, other: FileTxn) {
         for o in other.originals {
-            if !self.originals.iter().any(|x| x.path == o.path) {
+            if self.seen.insert(o.path.clone()) {
                 self.originals.push(o);
             }
         }

@@ -41,3 +41,45 @@ pub fn plan(workspace_root: &camino::Utf8Path) -> Result<(Loaded, Plan)> {
     let plan = resolve(&loaded)?;
     Ok((loaded, plan))
 }
+
+/// `cargo hsm check`: the inspection of what is on disk ([`inspect::check`]),
+/// plus everything `cargo hsm sync` would still change, as its dry run
+/// predicts it (a generated file, `hsm.lock`, a checkout): so that check
+/// passes exactly when `sync --locked` has nothing to change.
+pub fn check(plan: &Plan) -> Result<inspect::Report> {
+    let mut report = inspect::check(plan)?;
+    let opts = materialize::SyncOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let pending = match materialize::sync(plan, &opts, &mut |_| {}) {
+        Ok(dry) => dry
+            .actions
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a.action,
+                    materialize::ActionKind::Fresh
+                        | materialize::ActionKind::Block
+                        | materialize::ActionKind::Sync
+                )
+            })
+            .map(|a| {
+                (
+                    a.component.clone(),
+                    format!(
+                        "sync would {} {}",
+                        a.action.verb().to_lowercase(),
+                        a.message
+                    ),
+                )
+            })
+            .collect(),
+        Err(e) => vec![(
+            "sync".to_string(),
+            format!("sync would fail: {}", e.plain()),
+        )],
+    };
+    report.add_pending(pending);
+    Ok(report)
+}

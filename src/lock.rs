@@ -162,17 +162,30 @@ impl HsmLock {
     }
 
     /// Records a generated file and the hash of the bytes written to it.
+    /// Recording a path again replaces it (see [`HsmLock::normalize`]).
     pub fn record_file(&mut self, path: impl Into<Utf8PathBuf>, contents: &[u8]) {
-        let path = path.into();
-        self.files.retain(|f| f.path != path);
+        self.record_hash(path, sha256_hex(contents));
+    }
+
+    /// [`HsmLock::record_file`] with a hash already known.
+    pub fn record_hash(&mut self, path: impl Into<Utf8PathBuf>, sha256: String) {
+        // Appended: a scan here would make a sync of N services O(N²).
         self.files.push(LockedFile {
-            path,
-            sha256: sha256_hex(contents),
+            path: path.into(),
+            sha256,
         });
     }
 
     pub fn service(&self, name: &str) -> Option<&LockedService> {
-        self.services.iter().find(|s| s.name == name)
+        // Sorted once read (`normalize`): a binary search, then a scan for
+        // a lock still being built.
+        match self
+            .services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+        {
+            Ok(i) => Some(&self.services[i]),
+            Err(_) => self.services.iter().find(|s| s.name == name),
+        }
     }
 
     /// The recorded hash of a generated file or lock file, by path.
@@ -189,7 +202,10 @@ impl HsmLock {
     pub fn normalize(&mut self) {
         self.libraries.sort_by(|a, b| a.name.cmp(&b.name));
         self.services.sort_by(|a, b| a.name.cmp(&b.name));
-        self.files.sort();
+        // The last record of a path wins: reversed, a stable sort keeps it
+        // first among equal paths, and dedup keeps the first.
+        self.files.reverse();
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
         self.files.dedup_by(|a, b| a.path == b.path);
     }
 

@@ -140,3 +140,37 @@ fn list_verbose_shows_commands_ports_and_requirements() {
         assert!(!plain.contains(detail), "{detail} in plain list");
     }
 }
+
+/// A pypi library that names no `package` installs its own name: `list`,
+/// the JSON Plan and the requirement all say which, never a placeholder,
+/// and a bare version reads as `==`.
+#[test]
+fn pypi_library_without_package_is_shown_by_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    std::fs::write(
+        dir.path().join("hsm.toml"),
+        "[libraries]\nstandalone = [\"black\", \"ruff\"]\n\n[registry.libraries.black]\nsources.prod = { type = \"pypi\", version = \"23.2.0\" }\n\n[registry.libraries.ruff]\nsources.prod = { type = \"pypi\", package = \"ruff\", version = \">=0.5\" }\n",
+    )
+    .unwrap();
+    let out = hsm()
+        .arg("list")
+        .arg("--manifest-path")
+        .arg(dir.path().join("Cargo.toml"))
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(!text.contains("<name>"), "{text}");
+    assert!(text.contains("source=pypi black==23.2.0"), "{text}");
+    assert!(text.contains("source=pypi ruff>=0.5"), "{text}");
+    let out = hsm()
+        .args(["list", "--message-format", "json", "--manifest-path"])
+        .arg(dir.path().join("Cargo.toml"))
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let black = &doc["plan"]["libraries"][0];
+    assert_eq!(black["name"], "black");
+    assert_eq!(black["requirement"], "black==23.2.0");
+    assert_eq!(black["source"]["package"], "black", "{black}");
+}

@@ -4,14 +4,19 @@ use camino::Utf8Path;
 
 use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
-use crate::inspect::{self, Finding, Report};
+use crate::inspect::{Finding, Report};
 
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     let (_, plan) = crate::plan(root)?;
     for w in &plan.warnings {
         shell.warn(w);
     }
-    let report = inspect::check(&plan)?;
+    // A running sync changes what is inspected: wait for it, as the build
+    // script's check does, and say so.
+    let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
+        shell.status("Blocking", format!("waiting for file lock on {p}"))
+    })?;
+    let report = crate::check(&plan)?;
     Ok(print_report(shell, &report, &plan))
 }
 

@@ -8,6 +8,7 @@ use super::shell::{MessageFormat, Shell};
 use crate::compose::{self, ComposeOutcome, ComposeStatus};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::fs::FileTxn;
+use crate::lock::{HsmLock, LOCK_FILE};
 
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
@@ -54,8 +55,17 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
         return Err(problem.with_help("run `cargo hsm compose` to bring it up to date"));
     }
 
+    // The compose file is sync's output too: no sync may run meanwhile.
+    let ws = &plan.project.workspace_root;
+    let _guard = crate::materialize::acquire_sync_lock(ws, &mut |p| {
+        shell.status("Blocking", format!("waiting for file lock on {p}"))
+    })?;
     let mut txn = FileTxn::new();
-    let outcome = match compose::write(&plan, &mut txn) {
+    let written = compose::write(&plan, &mut txn).and_then(|o| {
+        let lock = record_in_lock(&plan, &mut txn)?;
+        Ok((o, lock))
+    });
+    let (outcome, lock) = match written {
         Ok(o) => o,
         Err(e) => {
             txn.rollback();
@@ -94,7 +104,45 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
             format!("`{shown}`: no container service (docker, podman) is selected"),
         ),
     }
+    match lock {
+        LockUpdate::Written => {
+            shell.status("Writing", format!("`{LOCK_FILE}` (the hash of `{shown}`)"))
+        }
+        LockUpdate::Unchanged => {}
+        LockUpdate::NoLock => shell.warn(format!(
+            "`{LOCK_FILE}` was not updated: there is none yet; `cargo hsm sync` writes it"
+        )),
+    }
     Ok(EXIT_OK)
+}
+
+/// What happened to `hsm.lock`, which records the compose file's hash.
+enum LockUpdate {
+    Written,
+    Unchanged,
+    NoLock,
+}
+
+/// Records the compose file as written now in `hsm.lock` (inside `txn`),
+/// so that `sync --locked` and `check` agree with the file on disk.
+fn record_in_lock(plan: &crate::Plan, txn: &mut FileTxn) -> Result<LockUpdate> {
+    let path = HsmLock::path(&plan.project.workspace_root);
+    let Some(mut lock) = HsmLock::read(&path)? else {
+        return Ok(LockUpdate::NoLock);
+    };
+    let rel = &plan.project.compose_file;
+    lock.files.retain(|f| &f.path != rel);
+    if let Some(text) = compose::render(plan) {
+        lock.record_file(rel.clone(), text.as_bytes());
+    }
+    let written = txn
+        .write(&path, lock.to_toml().as_bytes(), None)
+        .map_err(|e| Error::failed(format!("cannot write `{LOCK_FILE}`: {e}")))?;
+    Ok(if written {
+        LockUpdate::Written
+    } else {
+        LockUpdate::Unchanged
+    })
 }
 
 fn services_phrase(services: &[String]) -> String {

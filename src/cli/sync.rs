@@ -68,11 +68,16 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
     for w in &report.warnings {
         shell.warn(w);
     }
-    // Sync's own verification: the same inspection as `cargo hsm check`.
+    // Sync's own verification: the same inspection as `cargo hsm check`,
+    // but not again of what sync found unchanged (`Fresh`).
     let verification = if report.dry_run || args.no_verify {
         None
     } else {
-        Some(crate::inspect::check(&plan)?)
+        Some(crate::inspect::verify(
+            &plan,
+            Some(&report.lock),
+            &report.unchanged(),
+        )?)
     };
     let mut code = EXIT_OK;
     match shell.format {

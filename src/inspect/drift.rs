@@ -2,6 +2,8 @@
 //! `hsm.lock`, the compose file and env files against what the manifest
 //! generates now, and `hsm.lock` against the manifest's selection.
 
+use std::collections::BTreeSet;
+
 use camino::Utf8Path;
 
 use super::{finding, Finding, FindingKind};
@@ -12,7 +14,12 @@ use crate::{envfile, git};
 
 /// Git-sourced services: the checkout exists, sits at the commit `hsm.lock`
 /// recorded, and has no local changes.
-pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
+pub fn git_services(
+    plan: &Plan,
+    lock: Option<&HsmLock>,
+    skip: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) {
     let root = &plan.project.workspace_root;
     for sv in &plan.services {
         let (Some(Source::Git { .. }), Some(checkout), Some(_)) =
@@ -21,6 +28,9 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
             continue;
         };
         let component = format!("service:{}", sv.name);
+        if skip.contains(&component) {
+            continue;
+        }
         let repo = match git::open(&root.join(checkout)) {
             Ok(Some(r)) => r,
             _ => {
@@ -135,12 +145,19 @@ pub fn compose(plan: &Plan, findings: &mut Vec<Finding>) -> crate::Result<()> {
 }
 
 /// Env files of environment services equal their rendering from the manifest.
-pub fn env_files(plan: &Plan, findings: &mut Vec<Finding>) -> crate::Result<()> {
+pub fn env_files(
+    plan: &Plan,
+    skip: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> crate::Result<()> {
     let root = &plan.project.workspace_root;
     for sv in plan.environment_services() {
+        let component = format!("service:{}", sv.name);
+        if skip.contains(&component) {
+            continue;
+        }
         let rel = envfile::env_file_path(&sv.name);
         let want = envfile::render_env(root, sv)?;
-        let component = format!("service:{}", sv.name);
         match std::fs::read_to_string(root.join(&rel)) {
             Ok(have) if have == want => {}
             Ok(have) => {
@@ -185,7 +202,12 @@ pub fn env_files(plan: &Plan, findings: &mut Vec<Finding>) -> crate::Result<()> 
 /// `hsm.lock` describes the current selection: same components, modes,
 /// runtimes, sources and target paths, and the services' own lock files
 /// have not changed since.
-pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
+pub fn lock(
+    plan: &Plan,
+    lock: Option<&HsmLock>,
+    skip: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) {
     let Some(lock) = lock else {
         findings.push(finding(
             FindingKind::LockMissing,
@@ -223,8 +245,9 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
             }
         }
     }
+    let planned: BTreeSet<&str> = plan.libraries.iter().map(|l| l.name.as_str()).collect();
     for x in &lock.libraries {
-        if plan.library(&x.name).is_none() {
+        if !planned.contains(x.name.as_str()) {
             stale(
                 format!("library:{}", x.name),
                 "not selected (manifest)".into(),
@@ -267,7 +290,7 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
             );
             continue;
         }
-        if let Some(lf) = &x.lockfile {
+        if let Some(lf) = x.lockfile.as_ref().filter(|_| !skip.contains(&component)) {
             let now = std::fs::read(root.join(&lf.path))
                 .map(|b| sha256_hex(&b))
                 .ok();
@@ -284,8 +307,9 @@ pub fn lock(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Finding>) {
             }
         }
     }
+    let planned: BTreeSet<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
     for x in &lock.services {
-        if plan.service(&x.name).is_none() {
+        if !planned.contains(x.name.as_str()) {
             stale(
                 format!("service:{}", x.name),
                 "not selected (manifest)".into(),

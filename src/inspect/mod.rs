@@ -61,6 +61,10 @@ pub enum FindingKind {
     LockStale,
     /// A sync was killed and its journal is still on disk.
     SyncInterrupted,
+    /// Something `cargo hsm sync` would still change (a file it would
+    /// write, edit or remove, a checkout it would move): what its dry run
+    /// predicts.
+    SyncPending,
 }
 
 impl FindingKind {
@@ -84,6 +88,7 @@ impl FindingKind {
             FindingKind::LockMissing => "lock-missing",
             FindingKind::LockStale => "lock-stale",
             FindingKind::SyncInterrupted => "sync-interrupted",
+            FindingKind::SyncPending => "sync-pending",
         }
     }
 }
@@ -426,12 +431,19 @@ fn inspect_python_env(
     })
 }
 
-/// Inspects every environment service and the shared root environment.
-pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
+/// Inspects every environment service and the shared root environment,
+/// except the components in `skip` (see [`verify`]).
+pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut service_packages: BTreeSet<String> = BTreeSet::new();
+    // The root is judged against every service's packages: skipping a
+    // service is only sound when the root is skipped too.
+    let skip_root = skip.contains("libraries");
     for svc in plan.environment_services() {
         let component = format!("service:{}", svc.name);
+        if skip_root && skip.contains(&component) {
+            continue;
+        }
         let Some(target) = &svc.target_path else {
             continue;
         };
@@ -474,7 +486,7 @@ pub fn inspect_environments(plan: &Plan) -> Vec<Finding> {
         }
     }
 
-    if plan.libraries.is_empty() {
+    if plan.libraries.is_empty() || skip_root {
         return findings;
     }
     let root_dir = plan
@@ -547,12 +559,53 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+impl Report {
+    /// Adds what a sync would still change (`what`: component and the
+    /// action as a sentence), except for components already reported.
+    pub fn add_pending(&mut self, what: impl IntoIterator<Item = (String, String)>) {
+        let reported: BTreeSet<String> =
+            self.findings.iter().map(|f| f.component.clone()).collect();
+        let lock_reported = self
+            .findings
+            .iter()
+            .any(|f| matches!(f.kind, FindingKind::LockStale | FindingKind::LockMissing));
+        for (component, action) in what {
+            let is_lock = component == "hsm.lock";
+            if reported.contains(&component) || (is_lock && lock_reported) {
+                continue;
+            }
+            self.findings.push(finding(
+                FindingKind::SyncPending,
+                if is_lock { "lock" } else { &component },
+                "nothing left for `cargo hsm sync` to change",
+                action,
+            ));
+        }
+        self.findings.sort();
+        self.findings.dedup();
+        self.clean = self.findings.is_empty();
+    }
+}
+
 /// Everything `cargo hsm check` inspects, without changing anything:
 /// environments, git checkouts, the compose file, env files and `hsm.lock`.
 pub fn check(plan: &Plan) -> crate::Result<Report> {
     let lock_path = crate::lock::HsmLock::path(&plan.project.workspace_root);
     let lock = crate::lock::HsmLock::read(&lock_path)?;
-    let mut findings = inspect_environments(plan);
+    verify(plan, lock.as_ref(), &BTreeSet::new())
+}
+
+/// Sync's verification of its own result: [`check`], except for the
+/// components in `unchanged` (`service:<name>`, `libraries`), which sync
+/// found `Fresh` — their fingerprint, unchanged since the last verified
+/// sync, already covers their environment's state. `check` itself always
+/// inspects everything. `lock`: `hsm.lock` as the sync left it.
+pub fn verify(
+    plan: &Plan,
+    lock: Option<&crate::lock::HsmLock>,
+    unchanged: &BTreeSet<String>,
+) -> crate::Result<Report> {
+    let mut findings = inspect_environments(plan, unchanged);
     if crate::fs::sync_journal_pending(&plan.project.workspace_root) {
         findings.push(finding(
             FindingKind::SyncInterrupted,
@@ -564,10 +617,10 @@ pub fn check(plan: &Plan) -> crate::Result<Report> {
             ),
         ));
     }
-    drift::git_services(plan, lock.as_ref(), &mut findings);
+    drift::git_services(plan, lock, unchanged, &mut findings);
     drift::compose(plan, &mut findings)?;
-    drift::env_files(plan, &mut findings)?;
-    drift::lock(plan, lock.as_ref(), &mut findings);
+    drift::env_files(plan, unchanged, &mut findings)?;
+    drift::lock(plan, lock, unchanged, &mut findings);
     findings.sort();
     findings.dedup();
     Ok(Report {

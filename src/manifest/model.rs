@@ -398,11 +398,13 @@ impl Source {
             Source::Local { path, .. } => format!("local {path}"),
             Source::Pypi {
                 package, version, ..
-            } => format!(
-                "pypi {}{}",
-                package.as_deref().unwrap_or("<name>"),
-                version.as_deref().unwrap_or("")
-            ),
+            } => match package {
+                Some(p) => format!("pypi {}", pypi_requirement(p, version.as_deref())),
+                None => match version.as_deref().map(str::trim) {
+                    None | Some("") => "pypi".to_string(),
+                    Some(v) => format!("pypi {}", pypi_requirement("", Some(v))),
+                },
+            },
             Source::DockerImage { image, .. } => format!("image {image}"),
             Source::Build {
                 path, dockerfile, ..
@@ -411,6 +413,16 @@ impl Source {
                 None => format!("build {path}"),
             },
         }
+    }
+}
+
+/// The requirement string of a pypi source: `package`, then its `version`
+/// specifier, a bare version meaning `==` (`23.2.0` → `black==23.2.0`).
+pub fn pypi_requirement(package: &str, version: Option<&str>) -> String {
+    match version.map(str::trim) {
+        None | Some("") => package.to_string(),
+        Some(v) if v.starts_with(|c: char| c.is_ascii_digit()) => format!("{package}=={v}"),
+        Some(v) => format!("{package}{v}"),
     }
 }
 

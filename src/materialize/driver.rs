@@ -81,6 +81,7 @@ pub(super) fn run(
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
+        lock_changes: false,
         actions: Vec::new(),
         warnings,
         progress,
@@ -94,6 +95,7 @@ pub(super) fn run(
                 actions,
                 warnings,
                 new_fingerprints,
+                fingerprints: s_fingerprints,
                 root,
                 ..
             } = s;
@@ -101,7 +103,7 @@ pub(super) fn run(
             if let Some(j) = &journal {
                 j.commit();
             }
-            if !opts.dry_run {
+            if !opts.dry_run && !new_fingerprints.same(&s_fingerprints) {
                 // A cache: failing to write it only costs a real sync next time.
                 let _ = new_fingerprints.save(&root);
             }
@@ -177,6 +179,9 @@ pub(super) struct Syncer<'a> {
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,
     pub(super) root_exists: bool,
+    /// With `--dry-run`: a tool is predicted to rewrite a lock file, so
+    /// `hsm.lock` will change although the lock built here looks the same.
+    pub(super) lock_changes: bool,
     pub(super) actions: Vec<Action>,
     pub(super) warnings: Vec<String>,
     pub(super) progress: &'a mut dyn FnMut(Progress<'_>),
@@ -270,7 +275,7 @@ impl Syncer<'_> {
     ) -> Result<bool> {
         let abs = self.root.join(rel);
         if self.opts.dry_run {
-            return Ok(std::fs::read(&abs).ok().as_deref() != Some(contents));
+            return Ok(crate::fs::would_change(&abs, contents, mode));
         }
         interrupt::test_point(&format!("write:{rel}"));
         interrupt::check()?;

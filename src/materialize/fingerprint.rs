@@ -5,11 +5,16 @@
 //!
 //! A fingerprint is a SHA-256 over
 //! - the component's Plan entry (so any manifest change counts),
-//! - the bytes of its inputs (`pyproject.toml`, `uv.lock`, `requirements.txt`, …),
-//! - a marker of its environment's state: the bytes of `pyvenv.cfg` and the
-//!   modification time of each `site-packages` directory (installing or
-//!   removing a package adds or removes entries there, which moves its mtime),
-//! - whether the last sync ran with `--frozen` (which skips uv's lock check).
+//! - the stat data of its inputs (`pyproject.toml`, `uv.lock`,
+//!   `requirements.txt`, …): size, modification time and inode, as cargo
+//!   decides freshness — no file is read or hashed,
+//! - a marker of its environment's state: the stat data of `pyvenv.cfg` and
+//!   the modification time of each `site-packages` directory (installing or
+//!   removing a package adds or removes entries there, which moves its mtime).
+//!
+//! A sync with `--frozen` skips uv's lock check, so what it leaves is
+//! marked (see [`Fingerprints::unchanged`]): it is fresh for another
+//! `--frozen` sync only, while what a plain sync leaves is fresh for both.
 //!
 //! They live in `.hsm/fingerprints.json` (a cache, ignored by git), never in
 //! `hsm.lock`, which only holds what users should review. The file is
@@ -26,7 +31,7 @@ use sha2::{Digest, Sha256};
 /// Where fingerprints live, relative to the workspace root.
 pub const FINGERPRINTS: &str = ".hsm/fingerprints.json";
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Component name → fingerprint (hex).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +55,19 @@ impl Fingerprints {
         self.components.get(component).map(String::as_str)
     }
 
-    /// Whether `now` (a fingerprint taken now) is the stored one.
-    pub fn unchanged(&self, component: &str, now: Option<String>) -> bool {
-        now.is_some() && self.get(component) == now.as_deref()
+    /// The stored fingerprint of `component` when it equals `now` (taken
+    /// now) for a sync with or without `--frozen`: what a `--frozen` sync
+    /// left satisfies only another `--frozen` sync.
+    pub fn unchanged(&self, component: &str, now: Option<&str>, frozen: bool) -> Option<String> {
+        let now = now?;
+        let stored = self.get(component)?;
+        let same = stored == now || (frozen && stored == mark(now, true));
+        same.then(|| stored.to_string())
+    }
+
+    /// The same fingerprints (whatever the file's format version).
+    pub fn same(&self, other: &Fingerprints) -> bool {
+        self.components == other.components
     }
 
     pub fn insert(&mut self, component: impl Into<String>, fingerprint: String) {
@@ -71,6 +86,16 @@ impl Fingerprints {
     }
 }
 
+/// The fingerprint a sync stores: `--frozen` marks it (see
+/// [`Fingerprints::unchanged`]).
+pub fn mark(fingerprint: &str, frozen: bool) -> String {
+    if frozen {
+        format!("{fingerprint}+frozen")
+    } else {
+        fingerprint.to_string()
+    }
+}
+
 /// Builds one fingerprint from labelled parts.
 pub struct Hasher {
     sha: Sha256,
@@ -82,6 +107,21 @@ impl Default for Hasher {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `size:mtime:inode` of a file: what changes when it is rewritten.
+fn stat_id(m: &std::fs::Metadata) -> String {
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(m);
+    #[cfg(not(unix))]
+    let ino = 0u64;
+    format!("{}:{mtime}:{ino}", m.len())
 }
 
 /// `path:size:mtime` of the binary `tool` resolves to, or `tool:absent`.
@@ -127,12 +167,14 @@ impl Hasher {
         self.part(label, s.as_bytes());
     }
 
-    /// The bytes of a file, or that it is absent.
+    /// A file's stat data (size, modification time, inode), or that it is
+    /// absent: one `stat`, no read.
     pub fn file(&mut self, path: &Utf8Path) {
-        match std::fs::read(path) {
-            Ok(b) => self.part(path.as_str(), &b),
-            Err(_) => self.part(path.as_str(), b"\0absent"),
-        }
+        let id = std::fs::metadata(path).ok().map(|m| stat_id(&m));
+        self.part(
+            path.as_str(),
+            id.as_deref().unwrap_or("\0absent").as_bytes(),
+        );
     }
 
     /// The state of the virtual environment at `venv`: its `pyvenv.cfg` and
@@ -185,6 +227,18 @@ impl Hasher {
             let v = std::env::var_os(n).map(|v| v.to_string_lossy().into_owned());
             self.part(n, v.as_deref().unwrap_or("\0unset").as_bytes());
         }
+    }
+
+    /// [`Hasher::env_vars`] of [`TOOL_ENV_VARS`], read from the
+    /// environment once per process (every component asks).
+    pub fn tool_env_vars(&mut self) {
+        static VALUES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let v = VALUES.get_or_init(|| {
+            let mut h = Hasher::new();
+            h.env_vars(TOOL_ENV_VARS);
+            h.sha.finalize().to_vec()
+        });
+        self.part("tool-env", v);
     }
 
     /// The modification time of `path` (nanoseconds), or that it is absent.
@@ -271,7 +325,7 @@ mod tests {
 
         std::fs::write(dir.join("pyproject.toml"), "[project]\nname = \"x\"\n").unwrap();
         let b = venv_fp(&dir);
-        assert_ne!(a, b, "an input's bytes count");
+        assert_ne!(a, b, "an input's size and mtime count");
 
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::create_dir(sp.join("gamma-0.1.0.dist-info")).unwrap();

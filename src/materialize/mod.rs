@@ -138,6 +138,23 @@ pub struct SyncReport {
     pub lock: HsmLock,
 }
 
+impl SyncReport {
+    /// The components every action of which was `Fresh`: unchanged since
+    /// the last sync, so their verification holds.
+    pub fn unchanged(&self) -> std::collections::BTreeSet<String> {
+        let mut fresh = std::collections::BTreeSet::new();
+        let mut changed = std::collections::BTreeSet::new();
+        for a in &self.actions {
+            match a.action {
+                ActionKind::Fresh => fresh.insert(a.component.clone()),
+                ActionKind::Block => false,
+                _ => changed.insert(a.component.clone()),
+            };
+        }
+        &fresh - &changed
+    }
+}
+
 /// Held while a sync runs; dropping it releases `.hsm/sync.lock`.
 #[derive(Debug)]
 pub struct SyncLock {
@@ -179,6 +196,32 @@ pub fn acquire_sync_lock(
         }
     }
     Ok(SyncLock { _file: file })
+}
+
+/// Waits until no sync holds `.hsm/sync.lock`, then holds it shared (so
+/// that no sync starts while a check reads). Calls `on_wait` once before
+/// blocking. Creates nothing: without the lock file no sync has ever run
+/// there, and `Ok(None)` says so.
+pub fn wait_for_sync(
+    workspace_root: &Utf8Path,
+    on_wait: &mut dyn FnMut(&Utf8Path),
+) -> Result<Option<File>> {
+    let path = workspace_root.join(SYNC_LOCK);
+    let file = match OpenOptions::new().read(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::failed(format!("cannot open `{path}`: {e}"))),
+    };
+    let failed = |e: std::io::Error| Error::failed(format!("cannot lock `{path}`: {e}"));
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            on_wait(Utf8Path::new(SYNC_LOCK));
+            file.lock_shared().map_err(failed)?;
+        }
+        Err(TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    Ok(Some(file))
 }
 
 /// Runs `cargo hsm sync` for a resolved plan. `progress` sees every action

@@ -183,6 +183,14 @@ impl Resolver<'_> {
             (Kind::Service, Source::Pypi { .. }) => Err(err(self
                 .cache
                 .diag(&loc, format!("service `{name}` has a `pypi` source; services take `git`, `local`, `docker-image` or `build`")))),
+            // A pypi source without `package` installs the entry's own
+            // name: say so in the Plan, so that nothing downstream (list,
+            // hsm.lock) has to guess it.
+            (Kind::Library, Source::Pypi { package: None, version, env }) => Ok(Source::Pypi {
+                package: Some(name.to_string()),
+                version: version.clone(),
+                env: env.clone(),
+            }),
             _ => Ok(source.clone()),
         }
     }

@@ -273,14 +273,10 @@ pub fn library_requirement(name: &str, source: &Source) -> String {
     match source {
         Source::Pypi {
             package, version, ..
-        } => {
-            let pkg = package.clone().unwrap_or_else(|| name.to_string());
-            match version.as_deref().map(str::trim) {
-                None | Some("") => pkg,
-                Some(v) if v.starts_with(|c: char| c.is_ascii_digit()) => format!("{pkg}=={v}"),
-                Some(v) => format!("{pkg}{v}"),
-            }
-        }
+        } => crate::manifest::model::pypi_requirement(
+            package.as_deref().unwrap_or(name),
+            version.as_deref(),
+        ),
         _ => name.to_string(),
     }
 }

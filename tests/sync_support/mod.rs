@@ -33,14 +33,20 @@ pub struct Sandbox {
     pub root: PathBuf,
 }
 
+/// The real interpreter behind `python3` (asked once per test process:
+/// through a pyenv shim each question costs a shell and pyenv).
 fn python_exe() -> Option<String> {
-    let o = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let o = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    })
+    .clone()
 }
 
 impl Sandbox {
@@ -297,4 +303,30 @@ pub fn stdout(o: &Output) -> String {
 /// Names only, from `installed`.
 pub fn names(pkgs: &[(String, String)]) -> Vec<&str> {
     pkgs.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// The actions of `sync --message-format json` (kind, component, path),
+/// in report order, without `Blocking` (waiting is not an action of the
+/// sync itself).
+pub fn sync_actions(o: &Output) -> Vec<(String, String, String)> {
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("sync printed no JSON ({e}):\n{}\n{}", stdout(o), stderr(o)));
+    doc["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"] != "block")
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["component"].as_str().unwrap().to_string(),
+                a["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The non-`fresh` ones of [`sync_actions`].
+pub fn changes(actions: &[(String, String, String)]) -> Vec<(String, String, String)> {
+    actions.iter().filter(|a| a.0 != "fresh").cloned().collect()
 }

@@ -77,6 +77,11 @@ pub trait RuntimeAdapter {
     fn is_fresh(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<bool> {
         Ok(false)
     }
+    /// For `--dry-run`, when [`RuntimeAdapter::sync`] is due: whether the
+    /// tool will rewrite the service's lock file (which changes `hsm.lock`).
+    fn lockfile_would_change(&self, _ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> Result<bool> {
+        Ok(false)
+    }
     /// Feeds `h` the service's inputs and its environment's state (see
     /// [`crate::materialize::fingerprint`]): reads only, spawns nothing.
     fn fingerprint(&self, h: &mut Hasher, target: &Utf8Path) {
@@ -102,6 +107,26 @@ pub fn adapter(runtime: RuntimeType) -> Option<Box<dyn RuntimeAdapter>> {
         RuntimeType::Pixi => Some(Box::new(PixiAdapter)),
         RuntimeType::Docker | RuntimeType::Podman => None,
     }
+}
+
+/// Whether `uv sync` in the project at `dir` would rewrite its `uv.lock`:
+/// `uv lock --check`, which reads and resolves but writes nothing. Never
+/// with `--frozen`, which does not lock.
+pub fn uv_lock_would_change(dir: &Utf8Path, opts: &SyncOptions) -> bool {
+    if opts.frozen {
+        return false;
+    }
+    if !dir.join("uv.lock").is_file() {
+        return true;
+    }
+    let Ok(uv) = find_tool("uv", "", "") else {
+        return true;
+    };
+    let mut args = vec!["lock".to_string(), "--check".to_string()];
+    if opts.offline {
+        args.push("--offline".into());
+    }
+    run_tool("the dry run", &uv, &args, dir, false).map_or(true, |o| o.status != 0)
 }
 
 /// Finds `tool` on `PATH`, or says which service needs it and how to get it.

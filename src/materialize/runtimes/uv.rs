@@ -150,6 +150,12 @@ impl RuntimeAdapter for UvAdapter {
         }])
     }
 
+    /// hsm's edits of `pyproject.toml` always change what uv locks;
+    /// otherwise uv says (`uv lock --check`).
+    fn lockfile_would_change(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<bool> {
+        Ok(!ctx.opts.frozen && (ctx.edited || super::uv_lock_would_change(target, ctx.opts)))
+    }
+
     fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));

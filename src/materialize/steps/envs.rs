@@ -9,7 +9,7 @@ use crate::fs::FileTxn;
 use crate::lock::{sha256_hex, LockedFile, LockedService};
 use crate::manifest::model::{RuntimeType, Source};
 use crate::materialize::driver::{combine_failures, Syncer};
-use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::fingerprint;
 use crate::materialize::runtimes::{self, RuntimeCtx};
 use crate::materialize::{interrupt, journal, pool, Action, ActionKind, Progress};
 use crate::plan::PlannedService;
@@ -27,6 +27,8 @@ struct PreparedService<'p> {
     previous: Option<LockedService>,
     /// The `Syncing` action when the runtime must run.
     job: Option<Action>,
+    /// The stored fingerprint, when it still holds (nothing to re-hash).
+    unchanged: Option<String>,
 }
 
 impl Syncer<'_> {
@@ -109,9 +111,8 @@ impl Syncer<'_> {
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
         let mut h = fingerprint::Hasher::new();
         h.value("plan", sv);
-        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
         h.tool(adapter.tool());
-        h.env_vars(TOOL_ENV_VARS);
+        h.tool_env_vars();
         adapter.fingerprint(&mut h, target);
         // Local libraries the service depends on: their inputs too.
         for d in &sv.dependencies {
@@ -212,11 +213,14 @@ impl Syncer<'_> {
             .and_then(|l| l.service(&sv.name))
             .cloned();
         let opts = self.opts;
-        // Nothing changed since the last successful sync: no process spawned.
-        let unchanged = !opts.dry_run
-            && self
-                .fingerprints
-                .unchanged(&component, self.service_fingerprint(sv, &target));
+        // Nothing changed since the last successful sync: no process
+        // spawned, and (a dry run predicts the same) nothing to edit, since
+        // the fingerprint covers the Plan entry and the edited files.
+        let unchanged = self.fingerprints.unchanged(
+            &component,
+            self.service_fingerprint(sv, &target).as_deref(),
+            opts.frozen,
+        );
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,
@@ -225,7 +229,10 @@ impl Syncer<'_> {
             previous: previous.as_ref(),
             edited: false,
         };
-        let edits = adapter.edits(&ctx, &target)?;
+        let edits = match unchanged {
+            Some(_) => Vec::new(),
+            None => adapter.edits(&ctx, &target)?,
+        };
         let mut edit_actions = Vec::new();
         for e in &edits {
             let rel = crate::paths::relative_to(&e.path, &self.root);
@@ -240,9 +247,13 @@ impl Syncer<'_> {
         let unfinished = env_dir(runtime, &target)
             .join(crate::python::venv::INCOMPLETE_MARKER)
             .exists();
-        let fresh = !opts.dry_run
-            && !unfinished
-            && (edits.is_empty() && unchanged || adapter.is_fresh(&ctx, &target)?);
+        let fresh = !unfinished
+            && (unchanged.is_some() || (edits.is_empty() && adapter.is_fresh(&ctx, &target)?));
+        // With --dry-run: whether the tool will rewrite the service's lock
+        // file (and so `hsm.lock`), as the real sync would find out.
+        if opts.dry_run && !fresh && adapter.lockfile_would_change(&ctx, &target)? {
+            self.lock_changes = true;
+        }
         // Only for a runtime that runs: describing may resolve its tool.
         let describe = if fresh {
             String::new()
@@ -262,7 +273,15 @@ impl Syncer<'_> {
         if sv.checkout_path.is_some() && runtime == RuntimeType::Uv {
             // Recorded so that a later sync knows this edit is hsm's, not the user's.
             let pp_rel = target_rel.join("pyproject.toml");
-            if let Ok(bytes) = std::fs::read(self.root.join(&pp_rel)) {
+            let kept = unchanged
+                .as_ref()
+                .and(self.previous.as_ref())
+                .and_then(|p| p.recorded_hash(&pp_rel))
+                .map(str::to_string);
+            if let Some(sha) = kept {
+                // Unchanged since the last sync: so is its recorded hash.
+                self.lock.record_hash(pp_rel, sha);
+            } else if let Ok(bytes) = std::fs::read(self.root.join(&pp_rel)) {
                 if !edits.is_empty()
                     || self
                         .previous
@@ -312,6 +331,7 @@ impl Syncer<'_> {
             target,
             previous,
             job,
+            unchanged,
         }))
     }
 
@@ -398,13 +418,33 @@ impl Syncer<'_> {
     fn record_service(&mut self, p: &PreparedService) -> Result<()> {
         let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
         if !self.opts.dry_run {
-            if let Some(fp) = self.service_fingerprint(p.sv, &p.target) {
+            let fp = match &p.unchanged {
+                Some(stored) => Some(stored.clone()),
+                None => self
+                    .service_fingerprint(p.sv, &p.target)
+                    .map(|fp| fingerprint::mark(&fp, self.opts.frozen)),
+            };
+            if let Some(fp) = fp {
                 self.new_fingerprints.insert(p.component.clone(), fp);
             }
         }
         if let Some(lf) = adapter.lockfile(&p.target) {
             let mut rel = crate::paths::normalize(&p.target_rel.join(&lf));
-            if let Some(file) = self.uncommitted_lock(p.sv, &p.target_rel) {
+            let uncommitted = self.uncommitted_lock(p.sv, &p.target_rel);
+            // Unchanged since the last sync (the fingerprint covers it): its
+            // recorded hash holds, and the file need not be read.
+            let kept = p
+                .unchanged
+                .as_ref()
+                .filter(|_| uncommitted.is_none())
+                .and(p.previous.as_ref())
+                .and_then(|x| x.lockfile.clone())
+                .filter(|f| f.path == rel);
+            if let Some(f) = kept {
+                self.lockfiles.insert(p.sv.name.clone(), f);
+                return Ok(());
+            }
+            if let Some(file) = uncommitted {
                 // The upstream commits no lock: hsm keeps it in the monorepo.
                 let committed = crate::lock::committed_lock(&p.sv.name, &file);
                 if let Ok(bytes) = std::fs::read(self.root.join(&rel)) {

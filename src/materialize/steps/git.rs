@@ -331,6 +331,16 @@ impl Syncer<'_> {
         let target = match want {
             Want::Commit(o) if git::has_commit(&repo, o) => o,
             _ if self.opts.offline || self.opts.dry_run => {
+                if !self.opts.offline {
+                    // A dry run reports the fetch the sync will make.
+                    self.act(
+                        ActionKind::Fetch,
+                        &component,
+                        format!("{} ({} @ {})", sv.name, redact_url(g.url), g.shown_ref()),
+                        Some(checkout),
+                        None,
+                    );
+                }
                 let local = match want {
                     Want::Commit(_) => None,
                     Want::Ref => git::resolve(&repo, g.reference),

@@ -5,7 +5,7 @@ use camino::Utf8Path;
 use crate::error::{Error, Result};
 use crate::lock::{sha256_hex, LockedFile, LockedRoot};
 use crate::materialize::driver::Syncer;
-use crate::materialize::fingerprint::{self, TOOL_ENV_VARS};
+use crate::materialize::fingerprint;
 use crate::materialize::runtimes;
 use crate::materialize::{ActionKind, Progress};
 
@@ -14,9 +14,8 @@ impl Syncer<'_> {
     fn libraries_fingerprint(&self, abs_dir: &Utf8Path) -> Option<String> {
         let mut h = fingerprint::Hasher::new();
         h.value("plan", &self.plan.libraries);
-        h.text("frozen", if self.opts.frozen { "1" } else { "0" });
         h.tool("uv");
-        h.env_vars(TOOL_ENV_VARS);
+        h.tool_env_vars();
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
             h.file(&abs_dir.join(f));
         }
@@ -46,13 +45,22 @@ impl Syncer<'_> {
             .trim_end()
             .to_string();
         // Fresh when nothing changed since the last successful sync: no
-        // process spawned.
-        let fresh = !self.opts.dry_run
-            && !self.root_edited
-            && self
-                .fingerprints
-                .unchanged("libraries", self.libraries_fingerprint(&abs_dir));
-        if fresh {
+        // process spawned (a dry run predicts the same).
+        let unchanged = if self.root_edited {
+            None
+        } else {
+            self.fingerprints.unchanged(
+                "libraries",
+                self.libraries_fingerprint(&abs_dir).as_deref(),
+                self.opts.frozen,
+            )
+        };
+        if unchanged.is_none() && self.opts.dry_run && !self.opts.frozen {
+            // Will `uv sync` rewrite `uv.lock` (and so `hsm.lock`)?
+            self.lock_changes |=
+                self.root_edited || runtimes::uv_lock_would_change(&abs_dir, &self.opts);
+        }
+        if unchanged.is_some() {
             self.act(
                 ActionKind::Fresh,
                 "libraries",
@@ -101,13 +109,27 @@ impl Syncer<'_> {
             }
         }
         if !self.opts.dry_run {
-            if let Some(fp) = self.libraries_fingerprint(&abs_dir) {
+            let fp = match &unchanged {
+                Some(stored) => Some(stored.clone()),
+                None => self
+                    .libraries_fingerprint(&abs_dir)
+                    .map(|fp| fingerprint::mark(&fp, self.opts.frozen)),
+            };
+            if let Some(fp) = fp {
                 self.new_fingerprints.insert("libraries", fp);
             }
         }
-        let lockfile = std::fs::read(&lock_abs).ok().map(|b| LockedFile {
-            path: lock_rel.clone(),
-            sha256: sha256_hex(&b),
+        // Unchanged since the last sync: so is the recorded hash of uv.lock.
+        let kept = unchanged
+            .and(self.previous.as_ref())
+            .and_then(|p| p.root.as_ref())
+            .and_then(|r| r.lockfile.clone())
+            .filter(|f| f.path == lock_rel);
+        let lockfile = kept.or_else(|| {
+            std::fs::read(&lock_abs).ok().map(|b| LockedFile {
+                path: lock_rel.clone(),
+                sha256: sha256_hex(&b),
+            })
         });
         self.lock.root = Some(LockedRoot {
             python_project: project_dir,

@@ -13,28 +13,33 @@ use crate::materialize::ActionKind;
 impl Syncer<'_> {
     /// Env files of services that left the selection.
     pub(in crate::materialize) fn stale_files(&mut self) -> Result<()> {
-        let Some(prev) = self.previous.clone() else {
+        let Some(prev) = self.previous.as_ref() else {
             return Ok(());
         };
-        for f in &prev.files {
-            let is_env = f.path.starts_with(".hsm/env");
-            if is_env && !self.lock.files.iter().any(|n| n.path == f.path) {
-                let abs = self.root.join(&f.path);
-                if !abs.exists() {
-                    continue;
-                }
-                self.act(
-                    ActionKind::Remove,
-                    "sync",
-                    f.path.to_string(),
-                    Some(&f.path),
-                    None,
-                );
-                if !self.opts.dry_run {
-                    self.txn
-                        .remove(&abs)
-                        .map_err(|e| Error::failed(format!("cannot remove `{}`: {e}", f.path)))?;
-                }
+        let kept: std::collections::HashSet<&Utf8PathBuf> =
+            self.lock.files.iter().map(|n| &n.path).collect();
+        let gone: Vec<Utf8PathBuf> = prev
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with(".hsm/env") && !kept.contains(&f.path))
+            .map(|f| f.path.clone())
+            .collect();
+        for path in gone {
+            let abs = self.root.join(&path);
+            if !abs.exists() {
+                continue;
+            }
+            self.act(
+                ActionKind::Remove,
+                "sync",
+                path.to_string(),
+                Some(&path),
+                None,
+            );
+            if !self.opts.dry_run {
+                self.txn
+                    .remove(&abs)
+                    .map_err(|e| Error::failed(format!("cannot remove `{path}`: {e}")))?;
             }
         }
         Ok(())
@@ -84,7 +89,8 @@ impl Syncer<'_> {
         let rel = Utf8PathBuf::from(crate::lock::LOCK_FILE);
         let abs = self.root.join(&rel);
         let old = std::fs::read_to_string(&abs).ok();
-        if old.as_deref() == Some(text.as_str()) {
+        let predicted = self.opts.dry_run && self.lock_changes && old.is_some();
+        if old.as_deref() == Some(text.as_str()) && !predicted {
             return Ok(());
         }
         if self.opts.locked() {
@@ -110,13 +116,12 @@ impl Syncer<'_> {
                 "run `cargo hsm sync` without `{flag}` to update `hsm.lock`"
             )));
         }
-        self.act(
-            ActionKind::Write,
-            "hsm.lock",
-            rel.to_string(),
-            Some(&rel),
-            None,
-        );
+        let message = if predicted && old.as_deref() == Some(text.as_str()) {
+            format!("{rel} (the tools will rewrite a lock file)")
+        } else {
+            rel.to_string()
+        };
+        self.act(ActionKind::Write, "hsm.lock", message, Some(&rel), None);
         self.write_file(&rel, text.as_bytes(), None)?;
         Ok(())
     }
