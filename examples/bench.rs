@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example bench            # 7 runs per case
 //! cargo run --release --example bench -- --quick # 3 runs per case
+//! cargo run --release --example bench -- --git   # only the git cases (e), (f)
 //! ```
 //!
 //! Builds synthetic workspaces in a temp dir: N uv services, each installing
@@ -11,6 +12,15 @@
 //! baseline alternately, prints medians and ratios. Needs `python3` and uv
 //! (the real binary is used, not a pyenv shim: see the first lines printed).
 //! A benchmark, not a test: nothing here fails on a slow machine.
+//!
+//! The git cases serve generated repositories over `file://` (git's pack
+//! protocol through `git-upload-pack`, as for any remote, without network
+//! latency): (e) one repository with 2,000 commits and 40 MB of old blobs,
+//! cloned at a tag, against `git clone --depth 1 --branch TAG`; (f) ten
+//! small repositories cloned from a cold start (no checkout, no `hsm.lock`)
+//! against cloning them one after another. Each git service is a uv
+//! service with nothing to install, so `cargo hsm sync` also creates ten
+//! empty venvs; the baselines run `git clone` alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,12 +37,16 @@ fn main() {
     println!("runs:    {runs} per side, alternating; medians\n");
 
     let mut rows = Vec::new();
-    let ws = uv_workspace(&tools, 100);
-    rows.push(noop_sync(&tools, ws.path(), 100, runs));
-    rows.push(check(&tools, ws.path(), 100, runs));
-    drop(ws);
-    rows.push(cold_sync(&tools, 20, runs));
-    rows.push(resolve_compose(1000, runs));
+    if !std::env::args().any(|a| a == "--git") {
+        let ws = uv_workspace(&tools, 100);
+        rows.push(noop_sync(&tools, ws.path(), 100, runs));
+        rows.push(check(&tools, ws.path(), 100, runs));
+        drop(ws);
+        rows.push(cold_sync(&tools, 20, runs));
+        rows.push(resolve_compose(1000, runs));
+    }
+    rows.push(long_history_clone(&tools, runs));
+    rows.push(ten_git_services(&tools, runs));
 
     println!(
         "\n| case | cargo hsm | baseline | ratio | goal | met |\n|---|---:|---:|---:|---|---|"
@@ -400,5 +414,184 @@ fn resolve_compose(n: usize, runs: usize) -> Row {
         baseline: None,
         goal: "< 100 ms",
         met: h < Duration::from_millis(100),
+    }
+}
+
+/// A uv project with nothing to install: what a git service needs to sync.
+const EMPTY_UV_PROJECT: &str = "[project]\nname = \"svc\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[tool.uv]\npackage = false\n";
+
+/// A bare repository at `dest` from a `git fast-import` stream: `commits`
+/// commits, the first `big` of which each add a 2 MB incompressible blob
+/// (removed again later, so only history holds them), the last tagged `v1`.
+fn generated_repo(dest: &Path, commits: usize, big: usize) {
+    use std::io::Write;
+    let st = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(dest)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut w = std::io::BufWriter::new(child.stdin.take().unwrap());
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        };
+        for i in 0..commits {
+            let msg = format!("commit {i}");
+            write!(
+                w,
+                "commit refs/heads/main\ncommitter Bench <bench@example.org> {} +0000\ndata {}\n{msg}\n",
+                1_600_000_000 + i,
+                msg.len()
+            )
+            .unwrap();
+            if i == 0 {
+                write!(
+                    w,
+                    "M 100644 inline pyproject.toml\ndata {}\n{EMPTY_UV_PROJECT}\n",
+                    EMPTY_UV_PROJECT.len()
+                )
+                .unwrap();
+                write!(w, "M 100644 inline .gitignore\ndata 7\n.venv/\n\n").unwrap();
+            }
+            if i < big {
+                let blob = noise(2 << 20);
+                write!(w, "M 100644 inline data/blob{i}.bin\ndata {}\n", blob.len()).unwrap();
+                w.write_all(&blob).unwrap();
+                w.write_all(b"\n").unwrap();
+            } else if i == big {
+                w.write_all(b"D data\n").unwrap();
+            }
+            let text = format!("{i}\n");
+            write!(w, "M 100644 inline VERSION\ndata {}\n{text}\n", text.len()).unwrap();
+        }
+        w.write_all(b"reset refs/tags/v1\nfrom refs/heads/main\n\n")
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "git fast-import failed");
+}
+
+fn git_workspace(services: &[(String, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("Cargo.toml"), "[workspace]\n");
+    let names: Vec<String> = services.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let mut m = format!(
+        "[project]\nname = \"bench\"\n\n[services]\nstandalone = [{}]\n",
+        names.join(", ")
+    );
+    for (name, url) in services {
+        m.push_str(&format!(
+            "\n[registry.services.{name}]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"v1\" }}\ndeployment-profiles.default = {{ runtime = \"uv\" }}\n"
+        ));
+    }
+    write(&root.join("hsm.toml"), &m);
+    dir
+}
+
+/// Back to a cold start: no checkouts, no lock, no fingerprints.
+fn cold(root: &Path) {
+    for p in ["services", ".hsm", "hsm.lock", "clones"] {
+        let p = root.join(p);
+        let _ = std::fs::remove_dir_all(&p);
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
+/// `git clone --depth 1 --branch v1 URL clones/NAME`, one after another.
+fn clone_loop(tools: &Tools, root: &Path, services: &[(String, String)]) -> Command {
+    let mut script = String::from("set -e; mkdir -p clones; ");
+    for (name, url) in services {
+        script.push_str(&format!(
+            "git clone -q --depth 1 --branch v1 '{url}' clones/{name}; "
+        ));
+    }
+    let mut c = tools.cmd(Path::new("sh"), root);
+    c.arg("-c").arg(script);
+    c
+}
+
+/// (e) One long-history repository cloned at a tag.
+fn long_history_clone(tools: &Tools, runs: usize) -> Row {
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = remotes.path().join("long.git");
+    let t = Instant::now();
+    generated_repo(&bare, 2000, 20);
+    println!(
+        "(e) generated 2,000 commits with 40 MB of old blobs in {}",
+        ms(t.elapsed())
+    );
+    let services = vec![("long".to_string(), format!("file://{}", bare.display()))];
+    let ws = git_workspace(&services);
+    let root = ws.path();
+    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
+    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        cold(root);
+        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
+        cold(root);
+        base.push(run(
+            clone_loop(tools, root, &services),
+            "git clone --depth 1",
+        ));
+    }
+    let (h, b) = report("(e) long history at a tag", hsm, base);
+    Row {
+        case: "(e) clone a 2,000-commit repo with 40 MB of old blobs at a tag (+ its empty venv) vs `git clone --depth 1 --branch`".into(),
+        hsm: h,
+        baseline: Some(b),
+        goal: "ratio ≤ 1.2",
+        met: h.as_secs_f64() / b.as_secs_f64() <= 1.2,
+    }
+}
+
+/// (f) Ten git services from a cold start vs cloning them one after another.
+fn ten_git_services(tools: &Tools, runs: usize) -> Row {
+    let remotes = tempfile::tempdir().unwrap();
+    let services: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let bare = remotes.path().join(format!("g{i}.git"));
+            generated_repo(&bare, 200, 0);
+            (format!("g{i}"), format!("file://{}", bare.display()))
+        })
+        .collect();
+    let ws = git_workspace(&services);
+    let root = ws.path();
+    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
+    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        cold(root);
+        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
+        cold(root);
+        base.push(run(clone_loop(tools, root, &services), "git clone loop"));
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (h, b) = report(
+        &format!("(f) ten git services, cold, {cores} cores"),
+        hsm,
+        base,
+    );
+    Row {
+        case: "(f) ten git services from a cold start (+ ten empty venvs) vs `git clone --depth 1` one after another".into(),
+        hsm: h,
+        baseline: Some(b),
+        goal: "ratio ≤ 0.6 on 2 cores",
+        met: h.as_secs_f64() / b.as_secs_f64() <= 0.6,
     }
 }
