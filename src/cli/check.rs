@@ -37,8 +37,8 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                 for f in &report.findings {
                     eprintln!("{}", render(f));
                 }
-                let fixes: std::collections::BTreeSet<&str> =
-                    report.findings.iter().map(|f| f.fix.as_str()).collect();
+                let fixes: std::collections::BTreeSet<String> =
+                    report.findings.iter().map(|f| f.help()).collect();
                 shell.headline(
                     "error",
                     &format!(
@@ -48,7 +48,7 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                     ),
                 );
                 for fix in fixes {
-                    shell.headline("help", &format!("run `{fix}`"));
+                    shell.headline("help", &fix);
                 }
             }
         }

@@ -77,7 +77,7 @@ pub fn git_services(plan: &Plan, lock: Option<&HsmLock>, findings: &mut Vec<Find
                     changes.join(", "),
                 );
                 f.fix = format!(
-                    "commit, stash or discard the changes in `{checkout}`, then `cargo hsm sync`"
+                    "commit, stash or discard the changes in `{checkout}`, then run `cargo hsm sync`"
                 );
                 findings.push(f);
             }
