@@ -525,6 +525,27 @@ fn clone_loop(tools: &Tools, root: &Path, services: &[(String, String)]) -> Comm
     c
 }
 
+/// `cargo hsm sync` of `services` from a cold start vs [`clone_loop`],
+/// alternating; medians.
+fn cold_git_sync(
+    tools: &Tools,
+    services: &[(String, String)],
+    runs: usize,
+    case: &str,
+) -> (Duration, Duration) {
+    let ws = git_workspace(services);
+    let root = ws.path();
+    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
+    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        cold(root);
+        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
+        cold(root);
+        base.push(run(clone_loop(tools, root, services), "git clone loop"));
+    }
+    report(case, hsm, base)
+}
+
 /// (e) One long-history repository cloned at a tag.
 fn long_history_clone(tools: &Tools, runs: usize) -> Row {
     let remotes = tempfile::tempdir().unwrap();
@@ -536,20 +557,7 @@ fn long_history_clone(tools: &Tools, runs: usize) -> Row {
         ms(t.elapsed())
     );
     let services = vec![("long".to_string(), format!("file://{}", bare.display()))];
-    let ws = git_workspace(&services);
-    let root = ws.path();
-    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
-    let (mut hsm, mut base) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        cold(root);
-        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
-        cold(root);
-        base.push(run(
-            clone_loop(tools, root, &services),
-            "git clone --depth 1",
-        ));
-    }
-    let (h, b) = report("(e) long history at a tag", hsm, base);
+    let (h, b) = cold_git_sync(tools, &services, runs, "(e) long history at a tag");
     Row {
         case: "(e) clone a 2,000-commit repo with 40 MB of old blobs at a tag (+ its empty venv) vs `git clone --depth 1 --branch`".into(),
         hsm: h,
@@ -569,23 +577,14 @@ fn ten_git_services(tools: &Tools, runs: usize) -> Row {
             (format!("g{i}"), format!("file://{}", bare.display()))
         })
         .collect();
-    let ws = git_workspace(&services);
-    let root = ws.path();
-    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
-    let (mut hsm, mut base) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        cold(root);
-        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
-        cold(root);
-        base.push(run(clone_loop(tools, root, &services), "git clone loop"));
-    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let (h, b) = report(
+    let (h, b) = cold_git_sync(
+        tools,
+        &services,
+        runs,
         &format!("(f) ten git services, cold, {cores} cores"),
-        hsm,
-        base,
     );
     Row {
         case: "(f) ten git services from a cold start (+ ten empty venvs) vs `git clone --depth 1` one after another".into(),
