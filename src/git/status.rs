@@ -249,13 +249,7 @@ mod tests {
         ] {
             assert!(a.contains(Utf8Path::new(p)), "{p}");
         }
-        for p in [
-            ".env",
-            "svc/.env",
-            "build/",
-            "svc/data/",
-            "svc/builder.py",
-        ] {
+        for p in [".env", "svc/.env", "build/", "svc/data/", "svc/builder.py"] {
             assert!(!a.contains(Utf8Path::new(p)), "{p}");
         }
         let root = Artifacts::new(None);
