@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release --example bench            # 7 runs per case
 //! cargo run --release --example bench -- --quick # 3 runs per case
+//! cargo run --release --example bench -- --git   # only the git cases (e), (f)
 //! ```
 //!
 //! Builds synthetic workspaces in a temp dir: N uv services, each installing
@@ -25,6 +26,15 @@
 //! - cold sync of 20 services (venvs removed, uv cache warm) against the
 //!   shell loop of `uv sync`;
 //! - `list` and `compose` of 1,000 container services, as commands.
+//!
+//! The git cases (`--git` runs only these) serve generated repositories over
+//! `file://` (git's pack protocol through `git-upload-pack`, as for any
+//! remote, without network latency): (e) one repository with 2,000 commits
+//! and 40 MB of old blobs, cloned at a tag, against `git clone --depth 1
+//! --branch TAG`; (f) ten small repositories cloned from a cold start (no
+//! checkout, no `hsm.lock`) against cloning them one after another. Each git
+//! service is a uv service with nothing to install, so `cargo hsm sync` also
+//! creates ten empty venvs; the baselines run `git clone` alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,58 +51,62 @@ fn main() {
     println!("runs:    {runs} per side, alternating; medians\n");
 
     let mut rows = Vec::new();
-    let ws100 = uv_workspace(&tools, 100);
-    let noop100 = noop_sync(&tools, ws100.path(), runs);
-    let check100 = hsm_check(&tools, ws100.path(), runs);
-    rows.push(Row::alone("no-op sync, N=100", noop100, "—", true));
-    rows.push(Row::alone("check, N=100", check100, "—", true));
-    rows.push(edit_one(&tools, ws100.path(), runs));
-    drop(ws100);
+    if !std::env::args().any(|a| a == "--git") {
+        let ws100 = uv_workspace(&tools, 100);
+        let noop100 = noop_sync(&tools, ws100.path(), runs);
+        let check100 = hsm_check(&tools, ws100.path(), runs);
+        rows.push(Row::alone("no-op sync, N=100", noop100, "—", true));
+        rows.push(Row::alone("check, N=100", check100, "—", true));
+        rows.push(edit_one(&tools, ws100.path(), runs));
+        drop(ws100);
 
-    let ws1000 = uv_workspace(&tools, 1000);
-    let noop1000 = noop_sync(&tools, ws1000.path(), runs);
-    rows.push(Row::alone(
-        "no-op sync, N=1000",
-        noop1000,
-        "≤ 50 ms",
-        noop1000 <= Duration::from_millis(50),
-    ));
-    rows.push(Row::versus(
-        "no-op sync, N=1000 vs N=100 (linear: 10)",
-        noop1000,
-        "no-op sync, N=100",
-        noop100,
-        "ratio ≤ 12",
-        12.0,
-    ));
-    let shared = shared_workspace_noop(&tools, ws1000.path(), runs);
-    rows.push(Row::versus(
-        "no-op sync, N=1000",
-        noop1000,
-        "one uv workspace of 1000 members, no-op `uv sync`",
-        shared,
-        "ratio ≤ 0.5",
-        0.5,
-    ));
-    let check1000 = hsm_check(&tools, ws1000.path(), runs);
-    rows.push(Row::alone(
-        "check, N=1000",
-        check1000,
-        "≤ 150 ms",
-        check1000 <= Duration::from_millis(150),
-    ));
-    rows.push(Row::versus(
-        "check, N=1000 vs N=100 (linear: 10)",
-        check1000,
-        "check, N=100",
-        check100,
-        "ratio ≤ 12",
-        12.0,
-    ));
-    drop(ws1000);
+        let ws1000 = uv_workspace(&tools, 1000);
+        let noop1000 = noop_sync(&tools, ws1000.path(), runs);
+        rows.push(Row::alone(
+            "no-op sync, N=1000",
+            noop1000,
+            "≤ 50 ms",
+            noop1000 <= Duration::from_millis(50),
+        ));
+        rows.push(Row::versus(
+            "no-op sync, N=1000 vs N=100 (linear: 10)",
+            noop1000,
+            "no-op sync, N=100",
+            noop100,
+            "ratio ≤ 12",
+            12.0,
+        ));
+        let shared = shared_workspace_noop(&tools, ws1000.path(), runs);
+        rows.push(Row::versus(
+            "no-op sync, N=1000",
+            noop1000,
+            "one uv workspace of 1000 members, no-op `uv sync`",
+            shared,
+            "ratio ≤ 0.5",
+            0.5,
+        ));
+        let check1000 = hsm_check(&tools, ws1000.path(), runs);
+        rows.push(Row::alone(
+            "check, N=1000",
+            check1000,
+            "≤ 150 ms",
+            check1000 <= Duration::from_millis(150),
+        ));
+        rows.push(Row::versus(
+            "check, N=1000 vs N=100 (linear: 10)",
+            check1000,
+            "check, N=100",
+            check100,
+            "ratio ≤ 12",
+            12.0,
+        ));
+        drop(ws1000);
 
-    rows.push(cold_sync(&tools, 20, runs));
-    rows.extend(list_compose(&tools, 1000, runs));
+        rows.push(cold_sync(&tools, 20, runs));
+        rows.extend(list_compose(&tools, 1000, runs));
+    }
+    rows.push(long_history_clone(&tools, runs));
+    rows.push(ten_git_services(&tools, runs));
 
     println!(
         "\n| case | cargo hsm | baseline | baseline time | ratio | goal | met |\n|---|---:|---|---:|---:|---|---|"
@@ -163,6 +177,18 @@ impl Row {
             if self.met { "yes" } else { "no" }
         )
     }
+}
+
+/// The medians of a case and its baseline, printed side by side.
+fn report(case: &str, hsm: Vec<Duration>, base: Vec<Duration>) -> (Duration, Duration) {
+    let (h, b) = (median(hsm), median(base));
+    println!(
+        "{case}: cargo hsm {} | baseline {} | ratio {:.3}",
+        ms(h),
+        ms(b),
+        h.as_secs_f64() / b.as_secs_f64()
+    );
+    (h, b)
 }
 
 fn ms(d: Duration) -> String {
@@ -540,4 +566,184 @@ fn list_compose(tools: &Tools, n: usize, runs: usize) -> Vec<Row> {
         ));
     }
     rows
+}
+
+/// A uv project with nothing to install: what a git service needs to sync.
+const EMPTY_UV_PROJECT: &str = "[project]\nname = \"svc\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[tool.uv]\npackage = false\n";
+
+/// A bare repository at `dest` from a `git fast-import` stream: `commits`
+/// commits, the first `big` of which each add a 2 MB incompressible blob
+/// (removed again later, so only history holds them), the last tagged `v1`.
+fn generated_repo(dest: &Path, commits: usize, big: usize) {
+    use std::io::Write;
+    let st = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(dest)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut w = std::io::BufWriter::new(child.stdin.take().unwrap());
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        };
+        for i in 0..commits {
+            let msg = format!("commit {i}");
+            write!(
+                w,
+                "commit refs/heads/main\ncommitter Bench <bench@example.org> {} +0000\ndata {}\n{msg}\n",
+                1_600_000_000 + i,
+                msg.len()
+            )
+            .unwrap();
+            if i == 0 {
+                write!(
+                    w,
+                    "M 100644 inline pyproject.toml\ndata {}\n{EMPTY_UV_PROJECT}\n",
+                    EMPTY_UV_PROJECT.len()
+                )
+                .unwrap();
+                write!(w, "M 100644 inline .gitignore\ndata 7\n.venv/\n\n").unwrap();
+            }
+            if i < big {
+                let blob = noise(2 << 20);
+                write!(w, "M 100644 inline data/blob{i}.bin\ndata {}\n", blob.len()).unwrap();
+                w.write_all(&blob).unwrap();
+                w.write_all(b"\n").unwrap();
+            } else if i == big {
+                w.write_all(b"D data\n").unwrap();
+            }
+            let text = format!("{i}\n");
+            write!(w, "M 100644 inline VERSION\ndata {}\n{text}\n", text.len()).unwrap();
+        }
+        w.write_all(b"reset refs/tags/v1\nfrom refs/heads/main\n\n")
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "git fast-import failed");
+}
+
+fn git_workspace(services: &[(String, String)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("Cargo.toml"), "[workspace]\n");
+    let names: Vec<String> = services.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    let mut m = format!(
+        "[project]\nname = \"bench\"\n\n[services]\nstandalone = [{}]\n",
+        names.join(", ")
+    );
+    for (name, url) in services {
+        m.push_str(&format!(
+            "\n[registry.services.{name}]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"v1\" }}\ndeployment-profiles.default = {{ runtime = \"uv\" }}\n"
+        ));
+    }
+    write(&root.join("hsm.toml"), &m);
+    dir
+}
+
+/// Back to a cold start: no checkouts, no lock, no fingerprints.
+fn cold(root: &Path) {
+    for p in ["services", ".hsm", "hsm.lock", "clones"] {
+        let p = root.join(p);
+        let _ = std::fs::remove_dir_all(&p);
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
+/// `git clone --depth 1 --branch v1 URL clones/NAME`, one after another.
+fn clone_loop(tools: &Tools, root: &Path, services: &[(String, String)]) -> Command {
+    let mut script = String::from("set -e; mkdir -p clones; ");
+    for (name, url) in services {
+        script.push_str(&format!(
+            "git clone -q --depth 1 --branch v1 '{url}' clones/{name}; "
+        ));
+    }
+    let mut c = tools.cmd(Path::new("sh"), root);
+    c.arg("-c").arg(script);
+    c
+}
+
+/// `cargo hsm sync` of `services` from a cold start vs [`clone_loop`],
+/// alternating; medians.
+fn cold_git_sync(
+    tools: &Tools,
+    services: &[(String, String)],
+    runs: usize,
+    case: &str,
+) -> (Duration, Duration) {
+    let ws = git_workspace(services);
+    let root = ws.path();
+    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
+    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        cold(root);
+        hsm.push(run(tools.hsm_sync(root), "cargo hsm sync"));
+        cold(root);
+        base.push(run(clone_loop(tools, root, services), "git clone loop"));
+    }
+    report(case, hsm, base)
+}
+
+/// (e) One long-history repository cloned at a tag.
+fn long_history_clone(tools: &Tools, runs: usize) -> Row {
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = remotes.path().join("long.git");
+    let t = Instant::now();
+    generated_repo(&bare, 2000, 20);
+    println!(
+        "(e) generated 2,000 commits with 40 MB of old blobs in {}",
+        ms(t.elapsed())
+    );
+    let services = vec![("long".to_string(), format!("file://{}", bare.display()))];
+    let (h, b) = cold_git_sync(tools, &services, runs, "(e) long history at a tag");
+    Row::versus(
+        "(e) clone a 2,000-commit repo with 40 MB of old blobs at a tag (+ its empty venv)",
+        h,
+        "`git clone --depth 1 --branch`",
+        b,
+        "ratio ≤ 1.2",
+        1.2,
+    )
+}
+
+/// (f) Ten git services from a cold start vs cloning them one after another.
+fn ten_git_services(tools: &Tools, runs: usize) -> Row {
+    let remotes = tempfile::tempdir().unwrap();
+    let services: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let bare = remotes.path().join(format!("g{i}.git"));
+            generated_repo(&bare, 200, 0);
+            (format!("g{i}"), format!("file://{}", bare.display()))
+        })
+        .collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (h, b) = cold_git_sync(
+        tools,
+        &services,
+        runs,
+        &format!("(f) ten git services, cold, {cores} cores"),
+    );
+    Row::versus(
+        "(f) ten git services from a cold start (+ ten empty venvs)",
+        h,
+        "`git clone --depth 1`, one after another",
+        b,
+        "ratio ≤ 0.6 on 2 cores",
+        0.6,
+    )
 }

@@ -42,8 +42,8 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                 for f in &report.findings {
                     eprintln!("{}", render(f));
                 }
-                let fixes: std::collections::BTreeSet<&str> =
-                    report.findings.iter().map(|f| f.fix.as_str()).collect();
+                let fixes: std::collections::BTreeSet<String> =
+                    report.findings.iter().map(|f| f.help()).collect();
                 shell.headline(
                     "error",
                     &format!(
@@ -53,7 +53,7 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                     ),
                 );
                 for fix in fixes {
-                    shell.headline("help", &help_line(fix));
+                    shell.headline("help", &fix);
                 }
             }
         }
@@ -62,16 +62,6 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
         EXIT_OK
     } else {
         EXIT_PROBLEM
-    }
-}
-
-/// A finding's fix as one instruction: a bare command is run; a sentence
-/// (which quotes its commands itself) is said as it is.
-fn help_line(fix: &str) -> String {
-    if fix.starts_with("cargo ") && !fix.contains('`') {
-        format!("run `{fix}`")
-    } else {
-        fix.to_string()
     }
 }
 

@@ -47,7 +47,9 @@ impl Artifacts {
             let c = c.as_str();
             DERIVED_DIRS.contains(&c) || c.ends_with(".egg-info")
         });
-        if derived || matches!(path.extension(), Some("pyc" | "pyo")) {
+        // uv writes `uv.lock` at the root of the uv workspace: the project,
+        // or the repository's root for a member in a `subdirectory`.
+        if derived || matches!(path.extension(), Some("pyc" | "pyo")) || path == "uv.lock" {
             return true;
         }
         let Ok(in_project) = path.strip_prefix(&self.project) else {
@@ -73,6 +75,9 @@ impl Artifacts {
         }
         s.push_str("*.py[co]\n*.egg-info/\n");
         s.push_str(&format!("{anchor}build/\n{anchor}uv.lock\n"));
+        if anchor != "/" {
+            s.push_str("/uv.lock\n");
+        }
         s
     }
 
@@ -238,25 +243,21 @@ mod tests {
             "svc/build/",
             "svc/build/lib/x.py",
             "svc/uv.lock",
+            "uv.lock",
             "svc/pkg/__pycache__/",
             "x.pyc",
         ] {
             assert!(a.contains(Utf8Path::new(p)), "{p}");
         }
-        for p in [
-            ".env",
-            "svc/.env",
-            "build/",
-            "uv.lock",
-            "svc/data/",
-            "svc/builder.py",
-        ] {
+        for p in [".env", "svc/.env", "build/", "svc/data/", "svc/builder.py"] {
             assert!(!a.contains(Utf8Path::new(p)), "{p}");
         }
         let root = Artifacts::new(None);
         assert!(root.contains(Utf8Path::new("build/")));
         assert!(root.contains(Utf8Path::new("uv.lock")));
         assert!(root.exclude_file().contains("\n/build/\n/uv.lock\n"));
-        assert!(a.exclude_file().contains("\n/svc/build/\n/svc/uv.lock\n"));
+        assert!(a
+            .exclude_file()
+            .contains("\n/svc/build/\n/svc/uv.lock\n/uv.lock\n"));
     }
 }

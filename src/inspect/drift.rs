@@ -97,7 +97,7 @@ pub fn git_services(
                     changes.join(", "),
                 );
                 f.fix = format!(
-                    "commit, stash or discard the changes in `{checkout}`, then `cargo hsm sync`"
+                    "commit, stash or discard the changes in `{checkout}`, then run `cargo hsm sync`"
                 );
                 findings.push(f);
             }

@@ -93,16 +93,28 @@ impl FindingKind {
     }
 }
 
+impl Finding {
+    /// The fix as one plain instruction: a bare command in backticks after
+    /// "run", prose (which quotes its own commands) as it is.
+    pub fn help(&self) -> String {
+        if self.fix.starts_with("cargo ") {
+            format!("run `{}`", self.fix)
+        } else {
+            self.fix.clone()
+        }
+    }
+}
+
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} [{}]: expected {}, found {} (fix: `{}`)",
+            "{} [{}]: expected {}, found {} ({})",
             self.component,
             self.kind.as_str(),
             self.expected,
             self.found,
-            self.fix
+            self.help()
         )
     }
 }
@@ -628,4 +640,20 @@ pub fn verify(
         clean: findings.is_empty(),
         findings,
     })
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+
+    #[test]
+    fn help_is_one_plain_instruction() {
+        let mut f = finding(FindingKind::GitDirty, "service:beta", "a", "b");
+        assert_eq!(f.help(), "run `cargo hsm sync`");
+        f.fix =
+            "commit, stash or discard the changes in `services/beta`, then run `cargo hsm sync`"
+                .into();
+        assert_eq!(f.help(), f.fix);
+        assert!(f.to_string().ends_with(&format!("({})", f.fix)));
+    }
 }
