@@ -174,3 +174,36 @@ fn pypi_library_without_package_is_shown_by_its_own_name() {
     assert_eq!(black["requirement"], "black==23.2.0");
     assert_eq!(black["source"]["package"], "black", "{black}");
 }
+
+#[test]
+fn list_marks_a_local_source_outside_the_workspace() {
+    let top = tempfile::tempdir().unwrap();
+    let ws = top.path().join("ws");
+    std::fs::create_dir_all(ws.join("inside")).unwrap();
+    std::fs::create_dir_all(top.path().join("embedder")).unwrap();
+    std::fs::write(ws.join("Cargo.toml"), "[workspace]\n").unwrap();
+    std::fs::write(
+        ws.join("hsm.toml"),
+        "[services]\nstandalone = [\"embedder\", \"inside\"]\n\n[registry.services.embedder]\nsources.prod = { type = \"local\", path = \"../embedder\" }\ndeployment-profiles.default = { runtime = \"venv\" }\n\n[registry.services.inside]\nsources.prod = { type = \"local\", path = \"inside\" }\ndeployment-profiles.default = { runtime = \"venv\" }\n",
+    )
+    .unwrap();
+    let out = hsm()
+        .arg("list")
+        .arg("--manifest-path")
+        .arg(ws.join("Cargo.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |name: &str| text.lines().find(|l| l.contains(name)).unwrap().to_string();
+    assert!(
+        line("embedder").ends_with("path=../embedder  (outside the workspace)"),
+        "{text}"
+    );
+    assert!(!line("inside ").contains("outside"), "{text}");
+}

@@ -169,6 +169,11 @@ fn svc_line(sv: &PlannedService, verbose: bool) -> String {
     }
     if let Some(t) = &sv.target_path {
         s.push_str(&format!("  path={t}"));
+        // A sibling checkout (`path = "../embedder"`): hsm writes only its
+        // `.venv` and the entries the manifest asks for there.
+        if t.is_absolute() || t.starts_with("..") {
+            s.push_str("  (outside the workspace)");
+        }
     }
     if !sv.params.is_empty() {
         let ps: Vec<String> = sv

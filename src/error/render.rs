@@ -117,7 +117,7 @@ pub fn render(e: &Error, style: &Style) -> String {
 
 /// `  --> file:line:col`, then the line with carets under the span.
 fn snippet(out: &mut String, d: &ConfigDiagnostic, style: &Style) {
-    let Some(loc) = d.location_string() else {
+    let Some(loc) = d.location_string().map(|l| clean(&l)) else {
         return;
     };
     let (Some(src), Some(span), Some(line_no)) = (&d.src, d.span, d.line) else {
