@@ -31,6 +31,7 @@ fn l2_compose_file_holds_exactly_the_container_services() {
     let sb = l2_sandbox();
     sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
      Writing `docker-compose.hsm.yml` (3 container services: cache, gateway, postgres)
+warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes it
 
 "#]]);
     assert_data_eq!(
@@ -241,6 +242,7 @@ fn same_plan_gives_identical_bytes_and_no_rewrite() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
        Fresh `docker-compose.hsm.yml` (3 container services: cache, gateway, postgres)
+warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes it
 
 "#]]);
     assert_eq!(std::fs::read(sb.path(FILE)).unwrap(), first);
@@ -338,11 +340,13 @@ help: run `cargo hsm compose` to bring it up to date
 "#]]);
     sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
     Removing `docker-compose.hsm.yml`: no container service (docker, podman) is selected
+warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes it
 
 "#]]);
     assert!(!sb.path(FILE).exists());
     sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
     Skipping `docker-compose.hsm.yml`: no container service (docker, podman) is selected
+warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes it
 
 "#]]);
     sb.hsm(&["compose", "--check"]).assert().success();
@@ -397,6 +401,7 @@ fn compose_file_elsewhere_gets_paths_relative_to_itself() {
     sb.write("hsm.toml", &manifest);
     sb.hsm(&["compose"]).assert().success().stderr_eq(str![[r#"
      Writing `deploy/stack.yml` (3 container services: cache, gateway, postgres)
+warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes it
 
 "#]]);
     let text = sb.read("deploy/stack.yml");
