@@ -69,6 +69,73 @@ fn write_atomically(
     Ok(())
 }
 
+/// What a run made of a file (parsed it into), kept while the file stays
+/// the same: its size, modification time and inode decide, as the
+/// fingerprints decide freshness. Several stages that each ask about the
+/// same file then read and parse it once per run.
+pub struct StatMemo<T> {
+    map:
+        std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Utf8PathBuf, (StatKey, T)>>>,
+}
+
+type StatKey = (u64, i64, i64, u64);
+
+fn stat_key(m: &std::fs::Metadata) -> StatKey {
+    use std::os::unix::fs::MetadataExt;
+    (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+}
+
+impl<T: Clone> StatMemo<T> {
+    pub const fn new() -> Self {
+        StatMemo {
+            map: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `path`'s text made into a `T` by `make`, or the `T` made earlier in
+    /// this run from the same version of the file. `Ok(None)`: the file
+    /// does not exist. What `make` refuses is not kept.
+    pub fn get_or_make<E>(
+        &self,
+        path: &Utf8Path,
+        make: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, MemoError<E>> {
+        let map = self.map.get_or_init(Default::default);
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(MemoError::Io(e)),
+        };
+        if let Some((k, v)) = map.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            if *k == stat_key(&meta) {
+                return Ok(Some(v.clone()));
+            }
+        }
+        let file = std::fs::File::open(path).map_err(MemoError::Io)?;
+        // The key of the version read, taken from the open file.
+        let key = stat_key(&file.metadata().map_err(MemoError::Io)?);
+        let text = std::io::read_to_string(file).map_err(MemoError::Io)?;
+        let v = make(&text).map_err(MemoError::Make)?;
+        map.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_owned(), (key, v.clone()));
+        Ok(Some(v))
+    }
+}
+
+impl<T: Clone> Default for StatMemo<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why [`StatMemo::get_or_make`] has no value.
+#[derive(Debug)]
+pub enum MemoError<E> {
+    Io(std::io::Error),
+    Make(E),
+}
+
 /// The directory holding `path` (`.` for a bare name).
 pub fn parent_dir(path: &Utf8Path) -> &Utf8Path {
     path.parent()

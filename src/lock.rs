@@ -104,10 +104,16 @@ pub struct LockedFile {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        s.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
 }
@@ -127,16 +133,17 @@ impl HsmLock {
 
     /// Reads `hsm.lock`; `Ok(None)` when there is none yet.
     pub fn read(path: &Utf8Path) -> Result<Option<HsmLock>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::failed(format!("cannot read `{path}`: {e}"))),
-        };
-        Self::parse(&text).map(Some).map_err(|e| {
-            e.with_help(format!(
+        // `check` reads it, then its dry run reads it again: parsed once.
+        static MEMO: crate::fs::StatMemo<std::sync::Arc<HsmLock>> = crate::fs::StatMemo::new();
+        match MEMO.get_or_make(path, |text| Self::parse(text).map(std::sync::Arc::new)) {
+            Ok(lock) => Ok(lock.map(|l| (*l).clone())),
+            Err(crate::fs::MemoError::Io(e)) => {
+                Err(Error::failed(format!("cannot read `{path}`: {e}")))
+            }
+            Err(crate::fs::MemoError::Make(e)) => Err(e.with_help(format!(
                 "`{path}` is generated; delete it and run `cargo hsm sync` to write it again"
-            ))
-        })
+            ))),
+        }
     }
 
     pub fn parse(text: &str) -> Result<HsmLock> {
@@ -144,19 +151,30 @@ impl HsmLock {
         struct VersionOnly {
             version: Option<u32>,
         }
-        let v: VersionOnly = toml::from_str(text)
-            .map_err(|e| Error::config(format!("`{LOCK_FILE}` is not valid TOML: {e}")))?;
-        match v.version {
-            Some(LOCK_VERSION) => {}
-            Some(other) => {
-                return Err(Error::config(format!(
-                    "`{LOCK_FILE}` has format version {other}; this cargo-hsm reads version {LOCK_VERSION}"
-                )))
-            }
-            None => return Err(Error::config(format!("`{LOCK_FILE}` has no `version`"))),
+        let version_error = |v: Option<u32>| {
+            match v {
+            Some(LOCK_VERSION) => None,
+            Some(other) => Some(Error::config(format!(
+                "`{LOCK_FILE}` has format version {other}; this cargo-hsm reads version {LOCK_VERSION}"
+            ))),
+            None => Some(Error::config(format!("`{LOCK_FILE}` has no `version`"))),
         }
-        let mut lock: HsmLock = toml::from_str(text)
-            .map_err(|e| Error::config(format!("`{LOCK_FILE}` is malformed: {e}")))?;
+        };
+        // One parse when the file is well-formed (a big lock costs as much
+        // to parse as everything else a no-op sync does); the version is
+        // looked at on its own only to explain a failure.
+        let mut lock: HsmLock = match toml::from_str(text) {
+            Ok(lock) => lock,
+            Err(e) => {
+                let v: VersionOnly = toml::from_str(text)
+                    .map_err(|e| Error::config(format!("`{LOCK_FILE}` is not valid TOML: {e}")))?;
+                return Err(version_error(v.version)
+                    .unwrap_or_else(|| Error::config(format!("`{LOCK_FILE}` is malformed: {e}"))));
+            }
+        };
+        if let Some(e) = version_error(Some(lock.version)) {
+            return Err(e);
+        }
         lock.normalize();
         Ok(lock)
     }

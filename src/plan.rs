@@ -59,16 +59,38 @@ pub struct PlannedLibrary {
     pub selected_by: Vec<SelectedBy>,
 }
 
-/// Why a component is in the Plan, and where that was said.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+/// Why a component is in the Plan, and where that was said. Serialises with
+/// the `line` and `column` of that place, found only then.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SelectedBy {
     /// `standalone`, `option of service group `infra``, `implied by service:embedder`, …
     pub reason: String,
     /// Relative to the workspace root when inside it.
     pub file: Utf8PathBuf,
     pub key_path: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub at: crate::error::Pinpoint,
+}
+
+impl SelectedBy {
+    pub fn line(&self) -> Option<usize> {
+        self.at.line_col().map(|(l, _)| l)
+    }
+    pub fn column(&self) -> Option<usize> {
+        self.at.line_col().map(|(_, c)| c)
+    }
+}
+
+impl Serialize for SelectedBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("SelectedBy", 5)?;
+        st.serialize_field("reason", &self.reason)?;
+        st.serialize_field("file", &self.file)?;
+        st.serialize_field("key_path", &self.key_path)?;
+        st.serialize_field("line", &self.line())?;
+        st.serialize_field("column", &self.column())?;
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -197,6 +197,60 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
     assert!(!log.exists());
 }
 
+/// What only moves lines of `hsm.toml` (a comment above everything), or
+/// changes what runs in an environment rather than the environment (a
+/// service's `command`), makes no environment stale: the next sync spawns no
+/// uv. A changed dependency makes exactly that service run again.
+#[test]
+fn moved_lines_and_commands_keep_the_noop_while_a_dependency_change_syncs_one() {
+    if !require("uv") {
+        return;
+    }
+    let sb = sandbox(2);
+    let (path, log, _fail) = recording_uv(&sb);
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(&log).unwrap();
+
+    let m = manifest(2, &[]);
+    let moved = format!("# the stack of the sandbox\n#\n# (comments move every line)\n\n{}", m.replace(
+        "[registry.services.s0.deployment-profiles.default]\nruntime = \"uv\"\n",
+        "[registry.services.s0.deployment-profiles.default]\nruntime = \"uv\"\ncommand = [\"python\", \"-m\", \"http.server\"]\n",
+    ));
+    assert_ne!(moved, m);
+    sb.write("hsm.toml", &moved);
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!log.exists(), "uv was called:\n{}", sb.read("uv-calls.log"));
+    assert!(
+        stderr(&out).contains("Fresh 3 components unchanged"),
+        "{}",
+        stderr(&out)
+    );
+    // check agrees that nothing is pending.
+    let out = sb.cmd(&["check"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A dependency added to s1 only.
+    sb.write(
+        "hsm.toml",
+        &moved.replace(
+            "[registry.services.s1]\ndependencies = [\"alpha\"]",
+            "[registry.services.s1]\ndependencies = [\"alpha\", \"gamma\"]",
+        ),
+    );
+    let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let calls = sb.read("uv-calls.log");
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.starts_with(&sb.path("services/s1").display().to_string())),
+        "only s1 runs uv:\n{calls}"
+    );
+    assert!(!calls.is_empty());
+}
+
 /// Three services fail at once under `-j 4`: all three are reported, and
 /// every file sync had changed is restored.
 #[test]

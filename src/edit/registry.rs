@@ -656,7 +656,7 @@ pub fn entry_text(s: &Session, kind: EntryKind, name: &str) -> Result<String> {
     for seg in &at.key_path.0 {
         if let Seg::Key(k) = seg {
             item = item
-                .get(k.as_str())
+                .get(&**k)
                 .ok_or_else(|| Error::config(format!("cannot find `{}`", at.key_path)))?;
         }
     }

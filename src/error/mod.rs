@@ -6,7 +6,7 @@
 //! The exit code is decided here and nowhere else: 2 for configuration and
 //! usage problems, 1 when a command ran and found or hit a problem.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -31,7 +31,9 @@ pub struct KeyPath(pub Vec<Seg>);
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Seg {
-    Key(String),
+    /// Shared: key paths are extended one key at a time, a thousand times
+    /// per load, and each extension copies its prefix.
+    Key(Arc<str>),
     Index(usize),
 }
 
@@ -43,13 +45,14 @@ impl KeyPath {
         KeyPath(
             s.split('.')
                 .filter(|p| !p.is_empty())
-                .map(|p| Seg::Key(p.to_string()))
+                .map(|p| Seg::Key(p.into()))
                 .collect(),
         )
     }
-    pub fn key(&self, k: impl Into<String>) -> Self {
-        let mut v = self.0.clone();
-        v.push(Seg::Key(k.into()));
+    pub fn key(&self, k: impl AsRef<str>) -> Self {
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend(self.0.iter().cloned());
+        v.push(Seg::Key(k.as_ref().into()));
         KeyPath(v)
     }
     pub fn index(&self, i: usize) -> Self {
@@ -117,7 +120,7 @@ impl Location {
             line: Some(line),
         }
     }
-    pub fn key(&self, k: impl Into<String>) -> Self {
+    pub fn key(&self, k: impl AsRef<str>) -> Self {
         Location {
             file: self.file.clone(),
             key_path: self.key_path.key(k),
@@ -150,30 +153,109 @@ impl fmt::Display for Location {
 /// found long after parsing can still point at the exact span.
 #[derive(Debug, Default, Clone)]
 pub struct SourceCache {
-    files: BTreeMap<Utf8PathBuf, Arc<String>>,
-    /// Parsed documents, made on first use: locating many keys in one big
-    /// registry file must not parse it again each time.
-    docs: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Option<toml_edit::Document<String>>>>>,
-    /// Byte offsets of line starts, made on first use (line/column lookups
-    /// for a thousand services must not rescan a big file each time).
-    lines: BTreeMap<Utf8PathBuf, Arc<std::sync::OnceLock<Vec<usize>>>>,
+    /// Hashed, not ordered: comparing paths component by component made
+    /// loading a thousand registry files cost more than parsing them.
+    files: HashMap<Utf8PathBuf, Arc<Source>>,
     /// Paths are shown relative to this directory (the workspace root).
     pub display_base: Option<Utf8PathBuf>,
+}
+
+#[derive(Debug)]
+struct Source {
+    text: Arc<String>,
+    /// The parsed document, made on first use: locating many keys in one big
+    /// registry file must not parse it again each time.
+    doc: std::sync::OnceLock<Option<toml_edit::Document<String>>>,
+    /// Byte offsets of line starts, made on first use (line/column lookups
+    /// for a thousand services must not rescan a big file each time).
+    lines: std::sync::OnceLock<Vec<usize>>,
+}
+
+impl Source {
+    fn span_of(&self, loc: &Location) -> Option<Range<usize>> {
+        if let Some(line) = loc.line {
+            return line_span(&self.text, line);
+        }
+        let doc = self
+            .doc
+            .get_or_init(|| toml_edit::Document::parse(self.text.as_str().to_owned()).ok())
+            .as_ref()?;
+        span_in_document(doc.as_item(), &loc.key_path)
+    }
+
+    fn line_col_of(&self, loc: &Location) -> Option<(usize, usize)> {
+        let span = self.span_of(loc)?;
+        let text = &self.text;
+        let starts = self.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line = starts.partition_point(|&s| s <= span.start);
+        let start = starts[line - 1];
+        let col = text
+            .get(start..span.start)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        Some((line, col))
+    }
+}
+
+/// A [`Location`] whose line and column are computed on first use (see
+/// [`SourceCache::pinpoint`]). Compares by the location only.
+#[derive(Debug, Clone)]
+pub struct Pinpoint {
+    source: Option<Arc<Source>>,
+    loc: Location,
+    found: Arc<std::sync::OnceLock<Option<(usize, usize)>>>,
+}
+
+impl Pinpoint {
+    /// 1-based line and column, when the key can be found.
+    pub fn line_col(&self) -> Option<(usize, usize)> {
+        *self
+            .found
+            .get_or_init(|| self.source.as_ref()?.line_col_of(&self.loc))
+    }
+}
+
+impl PartialEq for Pinpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.loc == other.loc
+    }
+}
+impl Eq for Pinpoint {}
+impl PartialOrd for Pinpoint {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pinpoint {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.loc.cmp(&other.loc)
+    }
 }
 
 impl SourceCache {
     pub fn insert(&mut self, path: &Utf8Path, text: String) -> Arc<String> {
         let text = Arc::new(text);
-        self.files.insert(path.to_owned(), text.clone());
-        self.docs.insert(path.to_owned(), Arc::default());
-        self.lines.insert(path.to_owned(), Arc::default());
+        let source = Source {
+            text: text.clone(),
+            doc: Default::default(),
+            lines: Default::default(),
+        };
+        self.files.insert(path.to_owned(), Arc::new(source));
         text
     }
     pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
-        self.files.get(path)
+        self.files.get(path).map(|s| &s.text)
     }
+    /// Every file read so far, in path order.
     pub fn files(&self) -> impl Iterator<Item = &Utf8PathBuf> {
-        self.files.keys()
+        let mut v: Vec<&Utf8PathBuf> = self.files.keys().collect();
+        v.sort();
+        v.into_iter()
     }
 
     pub fn display_path(&self, path: &Utf8Path) -> Utf8PathBuf {
@@ -188,16 +270,7 @@ impl SourceCache {
 
     /// The span of the value at `key_path` in `file`, if both can be found.
     pub fn span_of(&self, loc: &Location) -> Option<Range<usize>> {
-        let text = self.files.get(&loc.file)?;
-        if let Some(line) = loc.line {
-            return line_span(text, line);
-        }
-        let doc = self
-            .docs
-            .get(&loc.file)?
-            .get_or_init(|| toml_edit::Document::parse(text.as_str().to_owned()).ok())
-            .as_ref()?;
-        span_in_document(doc.as_item(), &loc.key_path)
+        self.files.get(&loc.file)?.span_of(loc)
     }
 
     /// Builds a diagnostic located at `loc`.
@@ -209,21 +282,18 @@ impl SourceCache {
 
     /// 1-based line and column of `loc`, when it can be found.
     pub fn line_col_of(&self, loc: &Location) -> Option<(usize, usize)> {
-        let span = self.span_of(loc)?;
-        let text = self.files.get(&loc.file)?;
-        let starts = self.lines.get(&loc.file)?.get_or_init(|| {
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect()
-        });
-        let line = starts.partition_point(|&s| s <= span.start);
-        let start = starts[line - 1];
-        let col = text
-            .get(start..span.start)
-            .map(|s| s.chars().count())
-            .unwrap_or(0)
-            + 1;
-        Some((line, col))
+        self.files.get(&loc.file)?.line_col_of(loc)
+    }
+
+    /// `loc`'s line and column, found only when first asked for: most
+    /// commands never show where a component was selected, and locating a
+    /// key parses its whole file again.
+    pub fn pinpoint(&self, loc: &Location) -> Pinpoint {
+        Pinpoint {
+            source: self.files.get(&loc.file).cloned(),
+            loc: loc.clone(),
+            found: Arc::default(),
+        }
     }
 
     /// A location in human words, `file:line:col (key)`.
@@ -344,7 +414,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
                 let key = t.key(k);
                 let key_hit = key.is_some_and(|key| contains(key.span(), offset));
                 if key_hit || contains(v.span(), offset) || table_contains(v, offset) {
-                    path.0.push(Seg::Key(k.to_string()));
+                    path.0.push(Seg::Key(k.into()));
                     walk_to_offset(v, offset, path);
                     return;
                 }
@@ -355,7 +425,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
                 let key = t.key(k);
                 let key_hit = key.is_some_and(|key| contains(key.span(), offset));
                 if key_hit || contains(v.span(), offset) {
-                    path.0.push(Seg::Key(k.to_string()));
+                    path.0.push(Seg::Key(k.into()));
                     walk_to_offset(&toml_edit::Item::Value(v.clone()), offset, path);
                     return;
                 }

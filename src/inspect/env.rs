@@ -86,10 +86,10 @@ fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
             .as_ref()
             .map(|m| &m.requires_dist)
             .unwrap_or(&no_requirements);
-        let Ok(text) = std::fs::read_to_string(lock_dir.join(path).join("pyproject.toml")) else {
-            continue;
-        };
-        let Ok(t) = toml::from_str::<toml::Table>(&text) else {
+        let Some(t) =
+            crate::python::project::pyproject(&lock_dir.join(path).join("pyproject.toml"))
+                .flatten()
+        else {
             continue;
         };
         let Some(project) = t.get("project").and_then(|p| p.as_table()) else {

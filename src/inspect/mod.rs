@@ -175,16 +175,14 @@ pub fn root_venv(plan: &Plan) -> Utf8PathBuf {
 
 /// The `[project].name` of a pyproject.toml, for finding it in uv.lock.
 fn project_name(pyproject: &Utf8Path) -> Option<String> {
-    let text = std::fs::read_to_string(pyproject).ok()?;
-    let v: toml::Table = toml::from_str(&text).ok()?;
+    let v = python::project::pyproject(pyproject).flatten()?;
     v.get("project")?.get("name")?.as_str().map(str::to_string)
 }
 
 /// Default dependency groups uv installs: `[tool.uv].default-groups`, else `dev`.
 fn default_groups(pyproject: &Utf8Path) -> Vec<String> {
-    let from_file = std::fs::read_to_string(pyproject)
-        .ok()
-        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+    let from_file = python::project::pyproject(pyproject)
+        .flatten()
         .and_then(|v| {
             let groups = v.get("tool")?.get("uv")?.get("default-groups")?;
             Some(
@@ -450,7 +448,7 @@ pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding
     let mut service_packages: BTreeSet<String> = BTreeSet::new();
     // The root is judged against every service's packages: skipping a
     // service is only sound when the root is skipped too.
-    let skip_root = skip.contains("libraries");
+    let skip_root = skip.contains("libraries") || plan.libraries.is_empty();
     for svc in plan.environment_services() {
         let component = format!("service:{}", svc.name);
         if skip_root && skip.contains(&component) {

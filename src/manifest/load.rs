@@ -162,7 +162,7 @@ pub fn load_with(workspace_root: &Utf8Path, overlay: &Overlay) -> Result<Loaded>
                     let mut item = Some(doc.as_item());
                     for seg in &loc.key_prefix().0 {
                         if let crate::error::Seg::Key(k) = seg {
-                            item = item.and_then(|i| i.get(k.as_str()));
+                            item = item.and_then(|i| i.get(&**k));
                         }
                     }
                     if item.is_some() {
@@ -436,7 +436,9 @@ fn read_dir_entries<T: DeserializeOwned>(
             }
         }
     }
-    files.sort();
+    // Every path here is `sub/<name>.toml`: ordering by the string is the
+    // same as by components, and much cheaper for a thousand files.
+    files.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     files.dedup();
     for path in files {
         let name = path.file_stem().unwrap_or_default().to_string();

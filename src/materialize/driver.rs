@@ -60,6 +60,11 @@ pub(super) fn run(
         .as_ref()
         .map(|j| interrupt::install(Some(j.clone() as Arc<dyn interrupt::SpawnLog>)));
     let previous = HsmLock::read(&HsmLock::path(&root))?;
+    let recorded = previous
+        .iter()
+        .flat_map(|l| &l.files)
+        .map(|f| (f.path.clone(), f.sha256.clone()))
+        .collect();
     let fingerprints = Fingerprints::load(&root);
     let txn = match &journal {
         Some(j) => FileTxn::journaled(j.clone()),
@@ -75,6 +80,7 @@ pub(super) fn run(
         journal: journal.clone(),
         dirs: Vec::new(),
         previous,
+        recorded,
         lock: HsmLock::new(),
         commits: BTreeMap::new(),
         prefetched: BTreeMap::new(),
@@ -169,6 +175,9 @@ pub(super) struct Syncer<'a> {
     /// Checkout changes, for the clean-up after success.
     pub(super) dirs: Vec<DirChange>,
     pub(super) previous: Option<HsmLock>,
+    /// The generated files `previous` records, path → SHA-256: looked up
+    /// once per service, so not a scan.
+    pub(super) recorded: std::collections::HashMap<Utf8PathBuf, String>,
     /// The lock being built.
     pub(super) lock: HsmLock,
     /// Resolved commit of each git-sourced service.

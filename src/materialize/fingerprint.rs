@@ -4,7 +4,10 @@
 //! process.
 //!
 //! A fingerprint is a SHA-256 over
-//! - the component's Plan entry (so any manifest change counts),
+//! - what of the component's Plan entry shapes its environment (source,
+//!   mode, dependencies, env, …), so any manifest change that matters
+//!   counts, and one that only moves lines (a comment, a reordered table)
+//!   or changes what runs in the environment (command, ports) does not,
 //! - the stat data of its inputs (`pyproject.toml`, `uv.lock`,
 //!   `requirements.txt`, …): size, modification time and inode, as cargo
 //!   decides freshness — no file is read or hashed,
@@ -31,7 +34,7 @@ use sha2::{Digest, Sha256};
 /// Where fingerprints live, relative to the workspace root.
 pub const FINGERPRINTS: &str = ".hsm/fingerprints.json";
 
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Component name → fingerprint (hex).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +99,64 @@ pub fn mark(fingerprint: &str, frozen: bool) -> String {
     }
 }
 
+/// What of a service's Plan entry its environment is made from. Not why or
+/// where it was selected, nor what only runs in it or beside it (command,
+/// ports, depends-on …): those change no environment.
+#[derive(Serialize)]
+pub struct ServiceInputs<'p> {
+    name: &'p str,
+    mode: crate::manifest::model::Mode,
+    profile: &'p str,
+    deployment: &'p crate::plan::Deployment,
+    source: &'p Option<crate::manifest::model::Source>,
+    target_path: &'p Option<Utf8PathBuf>,
+    checkout_path: &'p Option<Utf8PathBuf>,
+    env: &'p BTreeMap<String, crate::plan::EnvVar>,
+    env_files: &'p [crate::plan::EnvFile],
+    params: &'p BTreeMap<String, crate::plan::MergedParam>,
+    dependencies: &'p [crate::plan::Dependency],
+}
+
+impl<'p> ServiceInputs<'p> {
+    pub fn of(sv: &'p crate::plan::PlannedService) -> Self {
+        ServiceInputs {
+            name: &sv.name,
+            mode: sv.mode,
+            profile: &sv.profile,
+            deployment: &sv.deployment,
+            source: &sv.source,
+            target_path: &sv.target_path,
+            checkout_path: &sv.checkout_path,
+            env: &sv.env,
+            env_files: &sv.env_files,
+            params: &sv.params,
+            dependencies: &sv.dependencies,
+        }
+    }
+}
+
+/// What of a library's Plan entry the shared environment is made from.
+#[derive(Serialize)]
+pub struct LibraryInputs<'p> {
+    name: &'p str,
+    mode: crate::manifest::model::Mode,
+    source: &'p crate::manifest::model::Source,
+    requirement: &'p str,
+    target_path: &'p Option<Utf8PathBuf>,
+}
+
+impl<'p> LibraryInputs<'p> {
+    pub fn of(l: &'p crate::plan::PlannedLibrary) -> Self {
+        LibraryInputs {
+            name: &l.name,
+            mode: l.mode,
+            source: &l.source,
+            requirement: &l.requirement,
+            target_path: &l.target_path,
+        }
+    }
+}
+
 /// Builds one fingerprint from labelled parts.
 pub struct Hasher {
     sha: Sha256,
@@ -110,18 +171,14 @@ impl Default for Hasher {
 }
 
 /// `size:mtime:inode` of a file: what changes when it is rewritten.
-fn stat_id(m: &std::fs::Metadata) -> String {
-    let mtime = m
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(m);
-    #[cfg(not(unix))]
-    let ino = 0u64;
-    format!("{}:{mtime}:{ino}", m.len())
+fn stat_id(m: &std::fs::Metadata) -> [u8; 32] {
+    use std::os::unix::fs::MetadataExt;
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&m.len().to_le_bytes());
+    id[8..16].copy_from_slice(&m.mtime().to_le_bytes());
+    id[16..24].copy_from_slice(&m.mtime_nsec().to_le_bytes());
+    id[24..].copy_from_slice(&m.ino().to_le_bytes());
+    id
 }
 
 /// `path:size:mtime` of the binary `tool` resolves to, or `tool:absent`.
@@ -170,21 +227,25 @@ impl Hasher {
     /// A file's stat data (size, modification time, inode), or that it is
     /// absent: one `stat`, no read.
     pub fn file(&mut self, path: &Utf8Path) {
-        let id = std::fs::metadata(path).ok().map(|m| stat_id(&m));
-        self.part(
-            path.as_str(),
-            id.as_deref().unwrap_or("\0absent").as_bytes(),
-        );
+        match std::fs::metadata(path) {
+            Ok(m) => self.part(path.as_str(), &stat_id(&m)),
+            Err(_) => self.part(path.as_str(), b"\0absent"),
+        }
     }
 
     /// The state of the virtual environment at `venv`: its `pyvenv.cfg` and
     /// the mtime of every `lib/*/site-packages` (one `read_dir`, no spawn).
     pub fn venv(&mut self, venv: &Utf8Path) {
         let cfg = venv.join("pyvenv.cfg");
-        self.env_missing |= !cfg.is_file();
+        match std::fs::metadata(&cfg) {
+            Ok(m) if m.is_file() => self.part(cfg.as_str(), &stat_id(&m)),
+            _ => {
+                self.env_missing = true;
+                self.part(cfg.as_str(), b"\0absent");
+            }
+        }
         // A sync changed it and did not finish: never fresh.
         self.env_missing |= venv.join(crate::python::venv::INCOMPLETE_MARKER).exists();
-        self.file(&cfg);
         let mut dirs: Vec<Utf8PathBuf> = std::fs::read_dir(venv.join("lib"))
             .into_iter()
             .flatten()
@@ -243,13 +304,16 @@ impl Hasher {
 
     /// The modification time of `path` (nanoseconds), or that it is absent.
     pub fn mtime(&mut self, path: &Utf8Path) {
-        let t = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos().to_string())
-            .unwrap_or_else(|| "absent".into());
-        self.part(path.as_str(), t.as_bytes());
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                let mut t = [0u8; 16];
+                t[..8].copy_from_slice(&m.mtime().to_le_bytes());
+                t[8..].copy_from_slice(&m.mtime_nsec().to_le_bytes());
+                self.part(path.as_str(), &t);
+            }
+            Err(_) => self.part(path.as_str(), b"\0absent"),
+        }
     }
 
     /// The fingerprint; `None` when the environment does not exist (such a
@@ -258,13 +322,7 @@ impl Hasher {
         if self.env_missing {
             return None;
         }
-        Some(
-            self.sha
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        Some(crate::lock::hex(&self.sha.finalize()))
     }
 }
 

@@ -2,9 +2,29 @@
 //! running anything: `pyproject.toml` (`[project]`, `[build-system]`,
 //! `[tool.poetry]`, `[tool.uv]`), `setup.cfg` and `setup.py`.
 
+use std::sync::Arc;
+
 use camino::Utf8Path;
 
 use super::normalize_name;
+
+/// What a `pyproject.toml` holds: `None` when it is absent or unreadable,
+/// `Some(None)` when it is not valid TOML.
+pub type Pyproject = Option<Option<Arc<toml::Table>>>;
+
+/// `path`'s `pyproject.toml` parsed, once per version of the file per run:
+/// one `stat` decides whether the copy parsed earlier still holds (size,
+/// modification time and inode, as the fingerprints decide freshness), so
+/// the inspectors and runtimes that each ask about the same file neither
+/// read nor parse it again.
+pub fn pyproject(path: &Utf8Path) -> Pyproject {
+    static MEMO: crate::fs::StatMemo<Option<Arc<toml::Table>>> = crate::fs::StatMemo::new();
+    MEMO.get_or_make(path, |text| {
+        Ok::<_, ()>(toml::from_str::<toml::Table>(text).ok().map(Arc::new))
+    })
+    .ok()
+    .flatten()
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProjectInfo {
@@ -30,9 +50,9 @@ impl ProjectInfo {
             setup_py: dir.join("setup.py").is_file(),
             ..ProjectInfo::default()
         };
-        if let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) {
+        if let Some(parsed) = pyproject(&dir.join("pyproject.toml")) {
             info.has_pyproject = true;
-            if let Ok(t) = toml::from_str::<toml::Table>(&text) {
+            if let Some(t) = parsed {
                 info.apply_pyproject(&t);
             }
         }
@@ -129,23 +149,23 @@ pub fn uv_workspace_root(dir: &Utf8Path, boundary: &Utf8Path) -> Option<camino::
         if !d.starts_with(boundary) {
             return None;
         }
-        if let Some((members, excludes)) = std::fs::read_to_string(d.join("pyproject.toml"))
-            .ok()
-            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-            .and_then(|t| {
-                let ws = t.get("tool")?.get("uv")?.get("workspace")?.clone();
-                let list = |k: &str| -> Vec<String> {
-                    ws.get(k)
-                        .and_then(|v| v.as_array())
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
-                Some((list("members"), list("exclude")))
-            })
+        if let Some((members, excludes)) =
+            pyproject(&d.join("pyproject.toml"))
+                .flatten()
+                .and_then(|t| {
+                    let ws = t.get("tool")?.get("uv")?.get("workspace")?.clone();
+                    let list = |k: &str| -> Vec<String> {
+                        ws.get(k)
+                            .and_then(|v| v.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    Some((list("members"), list("exclude")))
+                })
         {
             let rel = dir.strip_prefix(d).ok()?.as_str().to_string();
             let member = members.iter().any(|m| member_glob_match(m, &rel));

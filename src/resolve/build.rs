@@ -129,16 +129,11 @@ impl Resolver<'_> {
     }
 
     pub(super) fn why_text(&self, w: &Why) -> SelectedBy {
-        let (line, column) = match self.cache.line_col_of(&w.loc) {
-            Some((l, c)) => (Some(l), Some(c)),
-            None => (None, None),
-        };
         SelectedBy {
             reason: w.text.clone(),
             file: self.cache.display_path(&w.loc.file),
             key_path: w.loc.key_path.to_string(),
-            line,
-            column,
+            at: self.cache.pinpoint(&w.loc),
         }
     }
 

@@ -110,10 +110,16 @@ impl Syncer<'_> {
         let runtime = sv.runtime().expect("environment services are managed");
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
         let mut h = fingerprint::Hasher::new();
-        h.value("plan", sv);
+        h.value("plan", &fingerprint::ServiceInputs::of(sv));
         h.tool(adapter.tool());
         h.tool_env_vars();
         adapter.fingerprint(&mut h, target);
+        // The env files it reads and the one hsm generates from them: the
+        // generated one is not rendered again while both are unchanged.
+        for f in &sv.env_files {
+            h.file(&self.root.join(&f.path));
+        }
+        h.file(&self.root.join(envfile::env_file_path(&sv.name)));
         // Local libraries the service depends on: their inputs too.
         for d in &sv.dependencies {
             if let crate::plan::Dependency::Library {
@@ -127,6 +133,33 @@ impl Syncer<'_> {
             }
         }
         h.finish()
+    }
+
+    /// The resolved environment, for `run` and for the user, at
+    /// `.hsm/env/<service>.env`; `kept`: its hash when it is unchanged.
+    fn write_env_file(
+        &mut self,
+        sv: &PlannedService,
+        component: &str,
+        kept: Option<String>,
+    ) -> Result<()> {
+        let env_rel = envfile::env_file_path(&sv.name);
+        if let Some(sha) = kept {
+            self.lock.record_hash(env_rel, sha);
+            return Ok(());
+        }
+        let env_text = envfile::render_env(&self.root, sv)?;
+        self.lock.record_file(env_rel.clone(), env_text.as_bytes());
+        if self.write_file(&env_rel, env_text.as_bytes(), Some(0o600))? {
+            self.act(
+                ActionKind::Write,
+                component,
+                env_rel.to_string(),
+                Some(&env_rel),
+                None,
+            );
+        }
+        Ok(())
     }
 
     /// Everything before the runtime runs; `None` when there is nothing to
@@ -163,22 +196,9 @@ impl Syncer<'_> {
             }
         }
 
-        // The resolved environment, for `run` and for the user.
-        let env_rel = envfile::env_file_path(&sv.name);
-        let env_text = envfile::render_env(&self.root, sv)?;
-        self.lock.record_file(env_rel.clone(), env_text.as_bytes());
-        if self.write_file(&env_rel, env_text.as_bytes(), Some(0o600))? {
-            self.act(
-                ActionKind::Write,
-                &component,
-                env_rel.to_string(),
-                Some(&env_rel),
-                None,
-            );
-        }
-
         if !target.is_dir() {
             if self.opts.dry_run && sv.checkout_path.is_some() {
+                self.write_env_file(sv, &component, None)?;
                 self.act(
                     ActionKind::Sync,
                     &component,
@@ -221,6 +241,13 @@ impl Syncer<'_> {
             self.service_fingerprint(sv, &target).as_deref(),
             opts.frozen,
         );
+        // Unchanged, the generated env file included (the fingerprint
+        // covers it and the env files it comes from): its recorded hash holds.
+        let kept_env = unchanged
+            .as_ref()
+            .and_then(|_| self.recorded.get(&envfile::env_file_path(&sv.name)))
+            .cloned();
+        self.write_env_file(sv, &component, kept_env)?;
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,

@@ -13,7 +13,15 @@ impl Syncer<'_> {
     /// The shared project as it is on disk now (`abs_dir`: its directory).
     fn libraries_fingerprint(&self, abs_dir: &Utf8Path) -> Option<String> {
         let mut h = fingerprint::Hasher::new();
-        h.value("plan", &self.plan.libraries);
+        h.value(
+            "plan",
+            &self
+                .plan
+                .libraries
+                .iter()
+                .map(fingerprint::LibraryInputs::of)
+                .collect::<Vec<_>>(),
+        );
         h.tool("uv");
         h.tool_env_vars();
         for f in ["pyproject.toml", "uv.lock", ".python-version"] {
