@@ -30,6 +30,7 @@ pub mod paths;
 pub mod plan;
 pub mod python;
 pub mod resolve;
+pub mod run;
 
 pub use error::{Error, Result};
 pub use manifest::{load, Loaded};

@@ -9,6 +9,7 @@ mod generate;
 mod list;
 pub mod shell;
 mod sync;
+mod up;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -82,6 +83,8 @@ pub enum Command {
     Check,
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
+    /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
+    Up(up::UpArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -167,6 +170,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::Sync(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             sync::run(shell, &root, args)
+        }
+        Command::Up(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            up::run(shell, &root, args)
         }
     }
 }

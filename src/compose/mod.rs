@@ -240,7 +240,13 @@ impl Ctx<'_> {
         if !deps.is_empty() {
             put("depends_on", Yaml::Seq(deps));
         }
-        if let Some(h) = &s.healthcheck {
+        // hsm's `http` / `tcp` forms are probed by `cargo hsm up` from the
+        // host, on the published port: nothing for compose to run.
+        if let Some(h) = s
+            .healthcheck
+            .as_ref()
+            .filter(|h| h.get("http").is_none() && h.get("tcp").is_none())
+        {
             put("healthcheck", healthcheck(h));
         }
         if !s.aliases.is_empty() {

@@ -1,0 +1,171 @@
+//! `cargo hsm up [SERVICE…]`: sync (a no-op when fresh), then run the
+//! selected services in the foreground with [`crate::run::up`]: status on
+//! stderr, the services' logs on stdout behind an aligned `name |` prefix
+//! (coloured per service), Ctrl-C stops everything. With
+//! `--message-format json`, one JSON object per line on stdout.
+
+use std::time::Duration;
+
+use camino::Utf8Path;
+use clap::Args;
+
+use super::shell::{MessageFormat, Shell};
+use crate::error::{Error, Result, EXIT_OK};
+use crate::materialize::SyncOptions;
+use crate::run::{self, Event, UpOptions};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Services to start, with every service they depend on [default: every managed service]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Start from what is on disk; do not run `cargo hsm sync` first
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Fail when the services are not all ready this many seconds after the start
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<f64>,
+    /// Passed to the sync: use the lock files as they are, resolve nothing
+    #[arg(long, conflicts_with = "no_sync")]
+    pub frozen: bool,
+    /// Passed to the sync: no network for git or uv
+    #[arg(long, conflicts_with = "no_sync")]
+    pub offline: bool,
+}
+
+/// Compose's colours for the log prefixes, in turn.
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+pub fn run(shell: &Shell, root: &Utf8Path, args: &UpArgs) -> Result<i32> {
+    let result = up(shell, root, args);
+    if let (Err(e), MessageFormat::Json) = (&result, shell.format) {
+        shell.json_line("error", &super::error_json(e));
+        shell.mark_printed();
+    }
+    result
+}
+
+fn up(shell: &Shell, root: &Utf8Path, args: &UpArgs) -> Result<i32> {
+    let wait_timeout = match args.wait_timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(Error::config(format!(
+                "`--wait-timeout {s}` is not a positive number of seconds"
+            ))
+            .with_help("give the seconds to wait, e.g. `--wait-timeout 30`"))
+        }
+    };
+    let (_, plan) = crate::plan(root)?;
+    for w in &plan.warnings {
+        shell.warn(w);
+    }
+    if !args.no_sync {
+        let opts = SyncOptions {
+            frozen: args.frozen,
+            offline: args.offline,
+            tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
+            ..Default::default()
+        };
+        let (_, verification) = super::sync::sync_and_verify(shell, &plan, &opts, true)?;
+        if let Some(v) = verification.filter(|v| !v.clean) {
+            if shell.format == MessageFormat::Human {
+                super::check::print_report(shell, &v, &plan);
+            }
+            return Err(Error::failed(
+                "the sync's verification found problems: nothing was started",
+            )
+            .with_help(
+                "fix what it reports (`cargo hsm check`), or start anyway with `--no-sync`",
+            ));
+        }
+    }
+    let opts = UpOptions {
+        services: args.services.clone(),
+        wait_timeout,
+    };
+    let width = plan
+        .services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut colours = std::collections::BTreeMap::new();
+    for (i, s) in plan.services.iter().enumerate() {
+        colours.insert(s.name.clone(), COLOURS[i % COLOURS.len()]);
+    }
+    let outcome = run::up(&plan, &opts, &mut |e| show(shell, &e, width, &colours))?;
+    if let Some(sig) = outcome.signal {
+        return Ok(128 + sig);
+    }
+    if !outcome.failed.is_empty() {
+        let list: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|(n, how)| format!("`{n}` ({how})"))
+            .collect();
+        return Err(Error::failed(format!(
+            "service{} {} exited with a failure",
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        )));
+    }
+    Ok(EXIT_OK)
+}
+
+fn show(
+    shell: &Shell,
+    e: &Event,
+    width: usize,
+    colours: &std::collections::BTreeMap<String, &str>,
+) {
+    if shell.format == MessageFormat::Json {
+        let mut v = serde_json::to_value(e).expect("plain data");
+        let reason = v
+            .as_object_mut()
+            .and_then(|o| o.remove("event"))
+            .and_then(|r| r.as_str().map(str::to_string))
+            .unwrap_or_default();
+        shell.json_line(&reason, &v);
+        return;
+    }
+    match e {
+        Event::Log { service, line, .. } => {
+            let c = colours.get(service).copied().unwrap_or("0");
+            let text = if shell.color {
+                format!("\x1b[{c}m{service:<width$} |\x1b[0m {line}\n")
+            } else {
+                format!("{service:<width$} | {line}\n")
+            };
+            shell.out(&text);
+        }
+        Event::Starting {
+            service,
+            runtime,
+            command,
+        } => shell.status("Starting", format!("{service} ({runtime}): {command}")),
+        Event::Ready { service, after_ms } => shell.status(
+            "Ready",
+            format!("{service} ({:.1}s)", *after_ms as f64 / 1000.0),
+        ),
+        Event::Exited {
+            service,
+            code,
+            signal,
+        } => {
+            let how = match (code, signal) {
+                (Some(c), _) => format!("exit code {c}"),
+                (None, Some(s)) => format!("signal {s}"),
+                _ => "an unknown status".into(),
+            };
+            if *code == Some(0) {
+                shell.status("Exited", format!("{service} ({how})"));
+            } else {
+                shell.warn(format!("service `{service}` exited with {how}"));
+            }
+        }
+        Event::Stopping { services } => shell.status("Stopping", services.join(", ")),
+        Event::Stopped { service } => shell.status("Stopped", service),
+        Event::Warning { message } => shell.warn(message),
+    }
+}

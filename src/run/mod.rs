@@ -1,0 +1,247 @@
+//! Running the selected stack (`cargo hsm up`): a stage after materialize.
+//! It reads the [`Plan`] and what sync made on disk, and nothing further up
+//! the pipeline.
+//!
+//! - [`order`]: which services run (the ones asked for and every managed
+//!   service they depend on), and the refusal of cycles;
+//! - [`process`]: environment services as supervised processes;
+//! - [`container`]: container services through the compose front end;
+//! - [`health`]: the healthcheck schema and hsm's own probes;
+//! - [`supervisor`]: starting in dependency order once dependencies are
+//!   ready, the merged logs, and the clean stop.
+//!
+//! The discovery values every service gets come from
+//! [`crate::discovery`], computed from the Plan.
+
+pub mod container;
+pub mod health;
+pub mod order;
+pub mod process;
+mod supervisor;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::discovery::{self, Place};
+use crate::error::{Error, Result};
+use crate::manifest::model::RuntimeType;
+use crate::plan::Plan;
+use health::Healthcheck;
+
+/// Grace between SIGTERM and SIGKILL when a service has no `stop-timeout`
+/// (compose's default).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines of a service's log kept to show when it fails.
+pub const TAIL_LINES: usize = 20;
+
+/// How `up` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// The services asked for; empty: every managed service.
+    pub services: Vec<String>,
+    /// Fail when the services are not all ready this long after the start.
+    pub wait_timeout: Option<Duration>,
+}
+
+/// What `up` tells its caller while it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A service is being started.
+    Starting {
+        service: String,
+        runtime: RuntimeType,
+        /// The command line of a process; the compose project of a container.
+        command: String,
+    },
+    /// A service passed its healthcheck (or lived through the grace period).
+    Ready {
+        service: String,
+        after_ms: u64,
+    },
+    /// One line a service wrote.
+    Log {
+        service: String,
+        line: String,
+        stderr: bool,
+    },
+    /// A service ended by itself.
+    Exited {
+        service: String,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// `up` is stopping these services (dependents first).
+    Stopping {
+        services: Vec<String>,
+    },
+    /// A service was stopped.
+    Stopped {
+        service: String,
+    },
+    Warning {
+        message: String,
+    },
+}
+
+/// How `up` ended, when it did not fail.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpOutcome {
+    /// The signal that stopped the stack (Ctrl-C: SIGINT, 2).
+    pub signal: Option<i32>,
+    /// Services that ended by themselves with a failure, and how.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Internal messages from the reader and probe threads.
+#[derive(Debug)]
+pub(crate) enum Message {
+    Log {
+        service: String,
+        line: String,
+        stderr: bool,
+    },
+    /// A readiness probe's verdict (`Err`: why the service is not ready).
+    Probe {
+        service: String,
+        result: std::result::Result<(), String>,
+    },
+    /// A container's `up -d` finished.
+    ContainerUp {
+        service: String,
+        result: Result<String>,
+    },
+}
+
+/// Everything needed to start and stop one service, worked out before the
+/// first start.
+#[derive(Debug, Clone)]
+pub(crate) struct Unit {
+    pub name: String,
+    pub runtime: RuntimeType,
+    /// Managed services this one waits for.
+    pub deps: Vec<String>,
+    pub health: Option<Healthcheck>,
+    pub stop_timeout: Duration,
+    /// For processes.
+    pub launch: Option<process::Launch>,
+    /// The first declared port, and the host port of each declared port
+    /// (for probes from the host).
+    pub ports: Vec<(u16, Option<u16>)>,
+}
+
+impl Unit {
+    pub fn is_container(&self) -> bool {
+        self.runtime.is_container()
+    }
+
+    /// The host port an `http`/`tcp` probe uses.
+    fn probe_port(&self, declared: Option<u16>) -> Option<u16> {
+        match declared {
+            Some(p) => self
+                .ports
+                .iter()
+                .find(|(t, _)| *t == p)
+                .map_or(Some(p), |(_, h)| *h),
+            None => self.ports.first().and_then(|(_, h)| *h),
+        }
+    }
+}
+
+/// Checks the whole selection and works out each service's start:
+/// cycles, discovery conflicts, commands, healthchecks, stop timeouts.
+fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
+    let graph = order::select(plan, &opts.services)?;
+    let names: Vec<String> = graph.keys().cloned().collect();
+    discovery::check(plan, &names)?;
+    let mut units = Vec::new();
+    for (name, deps) in &graph {
+        let s = plan.service(name).expect("selected from the plan");
+        let runtime = s.runtime().expect("managed");
+        let health = health::parse(name, s.healthcheck.as_ref())?;
+        let stop_timeout = match &s.stop_timeout {
+            None => DEFAULT_STOP_TIMEOUT,
+            Some(t) => health::parse_duration(t).ok_or_else(|| {
+                Error::config(format!(
+                    "service `{name}` has `stop-timeout = \"{t}\"`, which is no duration"
+                ))
+                .with_help("write it as compose does: `stop-timeout = \"10s\"`")
+            })?,
+        };
+        let ports: Vec<(u16, Option<u16>)> = s
+            .ports
+            .iter()
+            .filter_map(|p| discovery::parse_port(p))
+            .map(|p| {
+                let host = if s.is_environment() {
+                    Some(p.target)
+                } else {
+                    p.host
+                };
+                (p.target, host)
+            })
+            .collect();
+        let launch = if s.is_environment() {
+            let mut extra = discovery::values_for(plan, s, Place::Host);
+            extra.push((
+                discovery::BIND_HOST_VAR.to_string(),
+                discovery::bind_host(plan, name, &names).to_string(),
+            ));
+            Some(process::launch(plan, s, &extra)?)
+        } else {
+            None
+        };
+        let unit = Unit {
+            name: name.clone(),
+            runtime,
+            deps: deps.clone(),
+            health,
+            stop_timeout,
+            launch,
+            ports,
+        };
+        if let Some(h) = &unit.health {
+            let declared = match h.test {
+                health::Test::Http { port, .. } => Some(port),
+                health::Test::Tcp { port } => Some(Some(port)),
+                _ => None,
+            };
+            if let Some(declared) = declared {
+                if unit.probe_port(declared).is_none() {
+                    return Err(Error::config(format!(
+                        "the `http`/`tcp` healthcheck of service `{name}` needs a port published on the host"
+                    ))
+                    .with_help(format!("declare one in `{name}`'s `ports`, e.g. `\"18080:8080\"`, or use `test = [\"CMD\", …]`")));
+                }
+            }
+        }
+        units.push(unit);
+    }
+    Ok(units)
+}
+
+/// `cargo hsm up` in the foreground, after the sync: starts the selected
+/// services in dependency order, each once its dependencies are ready;
+/// reports their logs through `on`; stops everything on SIGINT / SIGTERM
+/// (dependents first), or returns when every service has ended.
+pub fn up(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<UpOutcome> {
+    let units = prepare(plan, opts)?;
+    let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+    let compose = if units.iter().any(Unit::is_container) {
+        let mut files = vec![crate::compose::compose_path(plan)];
+        if !files[0].is_file() {
+            return Err(Error::failed(format!(
+                "the compose file `{}` is missing",
+                plan.project.compose_file
+            ))
+            .with_help("run `cargo hsm sync` (or `up` without `--no-sync`)"));
+        }
+        files.extend(container::write_override(plan, &names)?);
+        Some(container::detect(plan, files)?)
+    } else {
+        None
+    };
+    let consumed = discovery::consumed_by_containers(plan, &names);
+    supervisor::run(units, compose, consumed, opts, on)
+}
