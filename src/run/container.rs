@@ -180,6 +180,12 @@ pub struct Output {
 /// Runs `cmd` to the end in a process group of its own, output captured;
 /// gives up (the group killed) on a signal to hsm.
 pub fn run_captured(cmd: &mut Command) -> Result<Output> {
+    run_to_end(cmd, true)
+}
+
+/// [`run_captured`]; with `interruptible` false it runs to its end even
+/// after a signal (the stop that the signal asked for).
+fn run_to_end(cmd: &mut Command, interruptible: bool) -> Result<Output> {
     let shown = format!("{cmd:?}");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -206,7 +212,7 @@ pub fn run_captured(cmd: &mut Command) -> Result<Output> {
         {
             break s;
         }
-        if let Some(sig) = crate::materialize::interrupt::signalled() {
+        if let Some(sig) = crate::materialize::interrupt::signalled().filter(|_| interruptible) {
             // SAFETY: our own child's process group.
             unsafe {
                 libc::kill(-(child.id() as i32), libc::SIGKILL);
@@ -253,8 +259,8 @@ impl Compose {
         v.join(" ")
     }
 
-    fn checked(&self, args: &[&str], what: &str) -> Result<Output> {
-        let out = run_captured(&mut self.front_cmd(args))?;
+    fn checked(&self, args: &[&str], what: &str, interruptible: bool) -> Result<Output> {
+        let out = run_to_end(&mut self.front_cmd(args), interruptible)?;
         if !out.ok {
             let detail = format!("{}{}", out.stdout, out.stderr);
             return Err(Error::failed(what.to_string()).with_detail(format!(
@@ -272,6 +278,7 @@ impl Compose {
         self.checked(
             &["up", "-d", "--no-deps", service],
             &format!("the container of service `{service}` did not start"),
+            true,
         )
         .map(|_| ())
     }
@@ -281,7 +288,7 @@ impl Compose {
         let t = timeout.as_secs().to_string();
         let mut args = vec!["stop", "-t", t.as_str()];
         args.extend(services.iter().map(String::as_str));
-        self.checked(&args, "the containers did not stop")
+        self.checked(&args, "the containers did not stop", false)
             .map(|_| ())
     }
 

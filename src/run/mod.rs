@@ -182,23 +182,13 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
                 (p.target, host)
             })
             .collect();
-        let launch = if s.is_environment() {
-            let mut extra = discovery::values_for(plan, s, Place::Host);
-            extra.push((
-                discovery::BIND_HOST_VAR.to_string(),
-                discovery::bind_host(plan, name, &names).to_string(),
-            ));
-            Some(process::launch(plan, s, &extra)?)
-        } else {
-            None
-        };
-        let unit = Unit {
+        let mut unit = Unit {
             name: name.clone(),
             runtime,
             deps: deps.clone(),
             health,
             stop_timeout,
-            launch,
+            launch: None,
             ports,
         };
         if let Some(h) = &unit.health {
@@ -216,6 +206,16 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
                 }
             }
         }
+        unit.launch = if s.is_environment() {
+            let mut extra = discovery::values_for(plan, s, Place::Host);
+            extra.push((
+                discovery::BIND_HOST_VAR.to_string(),
+                discovery::bind_host(plan, name, &names).to_string(),
+            ));
+            Some(process::launch(plan, s, &extra)?)
+        } else {
+            None
+        };
         units.push(unit);
     }
     Ok(units)

@@ -1,0 +1,431 @@
+//! `cargo hsm up`: real uv-made environments running real Python HTTP
+//! servers on 127.0.0.1, wired to each other by the discovery variables;
+//! readiness and order; Ctrl-C / SIGTERM leaving no process of ours (checked
+//! by pid and start time in `/proc`); a failing service reported with its
+//! last lines; and a real podman container reached from a process and
+//! reaching a process (both directions across the boundary).
+
+mod compose_support;
+mod sync_support;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use compose_support::free_port;
+use sync_support::{require, stderr, stdout, Sandbox};
+
+/// A Cargo workspace holding `hsm.toml` and, for each `(name, script)`, a
+/// virtual uv project at `svc/<name>` whose `main.py` is `script`.
+fn sandbox(manifest: &str, services: &[(&str, &str)]) -> Sandbox {
+    let sb = Sandbox::empty();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write("hsm.toml", manifest);
+    for (name, script) in services {
+        sb.write(
+            &format!("svc/{name}/pyproject.toml"),
+            &format!(
+                "[project]\nname = \"{name}\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = []\n\n[tool.uv]\npackage = false\n"
+            ),
+        );
+        sb.write(&format!("svc/{name}/main.py"), script);
+    }
+    sb
+}
+
+/// A registry entry for a uv service at `svc/<name>` running `main.py`.
+fn uv_entry(name: &str, extra: &str) -> String {
+    format!(
+        "[registry.services.{name}]\n{extra}\nsources.prod = {{ type = \"local\", path = \"svc/{name}\" }}\ndeployment-profiles.default = {{ runtime = \"uv\", command = [\"python\", \"main.py\"] }}\n"
+    )
+}
+
+/// `cargo hsm up ARGS` started in the background with SIGINT and SIGTERM
+/// restored (a test run from a non-interactive shell inherits them ignored).
+fn spawn_up(sb: &Sandbox, args: &[&str], env: &[(String, String)]) -> Child {
+    let mut a = vec!["up"];
+    a.extend_from_slice(args);
+    let mut cmd = sb.cmd(&a);
+    cmd.env("UV_OFFLINE", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: resets two signal dispositions between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("start cargo-hsm up")
+}
+
+/// Waits for `child` at most `limit`; kills it past that.
+fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "cargo hsm up did not end within {limit:?}:\n{}\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Waits until `path` exists (a service wrote it).
+fn wait_for_file(path: &Path, limit: Duration, child: &mut Child) {
+    let start = Instant::now();
+    while !path.exists() {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("cargo hsm up ended early ({s}) before {}", path.display());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`), and
+/// whether it is a zombie; `None` when there is no such process.
+fn proc_start(pid: i32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f[19].parse().ok()?, f[0] == "Z"))
+}
+
+/// The pids a service wrote (`pids/<name>`: its own, then its child's),
+/// with their start times.
+fn recorded(sb: &Sandbox, name: &str) -> Vec<(i32, u64)> {
+    sb.read(&format!("pids/{name}"))
+        .split_whitespace()
+        .map(|p| p.parse::<i32>().unwrap())
+        .map(|p| (p, proc_start(p).expect("the recorded process runs").0))
+        .collect()
+}
+
+/// Every recorded process is gone: no process with that pid and start
+/// time is left (a zombie is not running).
+fn assert_gone(procs: &[(i32, u64)]) {
+    for &(pid, start) in procs {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match proc_start(pid) {
+                Some((s, false)) if s == start => {
+                    assert!(Instant::now() < deadline, "process {pid} still runs");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Python that records its pid and the pid of a child it starts (which
+/// must die with its process group).
+const RECORD_PIDS: &str = r#"
+import os, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+os.makedirs("../../pids", exist_ok=True)
+with open(f"../../pids/{NAME}.tmp", "w") as f:
+    f.write(f"{os.getpid()} {child.pid}\n")
+os.rename(f"../../pids/{NAME}.tmp", f"../../pids/{NAME}")
+"#;
+
+/// An HTTP server on `$HSM_BIND_HOST:port` answering `body`, after `delay`
+/// seconds (so that it becomes ready late).
+fn server_script(port: u16, body: &str, delay: f64) -> String {
+    format!(
+        r#"NAME = "web"
+{RECORD_PIDS}
+import http.server, time
+time.sleep({delay})
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{body}")
+    def log_message(self, *a):
+        print("served", self.path, flush=True)
+print("listening on", os.environ["HSM_BIND_HOST"], {port}, flush=True)
+http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {port}), H).serve_forever()
+"#
+    )
+}
+
+#[test]
+fn processes_are_wired_started_in_order_and_stopped_by_ctrl_c() {
+    if !require("uv") {
+        return;
+    }
+    let port = free_port();
+    let mut manifest =
+        String::from("[project]\nname = \"wired\"\n[services]\nstandalone = [\"client\"]\n");
+    manifest += &uv_entry(
+        "web",
+        &format!("ports = [\"{port}\"]\nurl-scheme = \"http\"\nhealthcheck = {{ http = \"/\", interval = \"1s\", retries = 20 }}"),
+    );
+    // `client` implies `web`: the implication alone selects it and orders it first.
+    manifest += &uv_entry("client", "implies = { \"service:web\" = true }");
+    let client = format!(
+        "NAME = \"client\"\n{RECORD_PIDS}\nimport time, urllib.request\nprint(\"WEB_HOST\", os.environ[\"WEB_HOST\"], \"WEB_PORT\", os.environ[\"WEB_PORT\"], flush=True)\nbody = urllib.request.urlopen(os.environ[\"WEB_URL\"] + \"/hello\").read().decode()\nprint(\"got:\", body, flush=True)\nopen(\"../../client-done\", \"w\").close()\ntime.sleep(600)\n"
+    );
+    let sb = sandbox(
+        &manifest,
+        &[
+            ("web", &server_script(port, "hello from web", 1.5)),
+            ("client", &client),
+        ],
+    );
+    let mut up = spawn_up(&sb, &[], &[]);
+    wait_for_file(&sb.path("client-done"), Duration::from_secs(120), &mut up);
+    let procs: Vec<(i32, u64)> = recorded(&sb, "web")
+        .into_iter()
+        .chain(recorded(&sb, "client"))
+        .collect();
+    assert_eq!(procs.len(), 4);
+    // SAFETY: our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let out = wait_bounded(up, Duration::from_secs(30));
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{o}\n{e}");
+    // The wiring: loopback and the process's port, and the URL works.
+    assert!(
+        o.contains(&format!("client | WEB_HOST 127.0.0.1 WEB_PORT {port}")),
+        "{o}"
+    );
+    assert!(o.contains("client | got: hello from web"), "{o}");
+    assert!(o.contains("web    | served /hello"), "{o}");
+    assert!(
+        o.contains(&format!("web    | listening on 127.0.0.1 {port}")),
+        "{o}"
+    );
+    // Order: web became ready (after its delay) before client started.
+    let ready = e.find("Ready web").expect("web became ready");
+    let started = e.find("Starting client").expect("client started");
+    assert!(ready < started, "{e}");
+    assert!(e.find("Starting web").unwrap() < ready, "{e}");
+    // Dependents stop first.
+    let stop_client = e.find("Stopping client").expect("client stopped");
+    let stop_web = e.find("Stopping web").expect("web stopped");
+    assert!(stop_client < stop_web, "{e}");
+    assert_gone(&procs);
+
+    // A second `up`: the sync is fresh, and nothing of the first one is
+    // in the way.
+    let _ = std::fs::remove_file(sb.path("client-done"));
+    let _ = std::fs::remove_dir_all(sb.path("pids"));
+    let mut up = spawn_up(&sb, &["-v"], &[]);
+    wait_for_file(&sb.path("client-done"), Duration::from_secs(60), &mut up);
+    let procs: Vec<(i32, u64)> = recorded(&sb, "web")
+        .into_iter()
+        .chain(recorded(&sb, "client"))
+        .collect();
+    // SIGTERM: exit 143, nothing left.
+    // SAFETY: our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
+    let out = wait_bounded(up, Duration::from_secs(30));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{e}");
+    assert!(
+        e.contains("Fresh client (uv)") && e.contains("Fresh web (uv)"),
+        "{e}"
+    );
+    assert!(!e.contains("Syncing"), "{e}");
+    assert_gone(&procs);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
+    if !require("uv") {
+        return;
+    }
+    let mut manifest =
+        String::from("[project]\nname = \"stubborn\"\n[services]\nstandalone = [\"web\"]\n");
+    manifest += &uv_entry("web", "stop-timeout = \"1s\"");
+    let script = format!(
+        "NAME = \"web\"\nimport signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n{RECORD_PIDS}\nimport time\nprint(\"up\", flush=True)\ntime.sleep(600)\n"
+    );
+    let sb = sandbox(&manifest, &[("web", &script)]);
+    let mut up = spawn_up(&sb, &[], &[]);
+    wait_for_file(&sb.path("pids/web"), Duration::from_secs(120), &mut up);
+    let procs = recorded(&sb, "web");
+    std::thread::sleep(Duration::from_millis(1200)); // past the readiness grace
+    let t = Instant::now();
+    // SAFETY: our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let out = wait_bounded(up, Duration::from_secs(30));
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        took >= Duration::from_millis(900),
+        "SIGKILL came before the stop timeout: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    assert_gone(&procs);
+}
+
+#[test]
+fn a_failing_service_is_named_with_its_exit_code_and_last_lines() {
+    if !require("uv") {
+        return;
+    }
+    let mut manifest =
+        String::from("[project]\nname = \"failing\"\n[services]\nstandalone = [\"app\"]\n");
+    manifest += &uv_entry("db", "");
+    manifest += &uv_entry("app", "depends-on = [\"db\"]");
+    manifest = manifest.replace("standalone = [\"app\"]", "standalone = [\"app\", \"db\"]");
+    let db = "import sys\nprint('connecting to the disk', flush=True)\nprint('boom: /data is not writable', file=sys.stderr, flush=True)\nsys.exit(3)\n";
+    let sb = sandbox(
+        &manifest,
+        &[("db", db), ("app", "import time\ntime.sleep(600)\n")],
+    );
+    let t = Instant::now();
+    let out = wait_bounded(spawn_up(&sb, &[], &[]), Duration::from_secs(120));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("error: service `db` exited with exit code 3 before it was ready"),
+        "{e}"
+    );
+    assert!(e.contains("last log lines of `db`:"), "{e}");
+    assert!(e.contains("boom: /data is not writable"), "{e}");
+    assert!(
+        stdout(&out).contains("db  | connecting to the disk"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!e.contains("Starting app"), "app must not start: {e}");
+    assert!(t.elapsed() < Duration::from_secs(60));
+
+    // A service that never becomes ready fails `up` within --wait-timeout.
+    let port = free_port();
+    let mut manifest =
+        String::from("[project]\nname = \"never\"\n[services]\nstandalone = [\"web\"]\n");
+    manifest += &uv_entry(
+        "web",
+        &format!("ports = [\"{port}\"]\nhealthcheck = {{ tcp = {port} }}"),
+    );
+    let sb = sandbox(&manifest, &[("web", "import time\ntime.sleep(600)\n")]);
+    // Synced first, so that the timing is up's alone.
+    assert!(sb
+        .cmd(&["sync", "-q"])
+        .env("UV_OFFLINE", "1")
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let out = wait_bounded(
+        spawn_up(&sb, &["--no-sync", "--wait-timeout", "2"], &[]),
+        Duration::from_secs(30),
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("service `web` did not become ready within --wait-timeout 2s"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+}
+
+#[test]
+fn json_lines_carry_schema_and_reason() {
+    if !require("uv") {
+        return;
+    }
+    let mut manifest =
+        String::from("[project]\nname = \"oneshot\"\n[services]\nstandalone = [\"job\"]\n");
+    manifest += &uv_entry("job", "env = { GREETING = \"hi\" }");
+    let sb = sandbox(
+        &manifest,
+        &[("job", "import os, sys\nprint(os.environ['GREETING'], os.environ['VIRTUAL_ENV'].endswith('svc/job/.venv'), sys.prefix.endswith('.venv'))\n")],
+    );
+    let out = wait_bounded(
+        spawn_up(&sb, &["--message-format", "json", "-q"], &[]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let reasons: Vec<&str> = lines
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["starting", "log", "exited"], "{lines:?}");
+    assert!(lines.iter().all(|l| l["schema"] == 1));
+    assert_eq!(lines[1]["service"], "job");
+    // Its own venv, and its resolved env.
+    assert_eq!(lines[1]["line"], "hi True True");
+    assert_eq!(lines[2]["code"], 0);
+}
+
+#[test]
+fn plan_errors_name_what_to_fix() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "[registry.services.a]\ndepends-on = [\"b\"]\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n[registry.services.b]\nimplies = { \"service:a\" = true }\nsources.prod = { type = \"local\", path = \"svc/b\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n",
+            "[\"a\", \"b\"]",
+            &["depend on each other in a cycle: a → b → a"],
+        ),
+        (
+            "[registry.services.a]\nports = [\"8080\"]\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n[registry.services.b]\nports = [\"8080:80\"]\nsources.prod = { type = \"docker-image\", image = \"busybox\" }\n",
+            "[\"a\", \"b\"]",
+            &["services `a` and `b` both use host port 8080"],
+        ),
+        (
+            "[registry.services.a]\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\" }\n",
+            "[\"a\"]",
+            &["service `a` (runtime uv) has no `command`", "help: set `command`"],
+        ),
+        (
+            "[registry.services.a]\nhealthcheck = { http = \"/\" }\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n",
+            "[\"a\"]",
+            &["the `http`/`tcp` healthcheck of service `a` needs a port"],
+        ),
+        (
+            "[registry.services.a]\nhealthcheck = { http = \"/\", interval = \"often\" }\nports = [\"9\"]\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n",
+            "[\"a\"]",
+            &["healthcheck of service `a` has an invalid `interval`: `often` is no duration"],
+        ),
+    ];
+    for (registry, selection, want) in cases {
+        let sb = Sandbox::empty();
+        sb.write("Cargo.toml", "[workspace]\n");
+        sb.write(
+            "hsm.toml",
+            &format!("[project]\nname = \"bad\"\n[services]\nstandalone = {selection}\n{registry}"),
+        );
+        std::fs::create_dir_all(sb.path("svc/a/.venv/bin")).unwrap();
+        std::fs::create_dir_all(sb.path("svc/b/.venv/bin")).unwrap();
+        let out = sb.run(&["up", "--no-sync"]);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        for w in *want {
+            assert!(e.contains(w), "want `{w}` in:\n{e}");
+        }
+    }
+    // Unknown service names list the selected ones.
+    let sb = Sandbox::empty();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write("hsm.toml", "[project]\nname = \"x\"\n[services]\nstandalone = [\"a\"]\n[registry.services.a]\nsources.prod = { type = \"local\", path = \"svc/a\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"x\"] }\n");
+    let e = stderr(&sb.run(&["up", "--no-sync", "nope"]));
+    assert!(
+        e.contains("no selected service is named `nope`")
+            && e.contains("the selected services are: a"),
+        "{e}"
+    );
+}
