@@ -592,3 +592,184 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
     assert!(compose_support::http_get(box_port, "/got.txt").is_err());
     assert!(compose_support::http_get(api_port, "/").is_err());
 }
+
+/// `ps --message-format json` with the values that change between runs
+/// (pids, uptimes) replaced.
+fn ps_json(sb: &Sandbox) -> serde_json::Value {
+    let out = sb.run(&["ps", "--message-format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for s in v["services"].as_array_mut().unwrap() {
+        if s["pid"].is_number() {
+            s["pid"] = "[PID]".into();
+        }
+        if s["uptime_s"].is_number() {
+            s["uptime_s"] = "[UPTIME]".into();
+        }
+    }
+    v
+}
+
+#[test]
+fn detached_up_then_ps_and_down_from_a_new_shell() {
+    if !require("uv") {
+        return;
+    }
+    let port = free_port();
+    let mut manifest = String::from(
+        "[project]\nname = \"detached\"\n[services]\nstandalone = [\"client\", \"web\"]\n",
+    );
+    manifest += &uv_entry(
+        "web",
+        &format!("ports = [\"{port}\"]\nurl-scheme = \"http\"\nhealthcheck = {{ http = \"/\" }}"),
+    );
+    manifest += &uv_entry("client", "depends-on = [\"web\"]");
+    let client = format!(
+        "NAME = \"client\"\n{RECORD_PIDS}\nimport time, urllib.request\nprint(\"got:\", urllib.request.urlopen(os.environ[\"WEB_URL\"] + \"/x\").read().decode(), flush=True)\ntime.sleep(600)\n"
+    );
+    let sb = sandbox(
+        &manifest,
+        &[
+            ("web", &server_script(port, "detached web", 0.0)),
+            ("client", &client),
+        ],
+    );
+    let out = wait_bounded(spawn_up(&sb, &["-d"], &[]), Duration::from_secs(120));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    assert!(
+        e.contains("Ready web") && e.contains("Started every service is ready"),
+        "{e}"
+    );
+    // `up -d` returned; both run on, detached, their output in log files.
+    let procs: Vec<(i32, u64)> = recorded(&sb, "web")
+        .into_iter()
+        .chain(recorded(&sb, "client"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sb.read(".hsm/run/client.log").contains("got: detached web") {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            sb.read(".hsm/run/client.log")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ps_json(&sb),
+        serde_json::json!({
+            "schema": 1,
+            "reason": "ps",
+            "services": [
+                {
+                    "service": "client", "runtime": "uv", "state": "running", "pid": "[PID]",
+                    "ports": [], "uptime_s": "[UPTIME]", "command": "python main.py",
+                    "detached": true, "log": ".hsm/run/client.log"
+                },
+                {
+                    "service": "web", "runtime": "uv", "state": "running", "pid": "[PID]",
+                    "ports": [port.to_string()], "uptime_s": "[UPTIME]", "command": "python main.py",
+                    "detached": true, "log": ".hsm/run/web.log"
+                }
+            ]
+        })
+    );
+    // A second `up` refuses to start them twice.
+    let again = sb.run(&["up", "--no-sync", "web"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("service `web` is running already"),
+        "{}",
+        stderr(&again)
+    );
+
+    let t = Instant::now();
+    let down = sb.run(&["down"]);
+    let e = stderr(&down);
+    assert!(down.status.success(), "{e}");
+    assert!(
+        e.find("Stopping client").unwrap() < e.find("Stopping web").unwrap(),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_gone(&procs);
+    assert_eq!(ps_json(&sb)["services"], serde_json::json!([]));
+}
+
+#[test]
+fn detached_up_fails_naming_a_service_that_never_becomes_ready() {
+    if !require("uv") {
+        return;
+    }
+    let port = free_port();
+    let mut manifest =
+        String::from("[project]\nname = \"late\"\n[services]\nstandalone = [\"web\"]\n");
+    manifest += &uv_entry(
+        "web",
+        &format!("ports = [\"{port}\"]\nhealthcheck = {{ tcp = {port} }}"),
+    );
+    let script = format!("NAME = \"web\"\n{RECORD_PIDS}\nimport time\nprint(\"still warming up\", flush=True)\ntime.sleep(600)\n");
+    let sb = sandbox(&manifest, &[("web", &script)]);
+    let out = wait_bounded(
+        spawn_up(&sb, &["-d", "--wait-timeout", "3"], &[]),
+        Duration::from_secs(120),
+    );
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("service `web` did not become ready within --wait-timeout 3s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("last log lines of `web` (`.hsm/run/web.log`):")
+            && e.contains("still warming up"),
+        "{e}"
+    );
+    // Its processes (recorded by the service itself) are gone.
+    for pid in sb.read("pids/web").split_whitespace() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let running = proc_start(pid.parse().unwrap()).is_some_and(|(_, zombie)| !zombie);
+        assert!(
+            !(running && String::from_utf8_lossy(&cmdline).contains("python")),
+            "process {pid} still runs"
+        );
+    }
+    assert_eq!(ps_json(&sb)["services"], serde_json::json!([]));
+}
+
+#[test]
+fn a_state_file_whose_pid_was_reused_is_never_signalled() {
+    let sb = Sandbox::empty();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write("hsm.toml", "[project]\nname = \"reuse\"\n[services]\nstandalone = [\"web\"]\n[registry.services.web]\nsources.prod = { type = \"local\", path = \"svc/web\" }\ndeployment-profiles.default = { runtime = \"uv\", command = [\"python\"] }\n");
+    // Someone else's process now holds the recorded pid: the start time differs.
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = other.id() as i32;
+    let (ticks, _) = proc_start(pid).unwrap();
+    sb.write(
+        ".hsm/run/web.json",
+        &format!(
+            r#"{{"service":"web","runtime":"uv","pid":{pid},"start_ticks":{},"command":"python","started_at":1,"ports":[],"stop_timeout_ms":100,"detached":true}}"#,
+            ticks + 7
+        ),
+    );
+    assert_eq!(ps_json(&sb)["services"][0]["state"], "stale");
+    let out = sb.run(&["down"]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains(&format!(
+            "the pid {pid} of service `web` now belongs to another process: not signalled"
+        )),
+        "{e}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        other.try_wait().unwrap(),
+        None,
+        "the other process was killed"
+    );
+    assert!(!sb.exists(".hsm/run/web.json"));
+    let _ = other.kill();
+    let _ = other.wait();
+}

@@ -85,6 +85,10 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
     Up(up::UpArgs),
+    /// Stop the services `up` started (from any shell), dependents first; then `compose down`
+    Down(up::DownArgs),
+    /// List the services `up` started: state, pid or container id, uptime, ports
+    Ps,
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -175,6 +179,11 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             up::run(shell, &root, args)
         }
+        Command::Down(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            up::down(shell, &root, args)
+        }
+        Command::Ps => up::ps(shell, &workspace_root(cli.manifest_path.as_deref())?),
     }
 }
 
@@ -334,6 +343,12 @@ mod tests {
             }
             undescribed(sub, &format!("{path} {}", sub.get_name()), out);
         }
+    }
+
+    #[test]
+    fn the_command_tree_is_valid() {
+        // clap's own checks (unique short flags, global ones included).
+        super::Cli::command().debug_assert();
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct UpArgs {
     /// Services to start, with every service they depend on [default: every managed service]
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Detached: return once every service is ready, leaving them running (`cargo hsm down` stops them)
+    #[arg(short, long)]
+    pub detach: bool,
     /// Start from what is on disk; do not run `cargo hsm sync` first
     #[arg(long)]
     pub no_sync: bool,
@@ -31,6 +34,96 @@ pub struct UpArgs {
     /// Passed to the sync: no network for git or uv
     #[arg(long, conflicts_with = "no_sync")]
     pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Services to stop [default: every service `up` started, then `compose down`]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Also remove the named volumes of the container services (`compose down -v`)
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// `cargo hsm down`: stop what `up` started, from any shell.
+pub fn down(shell: &Shell, root: &Utf8Path, args: &DownArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let width = name_width(&plan);
+    let colours = colours(&plan);
+    run::control::down(&plan, &args.services, args.volumes, &mut |e| {
+        show(shell, &e, width, &colours)
+    })?;
+    Ok(EXIT_OK)
+}
+
+/// `cargo hsm ps`: what `up` started, and whether it still runs.
+pub fn ps(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let rows = run::control::ps(&plan)?;
+    if shell.format == MessageFormat::Json {
+        shell.document("ps", &serde_json::json!({ "services": rows }));
+        return Ok(EXIT_OK);
+    }
+    let mut table = vec![[
+        "SERVICE".to_string(),
+        "RUNTIME".into(),
+        "STATE".into(),
+        "PID/CONTAINER".into(),
+        "UPTIME".into(),
+        "PORTS".into(),
+    ]];
+    for r in &rows {
+        let id = match (r.pid, &r.container) {
+            (Some(p), _) => p.to_string(),
+            (_, Some(c)) => c.chars().take(12).collect(),
+            _ => String::new(),
+        };
+        let uptime = r.uptime_s.map_or(String::new(), |s| match s {
+            s if s < 60 => format!("{s}s"),
+            s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+            s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        });
+        table.push([
+            r.service.clone(),
+            r.runtime.to_string(),
+            r.state.clone(),
+            id,
+            uptime,
+            r.ports.join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| table.iter().map(|row| row[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    shell.out(&out);
+    Ok(EXIT_OK)
+}
+
+fn name_width(plan: &crate::Plan) -> usize {
+    plan.services
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+}
+
+fn colours(plan: &crate::Plan) -> std::collections::BTreeMap<String, &'static str> {
+    plan.services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), COLOURS[i % COLOURS.len()]))
+        .collect()
 }
 
 /// Compose's colours for the log prefixes, in turn.
@@ -83,20 +176,20 @@ fn up(shell: &Shell, root: &Utf8Path, args: &UpArgs) -> Result<i32> {
     let opts = UpOptions {
         services: args.services.clone(),
         wait_timeout,
+        detach: args.detach,
     };
-    let width = plan
-        .services
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(0);
-    let mut colours = std::collections::BTreeMap::new();
-    for (i, s) in plan.services.iter().enumerate() {
-        colours.insert(s.name.clone(), COLOURS[i % COLOURS.len()]);
-    }
+    let width = name_width(&plan);
+    let colours = colours(&plan);
     let outcome = run::up(&plan, &opts, &mut |e| show(shell, &e, width, &colours))?;
     if let Some(sig) = outcome.signal {
         return Ok(128 + sig);
+    }
+    if outcome.detached {
+        shell.status(
+            "Started",
+            "every service is ready; `cargo hsm ps` lists them, `cargo hsm down` stops them",
+        );
+        return Ok(EXIT_OK);
     }
     if !outcome.failed.is_empty() {
         let list: Vec<String> = outcome

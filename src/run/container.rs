@@ -272,6 +272,12 @@ impl Compose {
         Ok(out)
     }
 
+    /// Runs the front end to its end (even after a signal); fails with
+    /// `what` and its output.
+    pub(super) fn run_checked(&self, args: &[&str], what: &str) -> Result<()> {
+        self.checked(args, what, false).map(|_| ())
+    }
+
     /// Creates and starts one service's container, without its
     /// dependencies (hsm starts those itself, when they are ready).
     pub fn up(&self, service: &str) -> Result<()> {

@@ -14,9 +14,11 @@
 //! [`crate::discovery`], computed from the Plan.
 
 pub mod container;
+pub mod control;
 pub mod health;
 pub mod order;
 pub mod process;
+pub mod state;
 mod supervisor;
 
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub struct UpOptions {
     pub services: Vec<String>,
     /// Fail when the services are not all ready this long after the start.
     pub wait_timeout: Option<Duration>,
+    /// Return once every service is ready, leaving them running (`-d`).
+    pub detach: bool,
 }
 
 /// What `up` tells its caller while it runs.
@@ -90,6 +94,8 @@ pub enum Event {
 pub struct UpOutcome {
     /// The signal that stopped the stack (Ctrl-C: SIGINT, 2).
     pub signal: Option<i32>,
+    /// `-d`: every service is ready and left running.
+    pub detached: bool,
     /// Services that ended by themselves with a failure, and how.
     pub failed: Vec<(String, String)>,
 }
@@ -129,6 +135,8 @@ pub(crate) struct Unit {
     /// The first declared port, and the host port of each declared port
     /// (for probes from the host).
     pub ports: Vec<(u16, Option<u16>)>,
+    /// `ports` as written.
+    pub declared_ports: Vec<String>,
 }
 
 impl Unit {
@@ -190,6 +198,7 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
             stop_timeout,
             launch: None,
             ports,
+            declared_ports: s.ports.clone(),
         };
         if let Some(h) = &unit.health {
             let declared = match h.test {
@@ -243,5 +252,54 @@ pub fn up(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<Up
         None
     };
     let consumed = discovery::consumed_by_containers(plan, &names);
-    supervisor::run(units, compose, consumed, opts, on)
+    let root = &plan.project.workspace_root;
+    clean_stale(root, &names, on)?;
+    supervisor::run(root, units, compose, consumed, opts, on)
+}
+
+/// Refuses to start a service that runs already (from an earlier `up`),
+/// and removes the state of those that do not run any more.
+fn clean_stale(root: &camino::Utf8Path, names: &[String], on: &mut dyn FnMut(Event)) -> Result<()> {
+    for r in state::read_all(root) {
+        let r = match r {
+            Ok(r) => r,
+            Err(file) => {
+                let _ = std::fs::remove_file(state::dir(root).join(&file));
+                on(Event::Warning {
+                    message: format!(
+                        "removed the unreadable state file `{}/{file}`",
+                        state::RUN_DIR
+                    ),
+                });
+                continue;
+            }
+        };
+        if !names.contains(&r.service) {
+            continue;
+        }
+        let (Some(pid), Some(ticks)) = (r.pid, r.start_ticks) else {
+            continue; // a container: compose itself knows whether it runs
+        };
+        match state::liveness(pid, ticks) {
+            state::Liveness::Running | state::Liveness::GroupLeft => {
+                return Err(Error::failed(format!(
+                    "service `{}` is running already (pid {pid}, started by an earlier `cargo hsm up`)",
+                    r.service
+                ))
+                .with_help(format!("stop it first: `cargo hsm down {}`", r.service)))
+            }
+            how => {
+                state::remove(root, &r.service);
+                let why = if how == state::Liveness::Reused {
+                    format!("its pid {pid} now belongs to another process, which was left alone")
+                } else {
+                    format!("its process {pid} is gone")
+                };
+                on(Event::Warning {
+                    message: format!("removed the stale state of service `{}`: {why}", r.service),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -167,7 +167,15 @@ pub struct Proc {
 /// Starts `launch` for service `name` in a process group of its own; its
 /// output lines go to `tx`. Called from the main thread: on Linux the
 /// child is killed when the thread that started it dies.
-pub(crate) fn spawn(name: &str, launch: &Launch, tx: &Sender<Message>) -> Result<Proc> {
+///
+/// `detached`: the log file its output is appended to instead, and a
+/// session of its own, so that it outlives hsm (`up -d`).
+pub(crate) fn spawn(
+    name: &str,
+    launch: &Launch,
+    tx: &Sender<Message>,
+    detached: Option<&Utf8Path>,
+) -> Result<Proc> {
     let mut cmd = Command::new(&launch.program);
     cmd.args(&launch.args)
         .current_dir(&launch.cwd)
@@ -176,10 +184,36 @@ pub(crate) fn spawn(name: &str, launch: &Launch, tx: &Sender<Message>) -> Result
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         // Python buffers a pipe's output; logs should arrive as they are written.
         .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    crate::materialize::interrupt::prepare_child(&mut cmd);
+        .stdin(Stdio::null());
+    match detached {
+        Some(log) => {
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .map_err(|e| Error::failed(format!("cannot open the log file `{log}`: {e}")))
+            };
+            cmd.stdout(open()?).stderr(open()?);
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setsid is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::setsid() < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        }
+        None => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            crate::materialize::interrupt::prepare_child(&mut cmd);
+        }
+    }
     let mut child = cmd.spawn().map_err(|e| {
         Error::failed(format!("cannot start service `{name}`: {e}"))
             .with_detail(format!("command: {}", launch.shown()))
@@ -257,6 +291,52 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Stops the process group `pgid` of a process that is not our child (a
+/// detached one, from a new shell): SIGTERM, SIGKILL after `timeout`.
+pub fn stop_group(pgid: i32, timeout: Duration) {
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline && group_running(pgid) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if group_running(pgid) {
+        signal_group(pgid, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while group_running(pgid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether a process of group `pgid` runs (zombies, which a parent other
+/// than hsm has to reap, do not count): a scan of `/proc`.
+pub fn group_running(pgid: i32) -> bool {
+    if !group_alive(pgid) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // state, ppid, pgrp
+        f.first() != Some(&"Z") && f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+    })
 }
 
 fn signal_group(pgid: i32, sig: i32) {

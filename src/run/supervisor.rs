@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::container::Compose;
 use super::health::{self, Test, GRACE};
 use super::process::{self, Proc};
+use super::state::{self, Record};
 use super::{Event, Message, Unit, UpOptions, UpOutcome, TAIL_LINES};
 use crate::error::{Error, Result};
 use crate::materialize::interrupt;
@@ -28,7 +29,18 @@ enum State {
     Exited,
 }
 
+/// Why supervision ended without an error.
+enum End {
+    Signal(i32),
+    /// Every service ended by itself.
+    AllEnded,
+    /// `-d`: every service is ready.
+    Detached,
+}
+
 struct Sup<'a> {
+    root: camino::Utf8PathBuf,
+    detach: bool,
     units: BTreeMap<String, Unit>,
     state: BTreeMap<String, State>,
     procs: BTreeMap<String, Proc>,
@@ -49,6 +61,7 @@ struct Sup<'a> {
 }
 
 pub(super) fn run(
+    root: &camino::Utf8Path,
     units: Vec<Unit>,
     compose: Option<Compose>,
     consumed: BTreeSet<String>,
@@ -58,6 +71,8 @@ pub(super) fn run(
     let _guard = interrupt::install(None);
     let (tx, rx) = channel();
     let mut sup = Sup {
+        root: root.to_owned(),
+        detach: opts.detach,
         state: units
             .iter()
             .map(|u| (u.name.clone(), State::Pending))
@@ -80,21 +95,28 @@ pub(super) fn run(
     let t0 = Instant::now();
     let result = sup.supervise(t0, opts.wait_timeout);
     match result {
-        Ok(Some(sig)) => {
+        Ok(End::Signal(sig)) => {
             interrupt::mark_handled();
             sup.stop_all();
             Ok(UpOutcome {
                 signal: Some(sig),
+                detached: false,
                 failed: sup.failed,
             })
         }
-        Ok(None) => {
+        Ok(End::AllEnded) => {
             sup.stop_all();
             Ok(UpOutcome {
                 signal: None,
+                detached: false,
                 failed: sup.failed,
             })
         }
+        Ok(End::Detached) => Ok(UpOutcome {
+            signal: None,
+            detached: true,
+            failed: sup.failed,
+        }),
         Err(e) => {
             if interrupt::signalled().is_some() {
                 interrupt::mark_handled();
@@ -119,6 +141,21 @@ impl Sup<'_> {
     }
 
     fn tail(&self, name: &str) -> String {
+        if self.detach && !self.units[name].is_container() {
+            let log = self.root.join(state::log_path(name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(TAIL_LINES);
+            return if lines.is_empty() {
+                format!("`{name}` wrote nothing (`{}`)", state::log_path(name))
+            } else {
+                format!(
+                    "last log lines of `{name}` (`{}`):\n{}",
+                    state::log_path(name),
+                    lines[from..].join("\n")
+                )
+            };
+        }
         match self.tails.get(name) {
             Some(t) if !t.is_empty() => {
                 let lines: Vec<&str> = t.iter().map(String::as_str).collect();
@@ -128,12 +165,13 @@ impl Sup<'_> {
         }
     }
 
-    /// Runs until a signal (`Some(sig)`), until every service has ended
-    /// (`None`), or until a service fails to start (`Err`).
-    fn supervise(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<i32>> {
+    /// Runs until a signal, until every service has ended, with `-d`
+    /// until every service is ready, or until a service fails to start
+    /// (`Err`).
+    fn supervise(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<End> {
         loop {
             if let Some(sig) = interrupt::signalled() {
-                return Ok(Some(sig));
+                return Ok(End::Signal(sig));
             }
             self.start_ready_ones()?;
             match self.rx.recv_timeout(Duration::from_millis(25)) {
@@ -170,7 +208,14 @@ impl Sup<'_> {
             }
             let alive = self.state.values().any(|s| !matches!(s, State::Exited));
             if !alive && self.inflight == 0 {
-                return Ok(None);
+                return Ok(End::AllEnded);
+            }
+            let settled = self
+                .state
+                .values()
+                .all(|s| matches!(s, State::Ready | State::Exited));
+            if self.detach && settled && self.inflight == 0 {
+                return Ok(End::Detached);
             }
         }
     }
@@ -219,8 +264,29 @@ impl Sup<'_> {
                 runtime: unit.runtime,
                 command: launch.shown(),
             });
-            let p = process::spawn(name, launch, &self.tx)?;
+            let log = self.detach.then(|| self.root.join(state::log_path(name)));
+            if let Some(l) = &log {
+                if let Some(d) = l.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+            }
+            let p = process::spawn(name, launch, &self.tx, log.as_deref())?;
+            let record = Record {
+                service: name.to_string(),
+                runtime: unit.runtime,
+                pid: Some(p.pid as i32),
+                start_ticks: state::proc_start(p.pid as i32).map(|(t, _)| t),
+                container: None,
+                project: None,
+                command: launch.shown(),
+                started_at: state::now_unix(),
+                ports: unit.declared_ports.clone(),
+                stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
+                log: self.detach.then(|| state::log_path(name)),
+                detached: self.detach,
+            };
             self.procs.insert(name.to_string(), p);
+            state::write(&self.root, &record)?;
             self.state.insert(name.to_string(), State::Starting(now));
             if unit.health.is_some() {
                 self.spawn_probe(&unit, None);
@@ -291,6 +357,31 @@ impl Sup<'_> {
                 self.inflight -= 1;
                 let cid = result?;
                 let compose = self.compose.clone().expect("a compose front end");
+                let unit = self.units[&service].clone();
+                state::write(
+                    &self.root,
+                    &Record {
+                        service: service.clone(),
+                        runtime: unit.runtime,
+                        pid: None,
+                        start_ticks: None,
+                        container: Some(cid.clone()),
+                        project: Some(compose.project.clone()),
+                        command: format!("compose project `{}`", compose.project),
+                        started_at: state::now_unix(),
+                        ports: unit.declared_ports.clone(),
+                        stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
+                        log: None,
+                        detached: self.detach,
+                    },
+                )?;
+                if self.detach {
+                    self.containers.insert(service.clone(), (cid.clone(), None));
+                    if interrupt::signalled().is_none() && unit.health.is_some() {
+                        self.spawn_probe(&unit, Some(cid));
+                    }
+                    return Ok(());
+                }
                 let mut follow =
                     compose.follow_logs(&cid, super::container::now_unix().saturating_sub(5));
                 follow
@@ -310,7 +401,6 @@ impl Sup<'_> {
                     }
                     Err(_) => None,
                 };
-                let unit = self.units[&service].clone();
                 self.containers
                     .insert(service.clone(), (cid.clone(), child));
                 if interrupt::signalled().is_none() && unit.health.is_some() {
@@ -399,6 +489,7 @@ impl Sup<'_> {
                 // Whatever the leader left behind in its group.
                 p.stop(Duration::ZERO);
             }
+            state::remove(&self.root, &name);
             let was = self.state.insert(name.clone(), State::Exited);
             self.emit(Event::Exited {
                 service: name.clone(),
@@ -560,6 +651,7 @@ impl Sup<'_> {
             }
             for n in &layer {
                 left.remove(n);
+                state::remove(&self.root, n);
                 self.emit(Event::Stopped { service: n.clone() });
             }
         }
