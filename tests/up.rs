@@ -773,3 +773,38 @@ fn a_state_file_whose_pid_was_reused_is_never_signalled() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+#[test]
+fn run_executes_inside_the_services_environment_with_its_env() {
+    if !require("uv") {
+        return;
+    }
+    let mut manifest =
+        String::from("[project]\nname = \"oneoff\"\n[services]\nstandalone = [\"api\", \"db\"]\n");
+    manifest += &uv_entry("db", "ports = [\"15999\"]\nurl-scheme = \"postgres\"");
+    manifest += &uv_entry("api", "depends-on = [\"db\"]\nenv = { MODE = \"test\" }");
+    let sb = sandbox(&manifest, &[("db", ""), ("api", "")]);
+    let out = sb
+        .cmd(&[
+            "run", "api", "--", "python", "-c",
+            "import os, sys; print(sys.prefix, os.getcwd(), os.environ['MODE'], os.environ['DB_URL'], os.environ['VIRTUAL_ENV']); sys.exit(7)",
+        ])
+        .env("UV_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let api = sb.path("svc/api");
+    let venv = api.join(".venv");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(
+            "{} {} test postgres://127.0.0.1:15999 {}",
+            venv.display(),
+            api.display(),
+            venv.display()
+        )
+    );
+    // An unknown name lists the selected services.
+    let e = stderr(&sb.run(&["run", "--no-sync", "nope", "--", "true"]));
+    assert!(e.contains("no selected service is named `nope`"), "{e}");
+}

@@ -89,6 +89,8 @@ pub enum Command {
     Down(up::DownArgs),
     /// List the services `up` started: state, pid or container id, uptime, ports
     Ps,
+    /// Run a one-off command inside an environment service's own environment, with its env
+    Run(up::RunArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -184,6 +186,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             up::down(shell, &root, args)
         }
         Command::Ps => up::ps(shell, &workspace_root(cli.manifest_path.as_deref())?),
+        Command::Run(args) => {
+            up::run_one_off(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
     }
 }
 

@@ -37,6 +37,61 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run from what is on disk; do not run `cargo hsm sync` first
+    #[arg(long)]
+    pub no_sync: bool,
+    /// The environment service whose environment the command runs in
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// The command and its arguments (after `--`)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// `cargo hsm run SERVICE -- CMD…`: sync, then replace this process with
+/// `CMD` inside the service's environment (its exit code is ours).
+pub fn run_one_off(shell: &Shell, root: &Utf8Path, args: &RunArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    if !args.no_sync {
+        let opts = SyncOptions {
+            tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
+            ..Default::default()
+        };
+        super::sync::sync_and_verify(shell, &plan, &opts, false)?;
+    }
+    let launch = run::one_off(&plan, &args.service, &args.command)?;
+    shell.verbose(format!("     Running `{}`", launch.shown()));
+    let mut cmd = std::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .current_dir(&launch.cwd)
+        .env("PATH", &launch.path)
+        .env_remove("PYTHONHOME")
+        .envs(launch.env.iter().map(|(k, v)| (k, v)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        Err(Error::failed(format!(
+            "cannot run `{}`: {e}",
+            launch.shown()
+        )))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd
+            .status()
+            .map_err(|e| Error::failed(format!("cannot run `{}`: {e}", launch.shown())))?;
+        Ok(status.code().unwrap_or(1))
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     /// Services to stop [default: every service `up` started, then `compose down`]
     #[arg(value_name = "SERVICE")]

@@ -303,3 +303,29 @@ fn clean_stale(root: &camino::Utf8Path, names: &[String], on: &mut dyn FnMut(Eve
     }
     Ok(())
 }
+
+/// `cargo hsm run SERVICE -- CMD…`: how `CMD` runs inside `service`'s own
+/// environment, with its resolved env and the discovery values of the
+/// services it uses (as a process on this host reaches them). The
+/// services it depends on are not started.
+pub fn one_off(plan: &Plan, service: &str, command: &[String]) -> Result<process::Launch> {
+    let Some(s) = plan.service(service) else {
+        return Err(order::unknown(plan, service));
+    };
+    if !s.is_environment() {
+        return Err(Error::config(format!(
+            "service `{service}` is {}: `cargo hsm run` runs commands in an environment service (uv, venv, pixi)",
+            match s.runtime() {
+                Some(r) => format!("a {r} container"),
+                None => "external".to_string(),
+            }
+        ))
+        .with_help("for a container, use the compose front end: `docker compose run` / `podman-compose run`"));
+    }
+    let mut extra = discovery::values_for(plan, s, Place::Host);
+    extra.push((
+        discovery::BIND_HOST_VAR.to_string(),
+        discovery::LOOPBACK.to_string(),
+    ));
+    process::launch_command(plan, s, &extra, command)
+}

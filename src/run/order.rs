@@ -19,14 +19,7 @@ pub fn select(plan: &Plan, requested: &[String]) -> Result<BTreeMap<String, Vec<
     } else {
         for r in requested {
             let Some(s) = plan.service(r) else {
-                let selected: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
-                return Err(Error::config(format!("no selected service is named `{r}`"))
-                    .with_help(if selected.is_empty() {
-                        "no service is selected; select one with `cargo hsm service add NAME`"
-                            .to_string()
-                    } else {
-                        format!("the selected services are: {}", selected.join(", "))
-                    }));
+                return Err(unknown(plan, r));
             };
             if s.runtime().is_none() {
                 return Err(Error::config(format!(
@@ -71,6 +64,18 @@ pub fn select(plan: &Plan, requested: &[String]) -> Result<BTreeMap<String, Vec<
         );
     }
     Ok(out)
+}
+
+/// The error for a service name that is not selected, listing those that are.
+pub fn unknown(plan: &Plan, name: &str) -> Error {
+    let selected: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+    Error::config(format!("no selected service is named `{name}`")).with_help(
+        if selected.is_empty() {
+            "no service is selected; select one with `cargo hsm service add NAME`".to_string()
+        } else {
+            format!("the selected services are: {}", selected.join(", "))
+        },
+    )
 }
 
 /// A cycle, as the names along it with the first repeated at the end.

@@ -48,7 +48,6 @@ pub fn env_dir(target: &Utf8Path, runtime: RuntimeType) -> Utf8PathBuf {
 
 /// Works out how `s` starts: program, arguments, directory and env.
 pub fn launch(plan: &Plan, s: &PlannedService, extra: &[(String, String)]) -> Result<Launch> {
-    let root = &plan.project.workspace_root;
     let runtime = s.runtime().unwrap_or(RuntimeType::Venv);
     let Some(command) = s.command.as_ref().filter(|c| !c.is_empty()) else {
         return Err(Error::config(format!(
@@ -62,6 +61,18 @@ pub fn launch(plan: &Plan, s: &PlannedService, extra: &[(String, String)]) -> Re
             s.name.replace('-', "_")
         )));
     };
+    launch_command(plan, s, extra, command)
+}
+
+/// [`launch`] with `command` instead of the profile's (`cargo hsm run`).
+pub fn launch_command(
+    plan: &Plan,
+    s: &PlannedService,
+    extra: &[(String, String)],
+    command: &[String],
+) -> Result<Launch> {
+    let root = &plan.project.workspace_root;
+    let runtime = s.runtime().unwrap_or(RuntimeType::Venv);
     let target = root.join(s.target_path.as_deref().unwrap_or(Utf8Path::new(".")));
     let cwd = crate::paths::normalize(&match &s.working_dir {
         Some(w) => target.join(w),
