@@ -674,6 +674,11 @@ fn detached_up_then_ps_and_down_from_a_new_shell() {
             ]
         })
     );
+    // `logs`: the log files of both, merged behind the prefix.
+    let logs = sb.run(&["logs", "--tail", "1", "client"]);
+    assert_eq!(stdout(&logs), "client | got: detached web\n", "{}", stderr(&logs));
+    let logs = stdout(&sb.run(&["logs"]));
+    assert!(logs.contains("web    | served /x") && logs.contains("client | got: detached web"), "{logs}");
     // A second `up` refuses to start them twice.
     let again = sb.run(&["up", "--no-sync", "web"]);
     assert_eq!(again.status.code(), Some(1));

@@ -89,6 +89,8 @@ pub enum Command {
     Down(up::DownArgs),
     /// List the services `up` started: state, pid or container id, uptime, ports
     Ps,
+    /// Show the services' logs, merged with a `name |` prefix; `-f` follows them
+    Logs(up::LogsArgs),
     /// Run a one-off command inside an environment service's own environment, with its env
     Run(up::RunArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
@@ -186,6 +188,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             up::down(shell, &root, args)
         }
         Command::Ps => up::ps(shell, &workspace_root(cli.manifest_path.as_deref())?),
+        Command::Logs(args) => {
+            up::logs(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
         Command::Run(args) => {
             up::run_one_off(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }

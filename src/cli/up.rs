@@ -92,6 +92,30 @@ pub fn run_one_off(shell: &Shell, root: &Utf8Path, args: &RunArgs) -> Result<i32
 }
 
 #[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Services whose logs to show [default: every one that has logs]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Follow: keep printing what they write, until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines to show from the end of each log [default: all]
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// `cargo hsm logs [-f] [--tail N] [SERVICE…]`.
+pub fn logs(shell: &Shell, root: &Utf8Path, args: &LogsArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let width = name_width(&plan);
+    let colours = colours(&plan);
+    let signal = run::logs::logs(&plan, &args.services, args.follow, args.tail, &mut |e| {
+        show(shell, &e, width, &colours)
+    })?;
+    Ok(signal.map_or(EXIT_OK, |s| 128 + s))
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     /// Services to stop [default: every service `up` started, then `compose down`]
     #[arg(value_name = "SERVICE")]

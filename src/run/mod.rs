@@ -16,6 +16,7 @@
 pub mod container;
 pub mod control;
 pub mod health;
+pub mod logs;
 pub mod order;
 pub mod process;
 pub mod state;

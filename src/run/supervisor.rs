@@ -50,6 +50,8 @@ struct Sup<'a> {
     asked: BTreeSet<String>,
     inflight: usize,
     tails: BTreeMap<String, VecDeque<String>>,
+    /// The log files a foreground `up` writes for its processes.
+    writers: BTreeMap<String, super::logs::Writer>,
     cancel: Arc<AtomicBool>,
     compose: Option<Arc<Compose>>,
     compose_lock: Arc<Mutex<()>>,
@@ -83,6 +85,7 @@ pub(super) fn run(
         asked: BTreeSet::new(),
         inflight: 0,
         tails: BTreeMap::new(),
+        writers: BTreeMap::new(),
         cancel: Arc::new(AtomicBool::new(false)),
         compose: compose.map(Arc::new),
         compose_lock: Arc::new(Mutex::new(())),
@@ -269,6 +272,12 @@ impl Sup<'_> {
                 if let Some(d) = l.parent() {
                     let _ = std::fs::create_dir_all(d);
                 }
+                super::logs::rotate_if_full(l);
+            } else {
+                self.writers.insert(
+                    name.to_string(),
+                    super::logs::Writer::open(self.root.join(state::log_path(name))),
+                );
             }
             let p = process::spawn(name, launch, &self.tx, log.as_deref())?;
             let record = Record {
@@ -282,7 +291,7 @@ impl Sup<'_> {
                 started_at: state::now_unix(),
                 ports: unit.declared_ports.clone(),
                 stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
-                log: self.detach.then(|| state::log_path(name)),
+                log: Some(state::log_path(name)),
                 detached: self.detach,
             };
             self.procs.insert(name.to_string(), p);
@@ -328,6 +337,9 @@ impl Sup<'_> {
                 line,
                 stderr,
             } => {
+                if let Some(w) = self.writers.get_mut(&service) {
+                    w.line(&line);
+                }
                 let t = self.tails.entry(service.clone()).or_default();
                 if t.len() == TAIL_LINES {
                     t.pop_front();
