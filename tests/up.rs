@@ -591,6 +591,61 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
     assert_gone(&procs);
     assert!(compose_support::http_get(box_port, "/got.txt").is_err());
     assert!(compose_support::http_get(api_port, "/").is_err());
+
+    // Detached, then `down` from a new shell: the container is removed too.
+    let _ = std::fs::remove_file(sb.path("probe-done"));
+    let out = wait_bounded(
+        spawn_up(&sb, &["-d", "box"], &env),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ps = sb
+        .cmd(&["ps", "--message-format", "json"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let rows = ps["services"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{ps}");
+    assert_eq!(
+        (rows[0]["service"].as_str(), rows[0]["state"].as_str()),
+        (Some("api"), Some("running"))
+    );
+    assert_eq!(
+        (rows[1]["service"].as_str(), rows[1]["state"].as_str()),
+        (Some("box"), Some("running"))
+    );
+    assert!(
+        rows[1]["container"].as_str().is_some_and(|c| c.len() >= 12),
+        "{ps}"
+    );
+    let (code, body) = compose_support::http_get(box_port, "/got.txt").unwrap();
+    assert_eq!((code, body.as_str()), (200, "api saw /from-box"));
+    let down = sb
+        .cmd(&["down"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr(&down));
+    let all = run_bounded(
+        Command::new("podman")
+            .args([
+                "ps",
+                "-a",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.compose.project={project}"),
+            ])
+            .envs(env.iter().map(|(k, v)| (k, v))),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&all.stdout).trim(),
+        "",
+        "a container is left"
+    );
+    assert!(compose_support::http_get(api_port, "/").is_err());
 }
 
 /// `ps --message-format json` with the values that change between runs
@@ -676,9 +731,17 @@ fn detached_up_then_ps_and_down_from_a_new_shell() {
     );
     // `logs`: the log files of both, merged behind the prefix.
     let logs = sb.run(&["logs", "--tail", "1", "client"]);
-    assert_eq!(stdout(&logs), "client | got: detached web\n", "{}", stderr(&logs));
+    assert_eq!(
+        stdout(&logs),
+        "client | got: detached web\n",
+        "{}",
+        stderr(&logs)
+    );
     let logs = stdout(&sb.run(&["logs"]));
-    assert!(logs.contains("web    | served /x") && logs.contains("client | got: detached web"), "{logs}");
+    assert!(
+        logs.contains("web    | served /x") && logs.contains("client | got: detached web"),
+        "{logs}"
+    );
     // A second `up` refuses to start them twice.
     let again = sb.run(&["up", "--no-sync", "web"]);
     assert_eq!(again.status.code(), Some(1));
