@@ -876,3 +876,39 @@ fn run_executes_inside_the_services_environment_with_its_env() {
     let e = stderr(&sb.run(&["run", "--no-sync", "nope", "--", "true"]));
     assert!(e.contains("no selected service is named `nope`"), "{e}");
 }
+
+#[test]
+fn a_crashing_process_is_restarted_with_backoff_and_ps_counts_it() {
+    if !require("uv") {
+        return;
+    }
+    let mut manifest =
+        String::from("[project]\nname = \"crashy\"\n[services]\nstandalone = [\"worker\"]\n");
+    manifest += &uv_entry("worker", "restart = \"on-failure\"");
+    // Crashes on its first two runs, then stays up.
+    let script = "import os, sys, time\nn = len(os.listdir('../../runs')) if os.path.isdir('../../runs') else 0\nos.makedirs('../../runs', exist_ok=True)\nopen(f'../../runs/{n}', 'w').write(str(time.time()))\nprint('run', n, flush=True)\nif n < 2:\n    sys.exit(5)\nopen('../../stable', 'w').close()\ntime.sleep(600)\n";
+    let sb = sandbox(&manifest, &[("worker", script)]);
+    let mut up = spawn_up(&sb, &[], &[]);
+    wait_for_file(&sb.path("stable"), Duration::from_secs(120), &mut up);
+    let ps = ps_json(&sb);
+    assert_eq!(ps["services"][0]["restarts"], 2, "{ps}");
+    assert_eq!(ps["services"][0]["state"], "running", "{ps}");
+    // SAFETY: our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let out = wait_bounded(up, Duration::from_secs(30));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{e}");
+    assert!(e.contains("Restarting worker in 1.0s (restart 1"), "{e}");
+    assert!(e.contains("Restarting worker in 2.0s (restart 2"), "{e}");
+    assert!(!e.contains("before it was ready"), "{e}");
+    // The backoff doubled: run 1 came ≥ 1 s after run 0, run 2 ≥ 2 s after run 1.
+    let t = |n: u32| sb.read(&format!("runs/{n}")).parse::<f64>().unwrap();
+    assert!(
+        t(1) - t(0) >= 0.9 && t(2) - t(1) >= 1.9,
+        "{} {} {}",
+        t(0),
+        t(1),
+        t(2)
+    );
+    assert!(stdout(&out).contains("worker | run 2"));
+}

@@ -336,6 +336,17 @@ fn show(
                 shell.warn(format!("service `{service}` exited with {how}"));
             }
         }
+        Event::Restarting {
+            service,
+            restarts,
+            after_ms,
+        } => shell.status(
+            "Restarting",
+            format!(
+                "{service} in {:.1}s (restart {restarts}, its `restart` policy)",
+                *after_ms as f64 / 1000.0
+            ),
+        ),
         Event::Stopping { services } => shell.status("Stopping", services.join(", ")),
         Event::Stopped { service } => shell.status("Stopped", service),
         Event::Warning { message } => shell.warn(message),

@@ -30,6 +30,8 @@ pub struct PsRow {
     pub uptime_s: Option<u64>,
     pub command: String,
     pub detached: bool,
+    /// How often its `restart` policy started it again.
+    pub restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<camino::Utf8PathBuf>,
 }
@@ -88,6 +90,7 @@ pub fn ps(plan: &Plan) -> Result<Vec<PsRow>> {
                 ports: r.ports,
                 command: r.command,
                 detached: r.detached,
+                restarts: r.restarts,
                 log: r.log,
             }
         })

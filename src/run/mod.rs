@@ -35,6 +35,12 @@ use health::Healthcheck;
 /// Grace between SIGTERM and SIGKILL when a service has no `stop-timeout`
 /// (compose's default).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait before a process is restarted; it doubles with each
+/// restart in a row, up to [`RESTART_BACKOFF_CAP`].
+pub const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+pub const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// A process that ran this long before it ended starts its backoff anew.
+pub const RESTART_RESET_AFTER: Duration = Duration::from_secs(10);
 /// Lines of a service's log kept to show when it fails.
 pub const TAIL_LINES: usize = 20;
 
@@ -70,6 +76,13 @@ pub enum Event {
         service: String,
         line: String,
         stderr: bool,
+    },
+    /// A process that ended is started again after `after_ms` (its
+    /// `restart` policy); `restarts` counts them.
+    Restarting {
+        service: String,
+        restarts: u32,
+        after_ms: u64,
     },
     /// A service ended by itself.
     Exited {
@@ -112,6 +125,8 @@ pub(crate) enum Message {
     /// A readiness probe's verdict (`Err`: why the service is not ready).
     Probe {
         service: String,
+        /// Which start of the service it probed.
+        generation: u64,
         result: std::result::Result<(), String>,
     },
     /// A container's `up -d` finished.
@@ -138,6 +153,54 @@ pub(crate) struct Unit {
     pub ports: Vec<(u16, Option<u16>)>,
     /// `ports` as written.
     pub declared_ports: Vec<String>,
+    /// For processes: compose's `restart` values.
+    pub restart: Restart,
+}
+
+/// A process's `restart` policy, with compose's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    No,
+    /// When it exits with a failure; at most this many times, if given.
+    OnFailure(Option<u32>),
+    Always,
+    UnlessStopped,
+}
+
+impl Restart {
+    pub fn parse(service: &str, v: Option<&str>) -> Result<Restart> {
+        Ok(match v {
+            None | Some("no") => Restart::No,
+            Some("always") => Restart::Always,
+            Some("unless-stopped") => Restart::UnlessStopped,
+            Some("on-failure") => Restart::OnFailure(None),
+            Some(o) => match o.strip_prefix("on-failure:").and_then(|n| n.parse().ok()) {
+                Some(n) => Restart::OnFailure(Some(n)),
+                None => {
+                    return Err(Error::config(format!(
+                        "service `{service}` has `restart = \"{o}\"`, which is not a restart policy"
+                    ))
+                    .with_help("use one of compose's: \"no\", \"on-failure\" (or \"on-failure:N\"), \"always\", \"unless-stopped\""))
+                }
+            },
+        })
+    }
+
+    /// Whether a process that ended with `code` after `restarts`
+    /// restarts is started again.
+    pub fn applies(self, code: Option<i32>, restarts: u32) -> bool {
+        match self {
+            Restart::No => false,
+            Restart::Always | Restart::UnlessStopped => true,
+            Restart::OnFailure(max) => code != Some(0) && max.is_none_or(|m| restarts < m),
+        }
+    }
+}
+
+/// The wait before restart number `streak` (1, 2, …) in a row.
+pub fn backoff(streak: u32) -> Duration {
+    let exp = streak.saturating_sub(1).min(16);
+    (RESTART_BACKOFF * 2u32.pow(exp)).min(RESTART_BACKOFF_CAP)
 }
 
 impl Unit {
@@ -200,6 +263,11 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
             launch: None,
             ports,
             declared_ports: s.ports.clone(),
+            restart: if s.is_environment() {
+                Restart::parse(name, s.restart.as_deref())?
+            } else {
+                Restart::No // compose applies it to containers
+            },
         };
         if let Some(h) = &unit.health {
             let declared = match h.test {
@@ -329,4 +397,27 @@ pub fn one_off(plan: &Plan, service: &str, command: &[String]) -> Result<process
         discovery::LOOPBACK.to_string(),
     ));
     process::launch_command(plan, s, &extra, command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_and_backoff() {
+        assert_eq!(Restart::parse("s", None).unwrap(), Restart::No);
+        assert_eq!(
+            Restart::parse("s", Some("on-failure:2")).unwrap(),
+            Restart::OnFailure(Some(2))
+        );
+        let e = Restart::parse("s", Some("sometimes")).unwrap_err().plain();
+        assert!(e.contains("`restart = \"sometimes\"`"), "{e}");
+        assert!(Restart::OnFailure(None).applies(Some(1), 100));
+        assert!(!Restart::OnFailure(None).applies(Some(0), 0));
+        assert!(!Restart::OnFailure(Some(2)).applies(Some(1), 2));
+        assert!(Restart::Always.applies(Some(0), 5));
+        assert!(!Restart::No.applies(Some(1), 0));
+        let b: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+    }
 }

@@ -41,6 +41,9 @@ pub struct Record {
     pub log: Option<Utf8PathBuf>,
     /// Started by `up -d` (else by a foreground `up`, which removes it).
     pub detached: bool,
+    /// How often its `restart` policy started it again.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 impl Record {
@@ -178,6 +181,7 @@ mod tests {
                     stop_timeout_ms: 10_000,
                     log: Some(log_path(s)),
                     detached: true,
+                    restarts: 0,
                 },
             )
             .unwrap();

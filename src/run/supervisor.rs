@@ -25,6 +25,8 @@ use crate::materialize::interrupt;
 enum State {
     Pending,
     Starting(Instant),
+    /// Ended; its restart policy starts it again at this instant.
+    Backoff(Instant),
     Ready,
     Exited,
 }
@@ -53,6 +55,13 @@ struct Sup<'a> {
     /// The log files a foreground `up` writes for its processes.
     writers: BTreeMap<String, super::logs::Writer>,
     cancel: Arc<AtomicBool>,
+    /// Restarts so far, and in a row (for the backoff), per process.
+    restarts: BTreeMap<String, u32>,
+    streak: BTreeMap<String, u32>,
+    /// Which start of each service a probe belongs to.
+    generation: BTreeMap<String, u64>,
+    /// Services that were ready once (`--wait-timeout` is about the start).
+    ever_ready: BTreeSet<String>,
     compose: Option<Arc<Compose>>,
     compose_lock: Arc<Mutex<()>>,
     consumed: BTreeSet<String>,
@@ -86,6 +95,10 @@ pub(super) fn run(
         inflight: 0,
         tails: BTreeMap::new(),
         writers: BTreeMap::new(),
+        restarts: BTreeMap::new(),
+        streak: BTreeMap::new(),
+        generation: BTreeMap::new(),
+        ever_ready: BTreeSet::new(),
         cancel: Arc::new(AtomicBool::new(false)),
         compose: compose.map(Arc::new),
         compose_lock: Arc::new(Mutex::new(())),
@@ -177,6 +190,15 @@ impl Sup<'_> {
                 return Ok(End::Signal(sig));
             }
             self.start_ready_ones()?;
+            let due: Vec<String> = self
+                .state
+                .iter()
+                .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in due {
+                self.start(&n)?;
+            }
             match self.rx.recv_timeout(Duration::from_millis(25)) {
                 Ok(m) => self.handle(m)?,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -191,7 +213,10 @@ impl Sup<'_> {
                 let waiting: Vec<String> = self
                     .state
                     .iter()
-                    .filter(|(_, s)| matches!(s, State::Pending | State::Starting(_)))
+                    .filter(|(n, s)| {
+                        matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
+                            && !self.ever_ready.contains(*n)
+                    })
                     .map(|(n, _)| n.clone())
                     .collect();
                 if !waiting.is_empty() && t0.elapsed() > limit {
@@ -261,6 +286,7 @@ impl Sup<'_> {
     fn start(&mut self, name: &str) -> Result<()> {
         let unit = self.units[name].clone();
         let now = Instant::now();
+        *self.generation.entry(name.to_string()).or_default() += 1;
         if let Some(launch) = &unit.launch {
             self.emit(Event::Starting {
                 service: name.to_string(),
@@ -293,6 +319,7 @@ impl Sup<'_> {
                 stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
                 log: Some(state::log_path(name)),
                 detached: self.detach,
+                restarts: self.restarts.get(name).copied().unwrap_or(0),
             };
             self.procs.insert(name.to_string(), p);
             state::write(&self.root, &record)?;
@@ -351,8 +378,13 @@ impl Sup<'_> {
                     stderr,
                 });
             }
-            Message::Probe { service, result } => {
-                if !matches!(self.state.get(&service), Some(State::Starting(_))) {
+            Message::Probe {
+                service,
+                generation,
+                result,
+            } => {
+                let current = self.generation.get(&service) == Some(&generation);
+                if !current || !matches!(self.state.get(&service), Some(State::Starting(_))) {
                     return Ok(());
                 }
                 match result {
@@ -385,6 +417,7 @@ impl Sup<'_> {
                         stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
                         log: None,
                         detached: self.detach,
+                        restarts: 0,
                     },
                 )?;
                 if self.detach {
@@ -429,6 +462,7 @@ impl Sup<'_> {
             _ => return,
         };
         self.state.insert(name.to_string(), State::Ready);
+        self.ever_ready.insert(name.to_string());
         self.emit(Event::Ready {
             service: name.to_string(),
             after_ms: since.elapsed().as_millis() as u64,
@@ -497,11 +531,12 @@ impl Sup<'_> {
                     self.handle(m)?;
                 }
             }
+            let mut ran = Duration::ZERO;
             if let Some(mut p) = self.procs.remove(&name) {
+                ran = p.started.elapsed();
                 // Whatever the leader left behind in its group.
                 p.stop(Duration::ZERO);
             }
-            state::remove(&self.root, &name);
             let was = self.state.insert(name.clone(), State::Exited);
             self.emit(Event::Exited {
                 service: name.clone(),
@@ -509,6 +544,27 @@ impl Sup<'_> {
                 signal,
             });
             let how = describe_exit(code, signal);
+            let restarts = self.restarts.get(&name).copied().unwrap_or(0);
+            let policy = self.units[&name].restart;
+            if !self.units[&name].is_container() && policy.applies(code, restarts) {
+                let streak = if ran >= super::RESTART_RESET_AFTER {
+                    1
+                } else {
+                    self.streak.get(&name).copied().unwrap_or(0) + 1
+                };
+                self.streak.insert(name.clone(), streak);
+                self.restarts.insert(name.clone(), restarts + 1);
+                let wait = super::backoff(streak);
+                self.state
+                    .insert(name.clone(), State::Backoff(Instant::now() + wait));
+                self.emit(Event::Restarting {
+                    service: name.clone(),
+                    restarts: restarts + 1,
+                    after_ms: wait.as_millis() as u64,
+                });
+                continue;
+            }
+            state::remove(&self.root, &name);
             // A one-off job that ended well is done, not failed.
             if matches!(was, Some(State::Starting(_))) && code != Some(0) {
                 return Err(Error::failed(format!(
@@ -530,6 +586,7 @@ impl Sup<'_> {
         let compose = self.compose.clone();
         let launch = unit.launch.clone();
         let name = unit.name.clone();
+        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
         let port = match &h.test {
             Test::Http { port, .. } => unit.probe_port(*port),
             Test::Tcp { port } => unit.probe_port(Some(*port)),
@@ -552,6 +609,7 @@ impl Sup<'_> {
                 if ok {
                     let _ = tx.send(Message::Probe {
                         service: name,
+                        generation,
                         result: Ok(()),
                     });
                     return;
@@ -559,6 +617,7 @@ impl Sup<'_> {
                 if start.elapsed() > deadline {
                     let _ = tx.send(Message::Probe {
                         service: name,
+                        generation,
                         result: Err(format!(
                             "its healthcheck did not pass within {:.1}s (start-period + interval × retries)",
                             deadline.as_secs_f64()
@@ -665,6 +724,12 @@ impl Sup<'_> {
                 left.remove(n);
                 state::remove(&self.root, n);
                 self.emit(Event::Stopped { service: n.clone() });
+            }
+        }
+        // Those waiting for a restart have nothing left to stop.
+        for n in self.units.keys() {
+            if matches!(self.state.get(n), Some(State::Backoff(_))) {
+                state::remove(&self.root, n);
             }
         }
     }
