@@ -719,12 +719,12 @@ fn detached_up_then_ps_and_down_from_a_new_shell() {
                 {
                     "service": "client", "runtime": "uv", "state": "running", "pid": "[PID]",
                     "ports": [], "uptime_s": "[UPTIME]", "command": "python main.py",
-                    "detached": true, "log": ".hsm/run/client.log"
+                    "detached": true, "restarts": 0, "log": ".hsm/run/client.log"
                 },
                 {
                     "service": "web", "runtime": "uv", "state": "running", "pid": "[PID]",
                     "ports": [port.to_string()], "uptime_s": "[UPTIME]", "command": "python main.py",
-                    "detached": true, "log": ".hsm/run/web.log"
+                    "detached": true, "restarts": 0, "log": ".hsm/run/web.log"
                 }
             ]
         })
@@ -742,14 +742,37 @@ fn detached_up_then_ps_and_down_from_a_new_shell() {
         logs.contains("web    | served /x") && logs.contains("client | got: detached web"),
         "{logs}"
     );
-    // A second `up` refuses to start them twice.
+    // A second `up` leaves what runs as it is.
     let again = sb.run(&["up", "--no-sync", "web"]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert!(
-        stderr(&again).contains("service `web` is running already"),
+        stderr(&again).contains("Running web (pid"),
         "{}",
         stderr(&again)
     );
+    // `restart client`: a new process; web, which it uses, is left running.
+    let old_client = recorded(&sb, "client");
+    let _ = std::fs::remove_dir_all(sb.path("pids"));
+    let again = sb.run(&["restart", "client"]);
+    let e = stderr(&again);
+    assert!(again.status.success(), "{e}");
+    assert!(
+        e.contains("Stopping client")
+            && e.contains("Running web (pid")
+            && e.contains("Starting client"),
+        "{e}"
+    );
+    assert_gone(&old_client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sb.exists("pids/client") {
+        assert!(Instant::now() < deadline, "client did not start again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let procs: Vec<(i32, u64)> = procs
+        .into_iter()
+        .take(2)
+        .chain(recorded(&sb, "client"))
+        .collect();
 
     let t = Instant::now();
     let down = sb.run(&["down"]);

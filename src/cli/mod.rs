@@ -89,6 +89,8 @@ pub enum Command {
     Down(up::DownArgs),
     /// List the services `up` started: state, pid or container id, uptime, ports
     Ps,
+    /// Stop services and start them again, detached (as `down` + `up -d`)
+    Restart(up::RestartArgs),
     /// Show the services' logs, merged with a `name |` prefix; `-f` follows them
     Logs(up::LogsArgs),
     /// Run a one-off command inside an environment service's own environment, with its env
@@ -188,6 +190,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             up::down(shell, &root, args)
         }
         Command::Ps => up::ps(shell, &workspace_root(cli.manifest_path.as_deref())?),
+        Command::Restart(args) => {
+            up::restart(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
         Command::Logs(args) => {
             up::logs(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }

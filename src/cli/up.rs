@@ -116,6 +116,24 @@ pub fn logs(shell: &Shell, root: &Utf8Path, args: &LogsArgs) -> Result<i32> {
 }
 
 #[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Services to stop and start again (detached, as `up -d`)
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+}
+
+/// `cargo hsm restart SERVICE…`.
+pub fn restart(shell: &Shell, root: &Utf8Path, args: &RestartArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let width = name_width(&plan);
+    let colours = colours(&plan);
+    run::restart(&plan, &args.services, &mut |e| {
+        show(shell, &e, width, &colours)
+    })?;
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     /// Services to stop [default: every service `up` started, then `compose down`]
     #[arg(value_name = "SERVICE")]
@@ -316,6 +334,10 @@ fn show(
             runtime,
             command,
         } => shell.status("Starting", format!("{service} ({runtime}): {command}")),
+        Event::AlreadyRunning { service, pid } => shell.status(
+            "Running",
+            format!("{service} (pid {pid}, started by an earlier `cargo hsm up`)"),
+        ),
         Event::Ready { service, after_ms } => shell.status(
             "Ready",
             format!("{service} ({:.1}s)", *after_ms as f64 / 1000.0),

@@ -66,6 +66,11 @@ pub enum Event {
         /// The command line of a process; the compose project of a container.
         command: String,
     },
+    /// A process still runs from an earlier `up`: it is left as it is.
+    AlreadyRunning {
+        service: String,
+        pid: i32,
+    },
     /// A service passed its healthcheck (or lived through the grace period).
     Ready {
         service: String,
@@ -322,13 +327,19 @@ pub fn up(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<Up
     };
     let consumed = discovery::consumed_by_containers(plan, &names);
     let root = &plan.project.workspace_root;
-    clean_stale(root, &names, on)?;
-    supervisor::run(root, units, compose, consumed, opts, on)
+    let running = clean_stale(root, &names, on)?;
+    supervisor::run(root, units, compose, consumed, running, opts, on)
 }
 
-/// Refuses to start a service that runs already (from an earlier `up`),
-/// and removes the state of those that do not run any more.
-fn clean_stale(root: &camino::Utf8Path, names: &[String], on: &mut dyn FnMut(Event)) -> Result<()> {
+/// The processes among `names` that still run from an earlier `up` (they
+/// are left as they are, and count as ready); removes the state of those
+/// that do not run any more.
+fn clean_stale(
+    root: &camino::Utf8Path,
+    names: &[String],
+    on: &mut dyn FnMut(Event),
+) -> Result<std::collections::BTreeSet<String>> {
+    let mut running = std::collections::BTreeSet::new();
     for r in state::read_all(root) {
         let r = match r {
             Ok(r) => r,
@@ -351,11 +362,11 @@ fn clean_stale(root: &camino::Utf8Path, names: &[String], on: &mut dyn FnMut(Eve
         };
         match state::liveness(pid, ticks) {
             state::Liveness::Running | state::Liveness::GroupLeft => {
-                return Err(Error::failed(format!(
-                    "service `{}` is running already (pid {pid}, started by an earlier `cargo hsm up`)",
-                    r.service
-                ))
-                .with_help(format!("stop it first: `cargo hsm down {}`", r.service)))
+                on(Event::AlreadyRunning {
+                    service: r.service.clone(),
+                    pid,
+                });
+                running.insert(r.service.clone());
             }
             how => {
                 state::remove(root, &r.service);
@@ -370,7 +381,7 @@ fn clean_stale(root: &camino::Utf8Path, names: &[String], on: &mut dyn FnMut(Eve
             }
         }
     }
-    Ok(())
+    Ok(running)
 }
 
 /// `cargo hsm run SERVICE -- CMD…`: how `CMD` runs inside `service`'s own
@@ -397,6 +408,22 @@ pub fn one_off(plan: &Plan, service: &str, command: &[String]) -> Result<process
         discovery::LOOPBACK.to_string(),
     ));
     process::launch_command(plan, s, &extra, command)
+}
+
+/// `cargo hsm restart SERVICE…`: stops them (as `down` does), then starts
+/// them again detached, as `up -d` does (the services they depend on that
+/// still run are left running).
+pub fn restart(plan: &Plan, services: &[String], on: &mut dyn FnMut(Event)) -> Result<UpOutcome> {
+    control::down(plan, services, false, on)?;
+    up(
+        plan,
+        &UpOptions {
+            services: services.to_vec(),
+            wait_timeout: None,
+            detach: true,
+        },
+        on,
+    )
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub(super) fn run(
     units: Vec<Unit>,
     compose: Option<Compose>,
     consumed: BTreeSet<String>,
+    running: BTreeSet<String>,
     opts: &UpOptions,
     on: &mut dyn FnMut(Event),
 ) -> Result<UpOutcome> {
@@ -86,7 +87,14 @@ pub(super) fn run(
         detach: opts.detach,
         state: units
             .iter()
-            .map(|u| (u.name.clone(), State::Pending))
+            .map(|u| {
+                let s = if running.contains(&u.name) {
+                    State::Ready
+                } else {
+                    State::Pending
+                };
+                (u.name.clone(), s)
+            })
             .collect(),
         units: units.into_iter().map(|u| (u.name.clone(), u)).collect(),
         procs: BTreeMap::new(),
@@ -98,7 +106,7 @@ pub(super) fn run(
         restarts: BTreeMap::new(),
         streak: BTreeMap::new(),
         generation: BTreeMap::new(),
-        ever_ready: BTreeSet::new(),
+        ever_ready: running.clone(),
         cancel: Arc::new(AtomicBool::new(false)),
         compose: compose.map(Arc::new),
         compose_lock: Arc::new(Mutex::new(())),
@@ -235,7 +243,16 @@ impl Sup<'_> {
                 }
             }
             let alive = self.state.values().any(|s| !matches!(s, State::Exited));
-            if !alive && self.inflight == 0 {
+            // Nothing of ours runs, nor ever will (all ran before this `up`).
+            let nothing = self.procs.is_empty()
+                && self.asked.is_empty()
+                && self.state.iter().all(|(n, s)| {
+                    *s == State::Exited
+                        || (*s == State::Ready
+                            && self.ever_ready.contains(n)
+                            && !self.generation.contains_key(n))
+                });
+            if (!alive || nothing) && self.inflight == 0 {
                 return Ok(End::AllEnded);
             }
             let settled = self
