@@ -19,7 +19,8 @@
 //! Without a healthcheck a service is ready once started and still alive
 //! after [`GRACE`].
 
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -249,6 +250,77 @@ pub fn http_ok(port: u16, path: &str, timeout: Duration) -> bool {
 pub fn tcp_ok(port: u16, timeout: Duration) -> bool {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     std::net::TcpStream::connect_timeout(&addr, timeout).is_ok()
+}
+
+/// Runs an exec/shell healthcheck in the service's environment.
+pub(super) fn exec_probe(test: &Test, l: &super::process::Launch, timeout: Duration) -> bool {
+    let mut cmd = match test {
+        Test::Exec(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        Test::Shell(script) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(script);
+            c
+        }
+        _ => return false,
+    };
+    cmd.current_dir(&l.cwd)
+        .env("PATH", &l.path)
+        .envs(l.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    crate::materialize::interrupt::prepare_child(&mut cmd);
+    let Ok(mut child) = cmd.spawn() else {
+        return false;
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return s.success(),
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                // SAFETY: the probe's own process group.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
+/// Whether every listening TCP socket on `port` is bound to 127.0.0.1
+/// (read from `/proc/net/tcp`; false when nothing is known).
+pub(super) fn loopback_only(port: u16) -> bool {
+    let mut any = false;
+    let mut all_loopback = true;
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 4 || f[3] != "0A" {
+                continue; // not LISTEN
+            }
+            let Some((addr, p)) = f[1].rsplit_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(p, 16).ok() != Some(port) {
+                continue;
+            }
+            any = true;
+            // 127.0.0.1 is 0100007F in /proc's byte order; ::1 is all zero but the last word.
+            let loopback = addr == "0100007F" || addr == "00000000000000000000000001000000";
+            all_loopback &= loopback;
+        }
+    }
+    any && all_loopback
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -487,7 +487,7 @@ impl Sup<'_> {
         let unit = &self.units[name];
         if self.consumed.contains(name) && !unit.is_container() {
             let ports: Vec<u16> = unit.ports.iter().map(|(t, _)| *t).collect();
-            if let Some(p) = ports.iter().find(|p| loopback_only(**p)) {
+            if let Some(p) = ports.iter().find(|p| health::loopback_only(**p)) {
                 let message = format!(
                     "service `{name}` listens on 127.0.0.1:{p} only, where the containers that use it cannot reach it; bind to `$HSM_BIND_HOST` ({})",
                     crate::discovery::ALL_INTERFACES
@@ -621,7 +621,7 @@ impl Sup<'_> {
                     (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
                     (test, None) => launch
                         .as_ref()
-                        .is_some_and(|l| exec_probe(test, l, h.timeout)),
+                        .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
                 };
                 if ok {
                     let _ = tx.send(Message::Probe {
@@ -750,75 +750,4 @@ impl Sup<'_> {
             }
         }
     }
-}
-
-/// Runs an exec/shell healthcheck in the service's environment.
-fn exec_probe(test: &Test, l: &process::Launch, timeout: Duration) -> bool {
-    let mut cmd = match test {
-        Test::Exec(argv) => {
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-        Test::Shell(script) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c").arg(script);
-            c
-        }
-        _ => return false,
-    };
-    cmd.current_dir(&l.cwd)
-        .env("PATH", &l.path)
-        .envs(l.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    interrupt::prepare_child(&mut cmd);
-    let Ok(mut child) = cmd.spawn() else {
-        return false;
-    };
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) => return s.success(),
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                // SAFETY: the probe's own process group.
-                unsafe {
-                    libc::kill(-(child.id() as i32), libc::SIGKILL);
-                }
-                let _ = child.wait();
-                return false;
-            }
-        }
-    }
-}
-
-/// Whether every listening TCP socket on `port` is bound to 127.0.0.1
-/// (read from `/proc/net/tcp`; false when nothing is known).
-fn loopback_only(port: u16) -> bool {
-    let mut any = false;
-    let mut all_loopback = true;
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 4 || f[3] != "0A" {
-                continue; // not LISTEN
-            }
-            let Some((addr, p)) = f[1].rsplit_once(':') else {
-                continue;
-            };
-            if u16::from_str_radix(p, 16).ok() != Some(port) {
-                continue;
-            }
-            any = true;
-            // 127.0.0.1 is 0100007F in /proc's byte order; ::1 is all zero but the last word.
-            let loopback = addr == "0100007F" || addr == "00000000000000000000000001000000";
-            all_loopback &= loopback;
-        }
-    }
-    any && all_loopback
 }
