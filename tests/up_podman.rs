@@ -15,6 +15,22 @@ use compose_support::free_port;
 use sync_support::{require, stderr, stdout};
 use up_support::*;
 
+/// The ids of the project's running (`all`: also stopped) containers.
+fn containers(env: &[(String, String)], project: &str, all: bool) -> String {
+    let mut c = Command::new("podman");
+    c.args(["ps", "-q"]);
+    if all {
+        c.arg("-a");
+    }
+    c.args([
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = compose_support::run_bounded(&mut c, Duration::from_secs(30)).unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Takes the test's compose project down however the test ends.
 struct Project {
     name: String,
@@ -156,20 +172,8 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
         "{e}"
     );
     // The container is stopped, the processes are gone.
-    let ps = run_bounded(
-        Command::new("podman")
-            .args([
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=com.docker.compose.project={project}"),
-            ])
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        Duration::from_secs(30),
-    )
-    .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&ps.stdout).trim(),
+        containers(&env, &project, false),
         "",
         "a container still runs"
     );
@@ -212,23 +216,6 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
         .output()
         .unwrap();
     assert!(down.status.success(), "{}", stderr(&down));
-    let all = run_bounded(
-        Command::new("podman")
-            .args([
-                "ps",
-                "-a",
-                "-q",
-                "--filter",
-                &format!("label=com.docker.compose.project={project}"),
-            ])
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&all.stdout).trim(),
-        "",
-        "a container is left"
-    );
+    assert_eq!(containers(&env, &project, true), "", "a container is left");
     assert!(compose_support::http_get(api_port, "/").is_err());
 }

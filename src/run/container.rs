@@ -383,14 +383,6 @@ pub fn write_override(plan: &Plan, running: &[String]) -> Result<Option<Utf8Path
     }
 }
 
-/// Seconds since the epoch, for `logs --since`.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,22 +114,11 @@ pub fn down(
             )));
         }
     }
-    let mut records = Vec::new();
-    for r in state::read_all(root) {
-        match r {
-            Ok(r) if services.is_empty() || services.contains(&r.service) => records.push(r),
-            Ok(_) => {}
-            Err(file) => {
-                let _ = std::fs::remove_file(state::dir(root).join(&file));
-                on(Event::Warning {
-                    message: format!(
-                        "removed the unreadable state file `{}/{file}`",
-                        state::RUN_DIR
-                    ),
-                });
-            }
-        }
-    }
+    let records: Vec<Record> =
+        state::read_valid(root, &mut |message| on(Event::Warning { message }))
+            .into_iter()
+            .filter(|r| services.is_empty() || services.contains(&r.service))
+            .collect();
     let has_containers =
         plan.container_services().next().is_some() && crate::compose::compose_path(plan).is_file();
     let compose = if has_containers {

@@ -340,20 +340,7 @@ fn clean_stale(
     on: &mut dyn FnMut(Event),
 ) -> Result<std::collections::BTreeSet<String>> {
     let mut running = std::collections::BTreeSet::new();
-    for r in state::read_all(root) {
-        let r = match r {
-            Ok(r) => r,
-            Err(file) => {
-                let _ = std::fs::remove_file(state::dir(root).join(&file));
-                on(Event::Warning {
-                    message: format!(
-                        "removed the unreadable state file `{}/{file}`",
-                        state::RUN_DIR
-                    ),
-                });
-                continue;
-            }
-        };
+    for r in state::read_valid(root, &mut |message| on(Event::Warning { message })) {
         if !names.contains(&r.service) {
             continue;
         }

@@ -106,6 +106,24 @@ pub fn read_all(root: &Utf8Path) -> Vec<std::result::Result<Record, String>> {
     out
 }
 
+/// Every readable record, sorted by service; an unreadable state file is
+/// removed and `on_bad` told its name.
+pub fn read_valid(root: &Utf8Path, on_bad: &mut dyn FnMut(String)) -> Vec<Record> {
+    let mut out = Vec::new();
+    for r in read_all(root) {
+        match r {
+            Ok(r) => out.push(r),
+            Err(file) => {
+                let _ = std::fs::remove_file(dir(root).join(&file));
+                on_bad(format!(
+                    "removed the unreadable state file `{RUN_DIR}/{file}`"
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The start time of process `pid` in clock ticks since boot, and whether
 /// it is a zombie; `None` when there is no such process.
 pub fn proc_start(pid: i32) -> Option<(u64, bool)> {

@@ -444,8 +444,7 @@ impl Sup<'_> {
                     }
                     return Ok(());
                 }
-                let mut follow =
-                    compose.follow_logs(&cid, super::container::now_unix().saturating_sub(5));
+                let mut follow = compose.follow_logs(&cid, state::now_unix().saturating_sub(5));
                 follow
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
