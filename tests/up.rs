@@ -551,3 +551,94 @@ fn a_crashing_process_is_restarted_with_backoff_and_ps_counts_it() {
     );
     assert!(stdout(&out).contains("worker | run 2"));
 }
+
+/// The benchmark (not in CI; `cargo test --release --test up --
+/// --ignored bench`): `up -d` of 20 Python HTTP servers from nothing
+/// running to all ready, against a shell script that starts the same 20
+/// in the background and polls their ports; `ps` on the 20; and what a
+/// fresh sync adds before the first process starts.
+#[test]
+#[ignore]
+fn bench_up_d_of_20_servers_against_a_shell_script() {
+    if !require("uv") {
+        return;
+    }
+    const N: usize = 20;
+    let ports: Vec<u16> = (0..N).map(|_| free_port()).collect();
+    let mut manifest = String::from("[project]\nname = \"bench\"\n[services]\nstandalone = [");
+    manifest += &(0..N)
+        .map(|i| format!("\"s{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    manifest += "]\n";
+    let mut scripts = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        manifest += &uv_entry(
+            &format!("s{i}"),
+            &format!("ports = [\"{p}\"]\nhealthcheck = {{ tcp = {p} }}"),
+        );
+        scripts.push((format!("s{i}"), format!("import http.server\nhttp.server.HTTPServer(('127.0.0.1', {p}), http.server.SimpleHTTPRequestHandler).serve_forever()\n")));
+    }
+    let refs: Vec<(&str, &str)> = scripts
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let sb = sandbox(&manifest, &refs);
+    assert!(sb
+        .cmd(&["sync", "-q"])
+        .env("UV_OFFLINE", "1")
+        .status()
+        .unwrap()
+        .success());
+    let mut hsm = Vec::new();
+    let mut script = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = sb.run(&["up", "-d", "--no-sync", "-q"]);
+        hsm.push(t.elapsed());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let t = Instant::now();
+        let ps = sb.run(&["ps"]);
+        let ps_time = t.elapsed();
+        assert_eq!(stdout(&ps).matches("running").count(), N);
+        eprintln!("ps on {N} running services: {ps_time:?}");
+        assert!(sb.run(&["down", "-q"]).status.success());
+        // The same 20 from a shell script, polling with bash's /dev/tcp.
+        let mut sh = String::from("set -e\n");
+        for i in 0..N {
+            sh += &format!("(cd svc/s{i} && exec .venv/bin/python main.py) &\n");
+        }
+        sh += "for p in ";
+        sh += &ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        sh += "; do until (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; do sleep 0.05; done; done\nkill $(jobs -p)\nwait 2>/dev/null || true\n";
+        let t = Instant::now();
+        let st = Command::new("bash")
+            .arg("-c")
+            .arg(&sh)
+            .current_dir(&sb.root)
+            .status()
+            .unwrap();
+        script.push(t.elapsed());
+        assert!(st.success());
+    }
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap();
+    eprintln!(
+        "up -d of {N}: {:?} (runs {hsm:?}); shell script: {:?} (runs {script:?}); ratio {:.2}",
+        best(&hsm),
+        best(&script),
+        best(&hsm).as_secs_f64() / best(&script).as_secs_f64()
+    );
+    // What a fresh sync adds to `up` before the first process starts.
+    let t = Instant::now();
+    let out = sb
+        .cmd(&["sync", "-q"])
+        .env("UV_OFFLINE", "1")
+        .output()
+        .unwrap();
+    eprintln!("a fresh sync: {:?}", t.elapsed());
+    assert!(out.status.success());
+}
