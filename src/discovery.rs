@@ -294,6 +294,94 @@ pub fn consumed_by_containers(plan: &Plan, running: &[String]) -> BTreeSet<Strin
         .collect()
 }
 
+/// The placeholder of discovery values inside manifest values.
+const OPEN: &str = "${HSM_SERVICE.";
+
+/// Replaces every `${HSM_SERVICE.<name>.host|port|url}` in `value` with
+/// what `consumer`, running at `place`, reaches `<name>` by (the same as
+/// `<NAME>_HOST`, `_PORT`, `_URL`; for an external service, its
+/// `external` values). `Err` says why one cannot be given.
+pub fn substitute(
+    plan: &Plan,
+    consumer: &PlannedService,
+    place: Place,
+    value: &str,
+) -> std::result::Result<String, String> {
+    if !value.contains(OPEN) {
+        return Ok(value.to_string());
+    }
+    let values = values_for(plan, consumer, place);
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find(OPEN) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + OPEN.len()..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`{}` is not closed with `}}`", &rest[i..]));
+        };
+        let inner = &after[..end];
+        let shown = format!("${{HSM_SERVICE.{inner}}}");
+        let Some((name, field)) = inner.rsplit_once('.') else {
+            return Err(format!(
+                "`{shown}` names no field: write `${{HSM_SERVICE.<name>.host}}`, `.port` or `.url`"
+            ));
+        };
+        if !["host", "port", "url"].contains(&field) {
+            return Err(format!(
+                "`{shown}`: `{field}` is not `host`, `port` or `url`"
+            ));
+        }
+        if !consumer.depends_on.iter().any(|d| d == name) {
+            return Err(format!(
+                "`{shown}`: `{}` does not depend on or imply service `{name}`",
+                consumer.name
+            ));
+        }
+        let key = format!("{}_{}", env_name(name), field.to_ascii_uppercase());
+        let found = match plan.service(name).and_then(|d| d.runtime()) {
+            Some(_) => values
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone()),
+            // External: the connection values the Plan passes on.
+            None => consumer.env.get(&key).map(|v| v.value.clone()),
+        };
+        let Some(v) = found else {
+            let why = match field {
+                "url" => format!("`{name}` declares no `url-scheme` (or no port)"),
+                "port" => format!(
+                    "`{name}` declares no port that `{}` can reach",
+                    consumer.name
+                ),
+                _ => format!("`{name}` gives no host"),
+            };
+            return Err(format!("`{shown}`: {why}"));
+        };
+        out.push_str(&v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks every `${HSM_SERVICE.…}` in the manifest values of `names`.
+pub fn check_placeholders(plan: &Plan, names: &[String]) -> Result<()> {
+    for s in names.iter().filter_map(|n| plan.service(n)) {
+        let place = if s.is_container() {
+            Place::Container
+        } else {
+            Place::Host
+        };
+        for (k, v) in &s.env {
+            substitute(plan, s, place, &v.value).map_err(|why| {
+                Error::config(format!("the value of `{k}` of service `{}`: {why}", s.name))
+                    .with_help("`${HSM_SERVICE.<name>.host|port|url}` names a service this one depends on (`depends-on`) or implies")
+            })?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +503,40 @@ sources.prod = { type = "docker-image", image = "postgres" }
             "0.0.0.0"
         );
         assert_eq!(bind_host(&p, "api", &["api".into()]), "127.0.0.1");
+    }
+
+    #[test]
+    fn placeholders_take_the_values_of_the_consumers_place() {
+        let p = plan(TWO_WORLDS);
+        let web = p.service("web").unwrap();
+        let api = p.service("api").unwrap();
+        assert_eq!(
+            substitute(
+                &p,
+                web,
+                Place::Container,
+                "u=${HSM_SERVICE.api.url}/v1 h=${HSM_SERVICE.api.host}"
+            )
+            .unwrap(),
+            "u=http://host.containers.internal:8081/v1 h=host.containers.internal"
+        );
+        assert_eq!(
+            substitute(&p, api, Place::Host, "${HSM_SERVICE.db.port}").unwrap(),
+            "15432"
+        );
+        let e = substitute(&p, api, Place::Host, "${HSM_SERVICE.db.url}").unwrap_err();
+        assert!(e.contains("`db` declares no `url-scheme`"), "{e}");
+        let e = substitute(&p, api, Place::Host, "${HSM_SERVICE.web.host}").unwrap_err();
+        assert!(
+            e.contains("`api` does not depend on or imply service `web`"),
+            "{e}"
+        );
+        let e = substitute(&p, api, Place::Host, "${HSM_SERVICE.db.ip}").unwrap_err();
+        assert!(e.contains("`ip` is not `host`, `port` or `url`"), "{e}");
+        assert_eq!(
+            substitute(&p, api, Place::Host, "${OTHER}").unwrap(),
+            "${OTHER}"
+        );
     }
 
     #[test]

@@ -29,9 +29,12 @@ fn processes_are_wired_started_in_order_and_stopped_by_ctrl_c() {
         &format!("ports = [\"{port}\"]\nurl-scheme = \"http\"\nhealthcheck = {{ http = \"/\", interval = \"1s\", retries = 20 }}"),
     );
     // `client` implies `web`: the implication alone selects it and orders it first.
-    manifest += &uv_entry("client", "implies = { \"service:web\" = true }");
+    manifest += &uv_entry(
+        "client",
+        "implies = { \"service:web\" = true }\nenv = { HELLO_AT = \"${HSM_SERVICE.web.url}/hello\" }",
+    );
     let client = format!(
-        "NAME = \"client\"\n{RECORD_PIDS}\nimport time, urllib.request\nprint(\"WEB_HOST\", os.environ[\"WEB_HOST\"], \"WEB_PORT\", os.environ[\"WEB_PORT\"], flush=True)\nbody = urllib.request.urlopen(os.environ[\"WEB_URL\"] + \"/hello\").read().decode()\nprint(\"got:\", body, flush=True)\nopen(\"../../client-done\", \"w\").close()\ntime.sleep(600)\n"
+        "NAME = \"client\"\n{RECORD_PIDS}\nimport time, urllib.request\nprint(\"WEB_HOST\", os.environ[\"WEB_HOST\"], \"WEB_PORT\", os.environ[\"WEB_PORT\"], flush=True)\nbody = urllib.request.urlopen(os.environ[\"HELLO_AT\"]).read().decode()\nprint(\"got:\", body, flush=True)\nopen(\"../../client-done\", \"w\").close()\ntime.sleep(600)\n"
     );
     let sb = sandbox(
         &manifest,

@@ -113,9 +113,10 @@ ports = ["127.0.0.1:{box_port}:8080"]
 url-scheme = "http"
 stop-timeout = "1s"
 implies = {{ "service:api" = true }}
+env = {{ FROM_BOX = "${{HSM_SERVICE.api.url}}/from-box" }}
 healthcheck = {{ test = ["CMD", "wget", "-q", "--spider", "http://127.0.0.1:8080/got.txt"], interval = "1s", retries = 20 }}
 sources.prod = {{ type = "docker-image", image = "localhost/hsm-busybox:latest" }}
-deployment-profiles.default = {{ runtime = "podman", command = ["sh", "-c", "env | grep ^API_ > /www/env.txt; wget -qO /www/got.txt $$API_URL/from-box; exec httpd -f -p 8080 -h /www"] }}
+deployment-profiles.default = {{ runtime = "podman", command = ["sh", "-c", "env | grep ^API_ > /www/env.txt; wget -qO /www/got.txt $$FROM_BOX; exec httpd -f -p 8080 -h /www"] }}
 "#
     );
     // probe: a process that reaches the container through its published port.

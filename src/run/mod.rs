@@ -232,6 +232,7 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
     let graph = order::select(plan, &opts.services)?;
     let names: Vec<String> = graph.keys().cloned().collect();
     discovery::check(plan, &names)?;
+    discovery::check_placeholders(plan, &names)?;
     let mut units = Vec::new();
     for (name, deps) in &graph {
         let s = plan.service(name).expect("selected from the plan");

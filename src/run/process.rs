@@ -104,7 +104,11 @@ pub fn launch_command(
     } else {
         format!("{bin}:{inherited}")
     };
-    let mut env: Vec<(String, String)> = crate::envfile::resolved_env(root, s)?;
+    let place = crate::discovery::Place::Host;
+    let mut env: Vec<(String, String)> = crate::envfile::resolved_env_with(root, s, &|v| {
+        crate::discovery::substitute(plan, s, place, v)
+            .map_err(|why| Error::config(format!("a value of service `{}`: {why}", s.name)))
+    })?;
     // The manifest's values win over discovery's: a user who wrote
     // `DB_HOST` by hand meant it.
     for (k, v) in extra {
