@@ -37,10 +37,20 @@ pub fn resolved_env(
     workspace_root: &Utf8Path,
     service: &PlannedService,
 ) -> Result<Vec<(String, String)>> {
-    Ok(layers(workspace_root, service)?
+    resolved_env_with(workspace_root, service, &|v| Ok(v.to_string()))
+}
+
+/// [`resolved_env`], with `pre` applied to each value before `${VAR}` is
+/// expanded (`cargo hsm up` puts the discovery values in there).
+pub fn resolved_env_with(
+    workspace_root: &Utf8Path,
+    service: &PlannedService,
+    pre: &dyn Fn(&str) -> Result<String>,
+) -> Result<Vec<(String, String)>> {
+    layers(workspace_root, service)?
         .into_iter()
-        .map(|(k, v)| (k, expand(&v, |name| std::env::var(name).ok())))
-        .collect())
+        .map(|(k, v)| Ok((k, expand(&pre(&v)?, |name| std::env::var(name).ok()))))
+        .collect()
 }
 
 /// Compose's variable syntax, with `lookup` for the values.

@@ -14,6 +14,7 @@ pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
+pub mod discovery;
 pub mod edit;
 pub mod envfile;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod paths;
 pub mod plan;
 pub mod python;
 pub mod resolve;
+pub mod run;
 
 pub use error::{Error, Result};
 pub use manifest::{load, Loaded};

@@ -143,6 +143,12 @@ pub struct PlannedService {
     pub container_name: Option<String>,
     pub restart: Option<String>,
     pub aliases: Vec<String>,
+    /// The scheme of the `<NAME>_URL` discovery value (`http`), if declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_scheme: Option<String>,
+    /// Grace between SIGTERM and SIGKILL when `up` stops it, as written (`10s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<String>,
     pub group: Option<String>,
     pub selected_by: Vec<SelectedBy>,
 }

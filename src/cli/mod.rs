@@ -9,6 +9,7 @@ mod generate;
 mod list;
 pub mod shell;
 mod sync;
+mod up;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -82,6 +83,18 @@ pub enum Command {
     Check,
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
+    /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
+    Up(up::UpArgs),
+    /// Stop the services `up` started (from any shell), dependents first; then `compose down`
+    Down(up::DownArgs),
+    /// List the services `up` started: state, pid or container id, uptime, ports
+    Ps,
+    /// Stop services and start them again, detached (as `down` + `up -d`)
+    Restart(up::RestartArgs),
+    /// Show the services' logs, merged with a `name |` prefix; `-f` follows them
+    Logs(up::LogsArgs),
+    /// Run a one-off command inside an environment service's own environment, with its env
+    Run(up::RunArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -167,6 +180,24 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::Sync(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             sync::run(shell, &root, args)
+        }
+        Command::Up(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            up::run(shell, &root, args)
+        }
+        Command::Down(args) => {
+            let root = workspace_root(cli.manifest_path.as_deref())?;
+            up::down(shell, &root, args)
+        }
+        Command::Ps => up::ps(shell, &workspace_root(cli.manifest_path.as_deref())?),
+        Command::Restart(args) => {
+            up::restart(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Logs(args) => {
+            up::logs(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Run(args) => {
+            up::run_one_off(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }
     }
 }
@@ -327,6 +358,12 @@ mod tests {
             }
             undescribed(sub, &format!("{path} {}", sub.get_name()), out);
         }
+    }
+
+    #[test]
+    fn the_command_tree_is_valid() {
+        // clap's own checks (unique short flags, global ones included).
+        super::Cli::command().debug_assert();
     }
 
     #[test]

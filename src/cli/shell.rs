@@ -159,6 +159,33 @@ impl Shell {
         self.printed.set(true);
     }
 
+    /// One JSON object on one line of stdout, with `schema` and `reason`
+    /// first: the stream of a long-running command (`up`), as `cargo build
+    /// --message-format json` prints its messages.
+    pub fn json_line(&self, reason: &str, value: &impl serde::Serialize) {
+        let mut doc = serde_json::Map::new();
+        doc.insert("schema".into(), serde_json::json!(crate::plan::PLAN_SCHEMA));
+        doc.insert("reason".into(), serde_json::json!(reason));
+        if let serde_json::Value::Object(o) =
+            serde_json::to_value(value).expect("plain data serialises")
+        {
+            for (k, v) in o {
+                if k != "schema" && k != "reason" {
+                    doc.insert(k, v);
+                }
+            }
+        }
+        let mut s = serde_json::to_string(&doc).expect("plain data serialises");
+        s.push('\n');
+        self.out(&s);
+    }
+
+    /// The command printed its own JSON for an error (a stream's last
+    /// line): the error is then told on stderr only.
+    pub fn mark_printed(&self) {
+        self.printed.set(true);
+    }
+
     /// Whether the command's JSON document went out already (an error
     /// after it is then told on stderr only: stdout holds one document).
     pub fn printed(&self) -> bool {

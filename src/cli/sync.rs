@@ -61,24 +61,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         jobs: args.jobs.map_or(0, usize::from),
         tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
     };
-    let mut display = Display::new(shell);
-    let result = materialize::sync_with_progress(&plan, &opts, &mut |p| display.event(p));
-    display.finish(result.is_ok());
-    let report = result?;
-    for w in &report.warnings {
-        shell.warn(w);
-    }
-    // Sync's own verification: the same inspection as `cargo hsm check`,
-    // but not again of what sync found unchanged (`Fresh`).
-    let verification = if report.dry_run || args.no_verify {
-        None
-    } else {
-        Some(crate::inspect::verify(
-            &plan,
-            Some(&report.lock),
-            &report.unchanged(),
-        )?)
-    };
+    let (report, verification) = sync_and_verify(shell, &plan, &opts, !args.no_verify)?;
     let mut code = EXIT_OK;
     match shell.format {
         MessageFormat::Json => shell.document(
@@ -103,6 +86,34 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         code = EXIT_PROBLEM;
     }
     Ok(code)
+}
+
+/// Runs the sync with its progress display, then (unless `verify` is
+/// false or it is a dry run) its own verification: the same inspection as
+/// `cargo hsm check`, but not again of what sync found unchanged (`Fresh`).
+pub(super) fn sync_and_verify(
+    shell: &Shell,
+    plan: &crate::Plan,
+    opts: &SyncOptions,
+    verify: bool,
+) -> Result<(materialize::SyncReport, Option<crate::inspect::Report>)> {
+    let mut display = Display::new(shell);
+    let result = materialize::sync_with_progress(plan, opts, &mut |p| display.event(p));
+    display.finish(result.is_ok());
+    let report = result?;
+    for w in &report.warnings {
+        shell.warn(w);
+    }
+    let verification = if report.dry_run || !verify {
+        None
+    } else {
+        Some(crate::inspect::verify(
+            plan,
+            Some(&report.lock),
+            &report.unchanged(),
+        )?)
+    };
+    Ok((report, verification))
 }
 
 /// Sync's progress on stderr.

@@ -95,6 +95,7 @@ pub fn render(plan: &Plan) -> Option<String> {
     services.sort_by(|a, b| a.name.cmp(&b.name));
     let in_file: BTreeSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
     let ctx = Ctx {
+        plan,
         root: &plan.project.workspace_root,
         compose_dir: compose_path(plan)
             .parent()
@@ -151,6 +152,7 @@ fn header(plan: &Plan) -> String {
 }
 
 struct Ctx<'a> {
+    plan: &'a Plan,
     root: &'a Utf8Path,
     /// Absolute, normalized.
     compose_dir: Utf8PathBuf,
@@ -222,10 +224,17 @@ impl Ctx<'_> {
             put("env_file", Yaml::Seq(files));
         }
         if !s.env.is_empty() {
+            // `${HSM_SERVICE.<name>.host|port|url}` as a container reaches
+            // that service (`up` refuses the ones that cannot be given).
+            let place = crate::discovery::Place::Container;
             let env = s
                 .env
                 .iter()
-                .map(|(k, v)| (k.clone(), Yaml::str(v.value.as_str())))
+                .map(|(k, v)| {
+                    let value = crate::discovery::substitute(self.plan, s, place, &v.value)
+                        .unwrap_or_else(|_| v.value.clone());
+                    (k.clone(), Yaml::str(value))
+                })
                 .collect();
             put("environment", Yaml::Map(env));
         }
@@ -240,7 +249,13 @@ impl Ctx<'_> {
         if !deps.is_empty() {
             put("depends_on", Yaml::Seq(deps));
         }
-        if let Some(h) = &s.healthcheck {
+        // hsm's `http` / `tcp` forms are probed by `cargo hsm up` from the
+        // host, on the published port: nothing for compose to run.
+        if let Some(h) = s
+            .healthcheck
+            .as_ref()
+            .filter(|h| h.get("http").is_none() && h.get("tcp").is_none())
+        {
             put("healthcheck", healthcheck(h));
         }
         if !s.aliases.is_empty() {

@@ -500,6 +500,10 @@ pub struct ServiceEntry {
     pub restart: Option<String>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The scheme of `<NAME>_URL` for the services that use this one (`http`).
+    pub url_scheme: Option<String>,
+    /// How long `up` waits after SIGTERM before SIGKILL (`10s`, compose's `stop_grace_period`).
+    pub stop_timeout: Option<String>,
     #[serde(default)]
     pub sources: Sources,
     #[serde(default)]

@@ -491,6 +491,8 @@ impl Resolver<'_> {
             container_name: e.container_name.clone(),
             restart: e.restart.clone(),
             aliases: e.aliases.clone(),
+            url_scheme: e.url_scheme.clone(),
+            stop_timeout: e.stop_timeout.clone(),
             group: self.group_of(GroupKind::Service, name),
             selected_by: self.svcs[name]
                 .whys

@@ -1,0 +1,223 @@
+//! `cargo hsm ps` and `cargo hsm down`, from any shell: they read the state
+//! `up` left under `.hsm/run/`, trust a pid only when its start time is the
+//! recorded one (a reused pid is never signalled), and clean up stale state.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::container::{self, Compose};
+use super::state::{self, Liveness, Record};
+use super::{Event, DEFAULT_STOP_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::manifest::model::ContainerEngine;
+use crate::plan::Plan;
+
+/// One line of `cargo hsm ps`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PsRow {
+    pub service: String,
+    pub runtime: crate::manifest::model::RuntimeType,
+    /// `running`, `exited`, or `stale` (its pid belongs to another process now).
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub ports: Vec<String>,
+    /// Seconds since it started, while it runs.
+    pub uptime_s: Option<u64>,
+    pub command: String,
+    pub detached: bool,
+    /// How often its `restart` policy started it again.
+    pub restarts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<camino::Utf8PathBuf>,
+}
+
+fn engine_bin(plan: &Plan) -> &'static str {
+    match plan.project.container_engine {
+        ContainerEngine::Podman => "podman",
+        ContainerEngine::Docker => "docker",
+    }
+}
+
+/// The services `up` started, as they are now. Reads only `/proc` for
+/// processes; asks the engine once for all containers.
+pub fn ps(plan: &Plan) -> Result<Vec<PsRow>> {
+    let root = &plan.project.workspace_root;
+    let records: Vec<Record> = state::read_all(root).into_iter().flatten().collect();
+    let ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.container.as_deref())
+        .collect();
+    let mut running_ids = BTreeSet::new();
+    if !ids.is_empty() {
+        let mut cmd = std::process::Command::new(engine_bin(plan));
+        cmd.args(["inspect", "--format", "{{.Id}} {{.State.Running}}"])
+            .args(&ids)
+            .current_dir(root);
+        // A container that is gone makes inspect fail for it alone.
+        if let Ok(out) = container::run_captured(&mut cmd) {
+            for line in out.stdout.lines() {
+                if let Some((id, "true")) = line.split_once(' ') {
+                    running_ids.insert(id.to_string());
+                }
+            }
+        }
+    }
+    let now = state::now_unix();
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let state = match (r.pid, r.start_ticks, &r.container) {
+                (Some(pid), Some(t), _) => match state::liveness(pid, t) {
+                    Liveness::Running | Liveness::GroupLeft => "running",
+                    Liveness::Reused => "stale",
+                    Liveness::Gone => "exited",
+                },
+                (_, _, Some(id)) if running_ids.contains(id) => "running",
+                _ => "exited",
+            };
+            PsRow {
+                uptime_s: (state == "running").then(|| now.saturating_sub(r.started_at)),
+                state: state.to_string(),
+                service: r.service,
+                runtime: r.runtime,
+                pid: r.pid,
+                container: r.container,
+                ports: r.ports,
+                command: r.command,
+                detached: r.detached,
+                restarts: r.restarts,
+                log: r.log,
+            }
+        })
+        .collect())
+}
+
+/// Stops what `up` started (every service, or the ones named), dependents
+/// first; then, when no service is named and the project has container
+/// services, `compose down` (with `--volumes`, its volumes too).
+pub fn down(
+    plan: &Plan,
+    services: &[String],
+    volumes: bool,
+    on: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let root = &plan.project.workspace_root;
+    for name in services {
+        if plan.service(name).is_none() {
+            return Err(Error::config(format!(
+                "no selected service is named `{name}`"
+            )));
+        }
+    }
+    let records: Vec<Record> =
+        state::read_valid(root, &mut |message| on(Event::Warning { message }))
+            .into_iter()
+            .filter(|r| services.is_empty() || services.contains(&r.service))
+            .collect();
+    let has_containers =
+        plan.container_services().next().is_some() && crate::compose::compose_path(plan).is_file();
+    let compose = if has_containers {
+        let mut files = vec![crate::compose::compose_path(plan)];
+        let o = root.join(container::OVERRIDE_FILE);
+        if o.is_file() {
+            files.push(o);
+        }
+        Some(container::detect(plan, files)?)
+    } else {
+        None
+    };
+    // Dependents first.
+    let mut left: BTreeSet<String> = records.iter().map(|r| r.service.clone()).collect();
+    while !left.is_empty() {
+        let mut layer: Vec<String> = left
+            .iter()
+            .filter(|n| {
+                !left.iter().any(|o| {
+                    plan.service(o)
+                        .is_some_and(|s| s.depends_on.iter().any(|d| d == *n))
+                })
+            })
+            .cloned()
+            .collect();
+        if layer.is_empty() {
+            layer = left.iter().cloned().collect();
+        }
+        on(Event::Stopping {
+            services: layer.clone(),
+        });
+        let in_layer: Vec<&Record> = records
+            .iter()
+            .filter(|r| layer.contains(&r.service))
+            .collect();
+        let containers: Vec<String> = in_layer
+            .iter()
+            .filter(|r| r.container.is_some())
+            .map(|r| r.service.clone())
+            .collect();
+        if let (Some(c), false) = (&compose, containers.is_empty()) {
+            let t = in_layer
+                .iter()
+                .map(|r| r.stop_timeout())
+                .max()
+                .unwrap_or(DEFAULT_STOP_TIMEOUT);
+            c.stop(&containers, t)?;
+        }
+        let mut warnings = Vec::new();
+        std::thread::scope(|s| {
+            for r in in_layer.iter().filter(|r| r.container.is_none()) {
+                let (Some(pid), Some(t)) = (r.pid, r.start_ticks) else {
+                    continue;
+                };
+                match state::liveness(pid, t) {
+                    Liveness::Running | Liveness::GroupLeft => {
+                        let timeout = r.stop_timeout();
+                        s.spawn(move || super::process::stop_group(pid, timeout));
+                    }
+                    Liveness::Reused => warnings.push(format!(
+                        "the pid {pid} of service `{}` now belongs to another process: not signalled; its stale state is removed",
+                        r.service
+                    )),
+                    Liveness::Gone => {}
+                }
+            }
+        });
+        for w in warnings {
+            on(Event::Warning { message: w });
+        }
+        for n in &layer {
+            left.remove(n);
+            state::remove(root, n);
+            on(Event::Stopped { service: n.clone() });
+        }
+    }
+    if let Some(c) = &compose {
+        c.down(
+            services,
+            volumes,
+            DEFAULT_STOP_TIMEOUT.min(Duration::from_secs(10)),
+        )?;
+    }
+    Ok(())
+}
+
+impl Compose {
+    /// `compose down` of the project (or, with services named, removes
+    /// their containers), with `--volumes` its volumes too.
+    pub fn down(&self, services: &[String], volumes: bool, timeout: Duration) -> Result<()> {
+        let t = timeout.as_secs().to_string();
+        let mut args: Vec<&str> = match (self.engine, services.is_empty()) {
+            (_, true) | (ContainerEngine::Podman, false) => vec!["down", "-t", &t],
+            (ContainerEngine::Docker, false) => vec!["rm", "-s", "-f"],
+        };
+        if volumes {
+            args.push("-v");
+        }
+        args.extend(services.iter().map(String::as_str));
+        self.run_checked(&args, "the compose project did not come down")
+    }
+}

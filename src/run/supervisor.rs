@@ -1,0 +1,752 @@
+//! The foreground supervisor of `cargo hsm up`: starts each service once
+//! every service it depends on is ready (independent ones at once), merges
+//! their logs, notices exits, and stops everything — dependents first,
+//! each process group with SIGTERM then SIGKILL after its stop timeout,
+//! the containers through the compose front end — on SIGINT / SIGTERM,
+//! or when a service fails to become ready.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::container::Compose;
+use super::health::{self, Test, GRACE};
+use super::process::{self, Proc};
+use super::state::{self, Record};
+use super::{Event, Message, Unit, UpOptions, UpOutcome, TAIL_LINES};
+use crate::error::{Error, Result};
+use crate::materialize::interrupt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Starting(Instant),
+    /// Ended; its restart policy starts it again at this instant.
+    Backoff(Instant),
+    Ready,
+    Exited,
+}
+
+/// Why supervision ended without an error.
+enum End {
+    Signal(i32),
+    /// Every service ended by itself.
+    AllEnded,
+    /// `-d`: every service is ready.
+    Detached,
+}
+
+struct Sup<'a> {
+    root: camino::Utf8PathBuf,
+    detach: bool,
+    units: BTreeMap<String, Unit>,
+    state: BTreeMap<String, State>,
+    procs: BTreeMap<String, Proc>,
+    /// Container id and the `logs -f` follower.
+    containers: BTreeMap<String, (String, Option<Child>)>,
+    /// Containers asked to start (stopped at the end whatever happened).
+    asked: BTreeSet<String>,
+    inflight: usize,
+    tails: BTreeMap<String, VecDeque<String>>,
+    /// The log files a foreground `up` writes for its processes.
+    writers: BTreeMap<String, super::logs::Writer>,
+    cancel: Arc<AtomicBool>,
+    /// Restarts so far, and in a row (for the backoff), per process.
+    restarts: BTreeMap<String, u32>,
+    streak: BTreeMap<String, u32>,
+    /// Which start of each service a probe belongs to.
+    generation: BTreeMap<String, u64>,
+    /// Services that were ready once (`--wait-timeout` is about the start).
+    ever_ready: BTreeSet<String>,
+    compose: Option<Arc<Compose>>,
+    compose_lock: Arc<Mutex<()>>,
+    consumed: BTreeSet<String>,
+    tx: Sender<Message>,
+    rx: Receiver<Message>,
+    failed: Vec<(String, String)>,
+    on: &'a mut dyn FnMut(Event),
+}
+
+pub(super) fn run(
+    root: &camino::Utf8Path,
+    units: Vec<Unit>,
+    compose: Option<Compose>,
+    consumed: BTreeSet<String>,
+    running: BTreeSet<String>,
+    opts: &UpOptions,
+    on: &mut dyn FnMut(Event),
+) -> Result<UpOutcome> {
+    let _guard = interrupt::install(None);
+    let (tx, rx) = channel();
+    let mut sup = Sup {
+        root: root.to_owned(),
+        detach: opts.detach,
+        state: units
+            .iter()
+            .map(|u| {
+                let s = if running.contains(&u.name) {
+                    State::Ready
+                } else {
+                    State::Pending
+                };
+                (u.name.clone(), s)
+            })
+            .collect(),
+        units: units.into_iter().map(|u| (u.name.clone(), u)).collect(),
+        procs: BTreeMap::new(),
+        containers: BTreeMap::new(),
+        asked: BTreeSet::new(),
+        inflight: 0,
+        tails: BTreeMap::new(),
+        writers: BTreeMap::new(),
+        restarts: BTreeMap::new(),
+        streak: BTreeMap::new(),
+        generation: BTreeMap::new(),
+        ever_ready: running.clone(),
+        cancel: Arc::new(AtomicBool::new(false)),
+        compose: compose.map(Arc::new),
+        compose_lock: Arc::new(Mutex::new(())),
+        consumed,
+        tx,
+        rx,
+        failed: Vec::new(),
+        on,
+    };
+    let t0 = Instant::now();
+    let result = sup.supervise(t0, opts.wait_timeout);
+    match result {
+        Ok(End::Signal(sig)) => {
+            interrupt::mark_handled();
+            sup.stop_all();
+            Ok(UpOutcome {
+                signal: Some(sig),
+                detached: false,
+                failed: sup.failed,
+            })
+        }
+        Ok(End::AllEnded) => {
+            sup.stop_all();
+            Ok(UpOutcome {
+                signal: None,
+                detached: false,
+                failed: sup.failed,
+            })
+        }
+        Ok(End::Detached) => Ok(UpOutcome {
+            signal: None,
+            detached: true,
+            failed: sup.failed,
+        }),
+        Err(e) => {
+            if interrupt::signalled().is_some() {
+                interrupt::mark_handled();
+            }
+            sup.stop_all();
+            Err(e)
+        }
+    }
+}
+
+fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "an unknown status".to_string(),
+    }
+}
+
+impl Sup<'_> {
+    fn emit(&mut self, e: Event) {
+        (self.on)(e)
+    }
+
+    fn tail(&self, name: &str) -> String {
+        if self.detach && !self.units[name].is_container() {
+            let log = self.root.join(state::log_path(name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(TAIL_LINES);
+            return if lines.is_empty() {
+                format!("`{name}` wrote nothing (`{}`)", state::log_path(name))
+            } else {
+                format!(
+                    "last log lines of `{name}` (`{}`):\n{}",
+                    state::log_path(name),
+                    lines[from..].join("\n")
+                )
+            };
+        }
+        match self.tails.get(name) {
+            Some(t) if !t.is_empty() => {
+                let lines: Vec<&str> = t.iter().map(String::as_str).collect();
+                format!("last log lines of `{name}`:\n{}", lines.join("\n"))
+            }
+            _ => format!("`{name}` wrote nothing"),
+        }
+    }
+
+    /// Runs until a signal, until every service has ended, with `-d`
+    /// until every service is ready, or until a service fails to start
+    /// (`Err`).
+    fn supervise(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<End> {
+        loop {
+            if let Some(sig) = interrupt::signalled() {
+                return Ok(End::Signal(sig));
+            }
+            self.start_ready_ones()?;
+            let due: Vec<String> = self
+                .state
+                .iter()
+                .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in due {
+                self.start(&n)?;
+            }
+            match self.rx.recv_timeout(Duration::from_millis(25)) {
+                Ok(m) => self.handle(m)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+            while let Ok(m) = self.rx.try_recv() {
+                self.handle(m)?;
+            }
+            self.poll_exits()?;
+            self.grace_readiness();
+            if let Some(limit) = wait_timeout {
+                let waiting: Vec<String> = self
+                    .state
+                    .iter()
+                    .filter(|(n, s)| {
+                        matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
+                            && !self.ever_ready.contains(*n)
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                if !waiting.is_empty() && t0.elapsed() > limit {
+                    let first = waiting[0].clone();
+                    return Err(Error::failed(format!(
+                        "service{} {} did not become ready within --wait-timeout {}s",
+                        if waiting.len() == 1 { "" } else { "s" },
+                        waiting
+                            .iter()
+                            .map(|w| format!("`{w}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        limit.as_secs_f64()
+                    ))
+                    .with_detail(self.tail(&first)));
+                }
+            }
+            let alive = self.state.values().any(|s| !matches!(s, State::Exited));
+            // Nothing of ours runs, nor ever will (all ran before this `up`).
+            let nothing = self.procs.is_empty()
+                && self.asked.is_empty()
+                && self.state.iter().all(|(n, s)| {
+                    *s == State::Exited
+                        || (*s == State::Ready
+                            && self.ever_ready.contains(n)
+                            && !self.generation.contains_key(n))
+                });
+            if (!alive || nothing) && self.inflight == 0 {
+                return Ok(End::AllEnded);
+            }
+            let settled = self
+                .state
+                .values()
+                .all(|s| matches!(s, State::Ready | State::Exited));
+            if self.detach && settled && self.inflight == 0 {
+                return Ok(End::Detached);
+            }
+        }
+    }
+
+    fn start_ready_ones(&mut self) -> Result<()> {
+        let startable: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, s)| **s == State::Pending)
+            .map(|(n, _)| n.clone())
+            .filter(|n| {
+                self.units[n]
+                    .deps
+                    .iter()
+                    .all(|d| self.state.get(d) == Some(&State::Ready))
+            })
+            .collect();
+        for name in startable {
+            self.start(&name)?;
+        }
+        // A dependency that ended leaves its dependents waiting forever.
+        for (name, s) in &self.state {
+            if *s != State::Pending {
+                continue;
+            }
+            if let Some(d) = self.units[name]
+                .deps
+                .iter()
+                .find(|d| self.state.get(*d) == Some(&State::Exited))
+            {
+                return Err(Error::failed(format!(
+                    "service `{name}` cannot start: `{d}`, which it depends on, has exited"
+                ))
+                .with_detail(self.tail(d)));
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, name: &str) -> Result<()> {
+        let unit = self.units[name].clone();
+        let now = Instant::now();
+        *self.generation.entry(name.to_string()).or_default() += 1;
+        if let Some(launch) = &unit.launch {
+            self.emit(Event::Starting {
+                service: name.to_string(),
+                runtime: unit.runtime,
+                command: launch.shown(),
+            });
+            let log = self.detach.then(|| self.root.join(state::log_path(name)));
+            if let Some(l) = &log {
+                if let Some(d) = l.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                super::logs::rotate_if_full(l);
+            } else {
+                self.writers.insert(
+                    name.to_string(),
+                    super::logs::Writer::open(self.root.join(state::log_path(name))),
+                );
+            }
+            let p = process::spawn(name, launch, &self.tx, log.as_deref())?;
+            let record = Record {
+                service: name.to_string(),
+                runtime: unit.runtime,
+                pid: Some(p.pid as i32),
+                start_ticks: state::proc_start(p.pid as i32).map(|(t, _)| t),
+                container: None,
+                project: None,
+                command: launch.shown(),
+                started_at: state::now_unix(),
+                ports: unit.declared_ports.clone(),
+                stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
+                log: Some(state::log_path(name)),
+                detached: self.detach,
+                restarts: self.restarts.get(name).copied().unwrap_or(0),
+            };
+            self.procs.insert(name.to_string(), p);
+            state::write(&self.root, &record)?;
+            self.state.insert(name.to_string(), State::Starting(now));
+            if unit.health.is_some() {
+                self.spawn_probe(&unit, None);
+            }
+            return Ok(());
+        }
+        let compose = self
+            .compose
+            .clone()
+            .expect("containers have a compose front end");
+        self.emit(Event::Starting {
+            service: name.to_string(),
+            runtime: unit.runtime,
+            command: format!("compose project `{}`", compose.project),
+        });
+        self.state.insert(name.to_string(), State::Starting(now));
+        self.asked.insert(name.to_string());
+        self.inflight += 1;
+        let tx = self.tx.clone();
+        let lock = self.compose_lock.clone();
+        let service = name.to_string();
+        // podman-compose is not safe to run twice at once in one project.
+        std::thread::spawn(move || {
+            let result = {
+                let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+                compose
+                    .up(&service)
+                    .and_then(|()| compose.container_id(&service))
+            };
+            let _ = tx.send(Message::ContainerUp { service, result });
+        });
+        Ok(())
+    }
+
+    fn handle(&mut self, m: Message) -> Result<()> {
+        match m {
+            Message::Log {
+                service,
+                line,
+                stderr,
+            } => {
+                if let Some(w) = self.writers.get_mut(&service) {
+                    w.line(&line);
+                }
+                let t = self.tails.entry(service.clone()).or_default();
+                if t.len() == TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line.clone());
+                self.emit(Event::Log {
+                    service,
+                    line,
+                    stderr,
+                });
+            }
+            Message::Probe {
+                service,
+                generation,
+                result,
+            } => {
+                let current = self.generation.get(&service) == Some(&generation);
+                if !current || !matches!(self.state.get(&service), Some(State::Starting(_))) {
+                    return Ok(());
+                }
+                match result {
+                    Ok(()) => self.ready(&service),
+                    Err(why) => {
+                        return Err(Error::failed(format!(
+                            "service `{service}` did not become ready: {why}"
+                        ))
+                        .with_detail(self.tail(&service)))
+                    }
+                }
+            }
+            Message::ContainerUp { service, result } => {
+                self.inflight -= 1;
+                let cid = result?;
+                let compose = self.compose.clone().expect("a compose front end");
+                let unit = self.units[&service].clone();
+                state::write(
+                    &self.root,
+                    &Record {
+                        service: service.clone(),
+                        runtime: unit.runtime,
+                        pid: None,
+                        start_ticks: None,
+                        container: Some(cid.clone()),
+                        project: Some(compose.project.clone()),
+                        command: format!("compose project `{}`", compose.project),
+                        started_at: state::now_unix(),
+                        ports: unit.declared_ports.clone(),
+                        stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
+                        log: None,
+                        detached: self.detach,
+                        restarts: 0,
+                    },
+                )?;
+                if self.detach {
+                    self.containers.insert(service.clone(), (cid.clone(), None));
+                    if interrupt::signalled().is_none() && unit.health.is_some() {
+                        self.spawn_probe(&unit, Some(cid));
+                    }
+                    return Ok(());
+                }
+                let mut follow = compose.follow_logs(&cid, state::now_unix().saturating_sub(5));
+                follow
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                interrupt::prepare_child(&mut follow);
+                let child = match follow.spawn() {
+                    Ok(mut c) => {
+                        if let Some(o) = c.stdout.take() {
+                            process::pipe_lines(&service, o, false, self.tx.clone());
+                        }
+                        if let Some(e) = c.stderr.take() {
+                            process::pipe_lines(&service, e, true, self.tx.clone());
+                        }
+                        Some(c)
+                    }
+                    Err(_) => None,
+                };
+                self.containers
+                    .insert(service.clone(), (cid.clone(), child));
+                if interrupt::signalled().is_none() && unit.health.is_some() {
+                    self.spawn_probe(&unit, Some(cid));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ready(&mut self, name: &str) {
+        let since = match self.state.get(name) {
+            Some(State::Starting(t)) => *t,
+            _ => return,
+        };
+        self.state.insert(name.to_string(), State::Ready);
+        self.ever_ready.insert(name.to_string());
+        self.emit(Event::Ready {
+            service: name.to_string(),
+            after_ms: since.elapsed().as_millis() as u64,
+        });
+        let unit = &self.units[name];
+        if self.consumed.contains(name) && !unit.is_container() {
+            let ports: Vec<u16> = unit.ports.iter().map(|(t, _)| *t).collect();
+            if let Some(p) = ports.iter().find(|p| health::loopback_only(**p)) {
+                let message = format!(
+                    "service `{name}` listens on 127.0.0.1:{p} only, where the containers that use it cannot reach it; bind to `$HSM_BIND_HOST` ({})",
+                    crate::discovery::ALL_INTERFACES
+                );
+                self.emit(Event::Warning { message });
+            }
+        }
+    }
+
+    /// Readiness of services without a healthcheck: alive after [`GRACE`].
+    fn grace_readiness(&mut self) {
+        let due: Vec<String> = self
+            .state
+            .iter()
+            .filter_map(|(n, s)| match s {
+                State::Starting(t) if t.elapsed() >= GRACE && self.units[n].health.is_none() => {
+                    Some(n.clone())
+                }
+                _ => None,
+            })
+            .filter(|n| self.procs.contains_key(n) || self.containers.contains_key(n))
+            .collect();
+        for n in due {
+            self.ready(&n);
+        }
+    }
+
+    fn poll_exits(&mut self) -> Result<()> {
+        let mut ended = Vec::new();
+        for (name, p) in &mut self.procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                ended.push((name.clone(), status.code(), status.signal()));
+            }
+        }
+        let mut stopped = Vec::new();
+        for (name, (cid, follow)) in &mut self.containers {
+            let done = follow
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if done {
+                *follow = None;
+                stopped.push((name.clone(), cid.clone()));
+            }
+        }
+        if let Some(compose) = self.compose.clone() {
+            for (name, cid) in stopped {
+                if let Some((false, code)) = compose.state(&cid) {
+                    self.containers.remove(&name);
+                    ended.push((name, Some(code), None));
+                }
+            }
+        }
+        for (name, code, signal) in ended {
+            // Let the last lines it wrote arrive first.
+            std::thread::sleep(Duration::from_millis(30));
+            while let Ok(m) = self.rx.try_recv() {
+                if !matches!(m, Message::Probe { .. }) {
+                    self.handle(m)?;
+                }
+            }
+            let mut ran = Duration::ZERO;
+            if let Some(mut p) = self.procs.remove(&name) {
+                ran = p.started.elapsed();
+                // Whatever the leader left behind in its group.
+                p.stop(Duration::ZERO);
+            }
+            let was = self.state.insert(name.clone(), State::Exited);
+            self.emit(Event::Exited {
+                service: name.clone(),
+                code,
+                signal,
+            });
+            let how = describe_exit(code, signal);
+            let restarts = self.restarts.get(&name).copied().unwrap_or(0);
+            let policy = self.units[&name].restart;
+            if !self.units[&name].is_container() && policy.applies(code, restarts) {
+                let streak = if ran >= super::RESTART_RESET_AFTER {
+                    1
+                } else {
+                    self.streak.get(&name).copied().unwrap_or(0) + 1
+                };
+                self.streak.insert(name.clone(), streak);
+                self.restarts.insert(name.clone(), restarts + 1);
+                let wait = super::backoff(streak);
+                self.state
+                    .insert(name.clone(), State::Backoff(Instant::now() + wait));
+                self.emit(Event::Restarting {
+                    service: name.clone(),
+                    restarts: restarts + 1,
+                    after_ms: wait.as_millis() as u64,
+                });
+                continue;
+            }
+            state::remove(&self.root, &name);
+            // A one-off job that ended well is done, not failed.
+            if matches!(was, Some(State::Starting(_))) && code != Some(0) {
+                return Err(Error::failed(format!(
+                    "service `{name}` exited with {how} before it was ready"
+                ))
+                .with_detail(self.tail(&name)));
+            }
+            if code != Some(0) {
+                self.failed.push((name.clone(), how));
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_probe(&self, unit: &Unit, cid: Option<String>) {
+        let Some(h) = unit.health.clone() else { return };
+        let tx = self.tx.clone();
+        let cancel = self.cancel.clone();
+        let compose = self.compose.clone();
+        let launch = unit.launch.clone();
+        let name = unit.name.clone();
+        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
+        let port = match &h.test {
+            Test::Http { port, .. } => unit.probe_port(*port),
+            Test::Tcp { port } => unit.probe_port(Some(*port)),
+            _ => None,
+        };
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let deadline = h.deadline();
+            while !cancel.load(Ordering::SeqCst) {
+                let ok = match (&h.test, &cid) {
+                    (Test::Http { path, .. }, _) => {
+                        port.is_some_and(|p| health::http_ok(p, path, h.timeout))
+                    }
+                    (Test::Tcp { .. }, _) => port.is_some_and(|p| health::tcp_ok(p, h.timeout)),
+                    (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
+                    (test, None) => launch
+                        .as_ref()
+                        .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
+                };
+                if ok {
+                    let _ = tx.send(Message::Probe {
+                        service: name,
+                        generation,
+                        result: Ok(()),
+                    });
+                    return;
+                }
+                if start.elapsed() > deadline {
+                    let _ = tx.send(Message::Probe {
+                        service: name,
+                        generation,
+                        result: Err(format!(
+                            "its healthcheck did not pass within {:.1}s (start-period + interval × retries)",
+                            deadline.as_secs_f64()
+                        )),
+                    });
+                    return;
+                }
+                std::thread::sleep(h.start_interval);
+            }
+        });
+    }
+
+    /// Stops everything still running, dependents first.
+    fn stop_all(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        // A container whose `up` is still running is stopped once it is up.
+        while self.inflight > 0 {
+            match self.rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(Message::ContainerUp { service, result }) => {
+                    self.inflight -= 1;
+                    if let Ok(cid) = result {
+                        self.containers.insert(service, (cid, None));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let mut left: BTreeSet<String> = self
+            .procs
+            .keys()
+            .chain(self.asked.iter())
+            .cloned()
+            .collect();
+        while !left.is_empty() {
+            let mut layer: Vec<String> = left
+                .iter()
+                .filter(|n| {
+                    !left
+                        .iter()
+                        .any(|o| self.units[o].deps.iter().any(|d| d == *n))
+                })
+                .cloned()
+                .collect();
+            if layer.is_empty() {
+                layer = left.iter().cloned().collect(); // no cycle gets here; be safe
+            }
+            self.emit(Event::Stopping {
+                services: layer.clone(),
+            });
+            let containers: Vec<String> = layer
+                .iter()
+                .filter(|n| self.asked.contains(*n))
+                .cloned()
+                .collect();
+            if let (Some(compose), false) = (self.compose.clone(), containers.is_empty()) {
+                let timeout = containers
+                    .iter()
+                    .map(|n| self.units[n].stop_timeout)
+                    .max()
+                    .unwrap_or_default();
+                if let Err(e) = compose.stop(&containers, timeout) {
+                    self.emit(Event::Warning { message: e.plain() });
+                }
+                for n in &containers {
+                    if let Some((_, Some(mut f))) = self.containers.remove(n) {
+                        // SAFETY: the follower's own process group.
+                        unsafe {
+                            libc::kill(-(f.id() as i32), libc::SIGKILL);
+                        }
+                        let _ = f.wait();
+                    }
+                }
+            }
+            let mut procs: Vec<(Proc, Duration)> = layer
+                .iter()
+                .filter_map(|n| {
+                    self.procs
+                        .remove(n)
+                        .map(|p| (p, self.units[n].stop_timeout))
+                })
+                .collect();
+            std::thread::scope(|s| {
+                for (p, t) in &mut procs {
+                    s.spawn(move || p.stop(*t));
+                }
+            });
+            // Their last lines, then the verdicts.
+            while let Ok(m) = self.rx.try_recv() {
+                if let Message::Log {
+                    service,
+                    line,
+                    stderr,
+                } = m
+                {
+                    self.emit(Event::Log {
+                        service,
+                        line,
+                        stderr,
+                    });
+                }
+            }
+            for n in &layer {
+                left.remove(n);
+                state::remove(&self.root, n);
+                self.emit(Event::Stopped { service: n.clone() });
+            }
+        }
+        // Those waiting for a restart have nothing left to stop.
+        for n in self.units.keys() {
+            if matches!(self.state.get(n), Some(State::Backoff(_))) {
+                state::remove(&self.root, n);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `cargo hsm up` across the boundary: a uv process and a real podman
+//! container (the busybox image the compose tests import) that reach each
+//! other through the injected variables, in both directions; `-d` and
+//! `down` of the pair.
+
+mod compose_support;
+mod sync_support;
+mod up_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use compose_support::free_port;
+use sync_support::{require, stderr, stdout};
+use up_support::*;
+
+/// The ids of the project's running (`all`: also stopped) containers.
+fn containers(env: &[(String, String)], project: &str, all: bool) -> String {
+    let mut c = Command::new("podman");
+    c.args(["ps", "-q"]);
+    if all {
+        c.arg("-a");
+    }
+    c.args([
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .envs(env.iter().map(|(k, v)| (k, v)));
+    let out = compose_support::run_bounded(&mut c, Duration::from_secs(30)).unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Takes the test's compose project down however the test ends.
+struct Project {
+    name: String,
+    root: std::path::PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let mut c = Command::new("podman-compose");
+        c.args([
+            "-p",
+            &self.name,
+            "-f",
+            "docker-compose.hsm.yml",
+            "down",
+            "-v",
+            "-t",
+            "0",
+        ])
+        .current_dir(&self.root)
+        .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let _ = compose_support::run_bounded(&mut c, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn a_process_and_a_podman_container_reach_each_other() {
+    use compose_support::{missing, podman_env, require as require_tool, run_bounded};
+    for (tool, why) in [
+        ("podman", "the container engine"),
+        ("podman-compose", "the compose front end of podman"),
+        ("bash", "runs tests/support/podman-*.sh"),
+    ] {
+        if !require_tool(tool, why) {
+            return;
+        }
+    }
+    if !require("uv") {
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output();
+    if uid.map(|o| o.stdout.trim_ascii() != b"0").unwrap_or(true) {
+        missing("podman runs as root with a project-local vfs store here; not root");
+        return;
+    }
+    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hsm-podman");
+    let env = podman_env(&state);
+    let image = run_bounded(
+        Command::new("bash")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/podman-busybox-image.sh"),
+            )
+            .envs(env.iter().map(|(k, v)| (k, v))),
+        Duration::from_secs(120),
+    )
+    .expect("podman-busybox-image.sh");
+    assert!(
+        image.status.success(),
+        "{}",
+        String::from_utf8_lossy(&image.stderr)
+    );
+
+    let (api_port, box_port) = (free_port(), free_port());
+    let project = format!("hsmup{}", std::process::id());
+    let mut manifest = format!(
+        "[project]\nname = \"{project}\"\ncontainer-engine = \"podman\"\n[services]\nstandalone = [\"probe\"]\n"
+    );
+    // api: a process that the container reaches through the host gateway.
+    manifest += &uv_entry(
+        "api",
+        &format!(
+            "ports = [\"{api_port}\"]\nurl-scheme = \"http\"\nhealthcheck = {{ http = \"/\" }}"
+        ),
+    );
+    // box: a container that fetches from api at start, then serves what it got.
+    manifest += &format!(
+        r#"[registry.services.box]
+ports = ["127.0.0.1:{box_port}:8080"]
+url-scheme = "http"
+stop-timeout = "1s"
+implies = {{ "service:api" = true }}
+env = {{ FROM_BOX = "${{HSM_SERVICE.api.url}}/from-box" }}
+healthcheck = {{ test = ["CMD", "wget", "-q", "--spider", "http://127.0.0.1:8080/got.txt"], interval = "1s", retries = 20 }}
+sources.prod = {{ type = "docker-image", image = "localhost/hsm-busybox:latest" }}
+deployment-profiles.default = {{ runtime = "podman", command = ["sh", "-c", "env | grep ^API_ > /www/env.txt; wget -qO /www/got.txt $$FROM_BOX; exec httpd -f -p 8080 -h /www"] }}
+"#
+    );
+    // probe: a process that reaches the container through its published port.
+    manifest += &uv_entry("probe", "implies = { \"service:box\" = true }");
+    let api = format!(
+        r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(("api saw " + self.path).encode())
+    def log_message(self, *a):
+        print("served", self.path, flush=True)
+http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forever()
+"#
+    );
+    let probe = "NAME = \"probe\"\n".to_string()
+        + RECORD_PIDS
+        + "import time, urllib.request\nfor p in ['/got.txt', '/env.txt']:\n    print(urllib.request.urlopen(os.environ['BOX_URL'] + p).read().decode().strip(), flush=True)\nprint('BOX', os.environ['BOX_HOST'], os.environ['BOX_PORT_8080'], flush=True)\nopen('../../probe-done', 'w').close()\ntime.sleep(600)\n";
+    let sb = sandbox(&manifest, &[("api", &api), ("probe", &probe)]);
+    let _down = Project {
+        name: project.clone(),
+        root: sb.root.clone(),
+        env: env.clone(),
+    };
+    let mut up = spawn_up(&sb, &[], &env);
+    wait_for_file(&sb.path("probe-done"), Duration::from_secs(180), &mut up);
+    let procs = recorded(&sb, "probe");
+    // SAFETY: our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let out = wait_bounded(up, Duration::from_secs(60));
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{o}\n{e}");
+    // container → process: through podman's host gateway, from the injected URL.
+    assert!(o.contains("probe | api saw /from-box"), "{o}\n{e}");
+    assert!(o.contains("api   | served /from-box"), "{o}");
+    assert!(
+        o.contains(&format!(
+            "API_URL=http://host.containers.internal:{api_port}"
+        )),
+        "{o}"
+    );
+    // process → container: loopback and the published port.
+    assert!(
+        o.contains(&format!("probe | BOX 127.0.0.1 {box_port}")),
+        "{o}"
+    );
+    assert!(
+        e.find("Ready api").unwrap() < e.find("Starting box").unwrap(),
+        "{e}"
+    );
+    assert!(
+        e.find("Ready box").unwrap() < e.find("Starting probe").unwrap(),
+        "{e}"
+    );
+    // The container is stopped, the processes are gone.
+    assert_eq!(
+        containers(&env, &project, false),
+        "",
+        "a container still runs"
+    );
+    assert_gone(&procs);
+    assert!(compose_support::http_get(box_port, "/got.txt").is_err());
+    assert!(compose_support::http_get(api_port, "/").is_err());
+
+    // Detached, then `down` from a new shell: the container is removed too.
+    let _ = std::fs::remove_file(sb.path("probe-done"));
+    let out = wait_bounded(
+        spawn_up(&sb, &["-d", "box"], &env),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ps = sb
+        .cmd(&["ps", "--message-format", "json"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let rows = ps["services"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{ps}");
+    assert_eq!(
+        (rows[0]["service"].as_str(), rows[0]["state"].as_str()),
+        (Some("api"), Some("running"))
+    );
+    assert_eq!(
+        (rows[1]["service"].as_str(), rows[1]["state"].as_str()),
+        (Some("box"), Some("running"))
+    );
+    assert!(
+        rows[1]["container"].as_str().is_some_and(|c| c.len() >= 12),
+        "{ps}"
+    );
+    let (code, body) = compose_support::http_get(box_port, "/got.txt").unwrap();
+    assert_eq!((code, body.as_str()), (200, "api saw /from-box"));
+    let down = sb
+        .cmd(&["down"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(containers(&env, &project, true), "", "a container is left");
+    assert!(compose_support::http_get(api_port, "/").is_err());
+}
