@@ -514,3 +514,38 @@ impl Pins {
         .with_help(self.help()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist(version: &str, direct: bool) -> Installed {
+        Installed {
+            version: version.into(),
+            requires: Vec::new(),
+            from_dir: None,
+            direct,
+        }
+    }
+
+    #[test]
+    fn pins_are_sorted_exact_and_leave_out_what_a_source_pins() {
+        let dists: BTreeMap<String, Installed> = [
+            ("zeta-x", dist("2.0", false)),
+            ("alpha", dist("1.0.0", false)),
+            ("the-project", dist("0.1.0", true)),
+            ("pip", dist("23.2.1", false)),
+        ]
+        .into_iter()
+        .map(|(n, d)| (n.to_string(), d))
+        .collect();
+        let needed: BTreeSet<String> = ["zeta-x", "alpha", "the-project"]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let text = String::from_utf8(render_pins("svc", &dists, &needed)).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines, ["alpha==1.0.0", "zeta-x==2.0"]);
+        assert!(text.contains("service `svc`"));
+    }
+}
