@@ -23,6 +23,10 @@ const REPO_ENV: &[&str] = &[
     "GIT_PREFIX",
 ];
 
+/// git settings for the first fetch into a new clone (which is thrown
+/// away if it fails, so `FETCH_HEAD` needs no care).
+const NEW_CLONE_CONFIG: &[&str] = &["maintenance.auto=false", "gc.auto=0"];
+
 /// Which git source: for every message, which names the service, the url
 /// (without a password) and the ref.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +203,7 @@ pub fn redact_text(text: &str) -> String {
 pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want) -> Result<Oid> {
     let fetch_head = repo.path().join("FETCH_HEAD");
     let saved = std::fs::read(&fetch_head).ok();
-    let r = fetch_inner(repo, dir, remote, want);
+    let r = fetch_inner(repo, dir, remote, want, &[]);
     if r.is_err() {
         let _ = match &saved {
             Some(bytes) => std::fs::write(&fetch_head, bytes),
@@ -209,7 +213,14 @@ pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want)
     r
 }
 
-fn fetch_inner(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want) -> Result<Oid> {
+/// `config`: `-c key=value` pairs for git itself, before `fetch`.
+fn fetch_inner(
+    repo: &Repository,
+    dir: &Utf8Path,
+    remote: &Remote<'_>,
+    want: Want,
+    config: &[&str],
+) -> Result<Oid> {
     let record = fetched_ref(remote.reference);
     let shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1", "origin"];
     let src = match (want, remote.reference) {
@@ -218,7 +229,8 @@ fn fetch_inner(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Wan
         (Want::Ref, None) => "HEAD".to_string(),
     };
     let spec = format!("+{src}:{record}");
-    let mut args = shallow.to_vec();
+    let mut args: Vec<&str> = config.iter().flat_map(|c| ["-c", *c]).collect();
+    args.extend(shallow);
     args.push(&spec);
     let first = run_git(remote, dir, &args)?;
     let abbreviated = matches!(want, Want::Ref)
@@ -234,7 +246,8 @@ fn fetch_inner(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Wan
         Err(_) => {
             // An abbreviated commit id, or a server that refuses to send a
             // commit by its id: every branch and tag, then a local lookup.
-            let mut args = vec!["fetch", "--quiet", "--no-tags"];
+            let mut args: Vec<&str> = config.iter().flat_map(|c| ["-c", *c]).collect();
+            args.extend(["fetch", "--quiet", "--no-tags"]);
             if repo.is_shallow() {
                 args.push("--unshallow");
             }
@@ -369,7 +382,9 @@ pub fn clone_into_temp(
         .map_err(|e| git_err(format!("cannot add the remote of {}", remote.describe()), e))?;
     super::mark_managed(&repo)?;
     artifacts.write_exclude(&repo)?;
-    let commit = fetch(&repo, &dir, remote, want)?;
+    // A new shallow clone has nothing to collect: no `git maintenance run
+    // --auto` after its fetch (one process less per clone, as `git clone`).
+    let commit = fetch_inner(&repo, &dir, remote, want, NEW_CLONE_CONFIG)?;
     super::checkout(&repo, commit)?;
     submodules(&repo, &dir, remote)?;
     Ok(Fetched { dir: tmp, commit })

@@ -46,6 +46,9 @@ pub struct Installed {
     pub requires: Vec<String>,
     /// Absolute, for distributions installed from a local directory.
     pub from_dir: Option<Utf8PathBuf>,
+    /// Installed from a URL or a directory (it has a `direct_url.json`),
+    /// not by name from an index: no `name==version` pins it.
+    pub direct: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -134,6 +137,7 @@ pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<Stri
                 version: normalize_version(&v),
                 requires,
                 from_dir: direct_url_dir(entry.path()),
+                direct: entry.path().join("direct_url.json").is_file(),
             },
         );
     }

@@ -51,6 +51,9 @@ pub struct FileEdit {
 pub struct RuntimeOutcome {
     /// The command lines that ran, for `-v`.
     pub commands: Vec<String>,
+    /// The contents of [`pins_path`] after the sync (see
+    /// [`RuntimeAdapter::pins_file`]), which sync writes.
+    pub pins: Option<Vec<u8>>,
 }
 
 /// Materializes one service's isolated environment in its target path.
@@ -64,6 +67,14 @@ pub trait RuntimeAdapter {
     /// The lock file hsm keeps in `hsm.locks/<service>/` for a git-sourced
     /// service whose upstream does not commit it (relative to the target path).
     fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
+        None
+    }
+    /// The file of exact pins (`name==version`) that the runtime keeps in
+    /// `hsm.locks/<service>/` for a git-sourced service, when its tool has
+    /// no lock file of its own: what it installed, so that `--locked` and
+    /// `--frozen` install the same set elsewhere although the upstream
+    /// pins nothing.
+    fn pins_file(&self) -> Option<&'static str> {
         None
     }
     /// Edits of the service's files that sync makes before the tool runs.
@@ -107,6 +118,15 @@ pub fn adapter(runtime: RuntimeType) -> Option<Box<dyn RuntimeAdapter>> {
         RuntimeType::Pixi => Some(Box::new(PixiAdapter)),
         RuntimeType::Docker | RuntimeType::Podman => None,
     }
+}
+
+/// `hsm.locks/<service>/<pins>` (relative to the workspace root) for a
+/// git-sourced service whose runtime keeps pins (see
+/// [`RuntimeAdapter::pins_file`]); `None` for every other service.
+pub fn pins_path(sv: &PlannedService) -> Option<Utf8PathBuf> {
+    sv.checkout_path.as_ref()?;
+    let file = adapter(sv.runtime()?)?.pins_file()?;
+    Some(crate::lock::committed_lock(&sv.name, Utf8Path::new(file)))
 }
 
 /// Whether `uv sync` in the project at `dir` would rewrite its `uv.lock`:

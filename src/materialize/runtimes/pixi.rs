@@ -76,6 +76,7 @@ impl RuntimeAdapter for PixiAdapter {
         run_tool(&format!("service `{name}`"), &pixi, &args, target, true)?;
         Ok(RuntimeOutcome {
             commands: vec![line],
+            pins: None,
         })
     }
 }

@@ -210,6 +210,9 @@ impl RuntimeAdapter for UvAdapter {
                  exclude its path in that workspace's `[tool.uv.workspace].exclude`",
             ));
         }
-        Ok(RuntimeOutcome { commands })
+        Ok(RuntimeOutcome {
+            commands,
+            pins: None,
+        })
     }
 }

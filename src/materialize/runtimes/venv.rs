@@ -3,12 +3,19 @@
 //! local source) when it can be built, and the service's `dependencies`;
 //! then uninstalls whatever none of them needs, as `pip-sync` does, so that
 //! one sync always converges.
+//!
+//! A git-sourced service's upstream may pin nothing: what pip installed is
+//! kept in `hsm.locks/<service>/requirements.txt` (`name==version`, sorted),
+//! given to pip as constraints on every later sync. With `--locked` or
+//! `--frozen` the environment must be exactly that set.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{find_tool, run_tool_env, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome};
+use super::{
+    find_tool, pins_path, run_tool_env, Hasher, RuntimeAdapter, RuntimeCtx, RuntimeOutcome,
+};
 use crate::error::{Error, Result};
 use crate::manifest::model::Source;
 use crate::plan::{Dependency, PlannedService};
@@ -25,6 +32,9 @@ const HINT: &str =
 /// Distributions a venv keeps although nothing requires them: the
 /// installers `python -m venv` seeds.
 const SEEDS: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// The pins of a git-sourced service, in `hsm.locks/<service>/`.
+const PINS: &str = "requirements.txt";
 
 /// What pip is asked to install, read from the service's files.
 struct Inputs {
@@ -44,7 +54,13 @@ fn rel_target(sv: &PlannedService) -> Utf8PathBuf {
 }
 
 /// Reads the service's requirements and project files.
-fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result<Inputs> {
+/// `constraints`: the service's pins, relative to the target path.
+fn inputs(
+    sv: &PlannedService,
+    opts_no_index: bool,
+    target: &Utf8Path,
+    constraints: Option<&Utf8Path>,
+) -> Result<Inputs> {
     let req_path = target.join("requirements.txt");
     let requirements = if req_path.is_file() {
         Some(requirements::read(&req_path).map_err(|e| {
@@ -93,6 +109,13 @@ fn inputs(sv: &PlannedService, opts_no_index: bool, target: &Utf8Path) -> Result
     }
     if !then.is_empty() && opts_no_index {
         then.insert(0, "--no-index".to_string());
+    }
+    // Hashes pin the requirements already; the pins constrain the rest.
+    if let Some(c) = constraints {
+        let step = if hashed { &mut then } else { &mut args };
+        if !step.is_empty() {
+            step.extend(["-c".to_string(), c.to_string()]);
+        }
     }
     let rel = rel_target(sv);
     if requirements.is_none() && project_arg.is_none() && sv.dependencies.is_empty() {
@@ -148,22 +171,29 @@ fn dependency_arg(d: &Dependency, rel_target: &Utf8Path) -> String {
 }
 
 /// What may stay installed: everything the requirements, the project, the
-/// service's dependencies and the seeds need, through `Requires-Dist`.
+/// service's dependencies and (with `seeds`) the seeds need, through
+/// `Requires-Dist`.
 fn keep(
     sv: &PlannedService,
     inputs: &Inputs,
     target: &Utf8Path,
-    dists: &std::collections::BTreeMap<String, Installed>,
+    dists: &BTreeMap<String, Installed>,
     python_version: &str,
+    seeds: bool,
 ) -> BTreeSet<String> {
     let unnamed = inputs.requirements.as_ref().is_some_and(|r| r.unnamed);
     let Some(env) = marker_environment(python_version).filter(|_| !unnamed) else {
         // An unknown interpreter, or a requirement without a name (a bare
         // URL): uninstall nothing rather than guess.
-        return dists.keys().cloned().collect();
+        return dists
+            .keys()
+            .filter(|n| seeds || !SEEDS.contains(&n.as_str()))
+            .cloned()
+            .collect();
     };
     let mut roots: Vec<(String, BTreeSet<String>)> = SEEDS
         .iter()
+        .filter(|_| seeds)
         .map(|s| (s.to_string(), BTreeSet::new()))
         .collect();
     if let Some(r) = &inputs.requirements {
@@ -241,8 +271,13 @@ impl RuntimeAdapter for VenvAdapter {
         h.venv(&target.join(".venv"));
     }
 
+    fn pins_file(&self) -> Option<&'static str> {
+        Some(PINS)
+    }
+
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
-        let args = inputs(ctx.service, false, target)
+        let pins = Pins::of(ctx);
+        let args = inputs(ctx.service, false, target, pins.constraint().as_deref())
             .map(|i| match i.then.is_empty() {
                 true => i.args.join(" "),
                 false => format!(
@@ -259,7 +294,9 @@ impl RuntimeAdapter for VenvAdapter {
         let sv = ctx.service;
         let name = sv.name.clone();
         let who = format!("service `{name}`");
-        let inputs = inputs(sv, ctx.opts.offline || ctx.opts.frozen, target)?;
+        let pins = Pins::of(ctx);
+        pins.require()?;
+        let no_index = ctx.opts.offline || ctx.opts.frozen;
         let python = find_tool("python3", &name, HINT)?;
         let venv = target.join(".venv");
         let venv_python = venv.join("bin").join("python");
@@ -275,23 +312,36 @@ impl RuntimeAdapter for VenvAdapter {
                 e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
             })?;
         }
-        let a = vec![
-            "-m".to_string(),
-            "pip".into(),
-            "install".into(),
-            "--disable-pip-version-check".into(),
-        ];
-        for step in [&inputs.args, &inputs.then] {
-            if step.is_empty() {
-                continue;
+        let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {
+            let a = vec![
+                "-m".to_string(),
+                "pip".into(),
+                "install".into(),
+                "--disable-pip-version-check".into(),
+            ];
+            for step in [&inputs.args, &inputs.then] {
+                if step.is_empty() {
+                    continue;
+                }
+                let mut a = a.clone();
+                a.extend(step.iter().cloned());
+                commands.push(super::command_line(&venv_python, &a));
+                run(&venv_python, &a)?;
             }
-            let mut a = a.clone();
-            a.extend(step.iter().cloned());
-            commands.push(super::command_line(&venv_python, &a));
-            run(&venv_python, &a)?;
+            Ok(())
+        };
+        let mut inputs = inputs(sv, no_index, target, pins.constraint().as_deref())?;
+        if let Err(e) = install(&inputs, &mut commands) {
+            if pins.strict || pins.before.is_none() {
+                return Err(pins.explain(e));
+            }
+            // The pins no longer fit the service's requirements (a new ref
+            // asks for other versions): resolve afresh, and pin that.
+            inputs = self::inputs(sv, no_index, target, None)?;
+            install(&inputs, &mut commands)?;
         }
 
-        let dists = installed::installed_distributions(&venv)
+        let mut dists = installed::installed_distributions(&venv)
             .map_err(|e| Error::failed(format!("cannot read the packages in `{venv}`: {e}")))?;
         if inputs.project_arg.is_some() && installed::installed_from(&dists, target).is_none() {
             let what = inputs
@@ -306,10 +356,10 @@ impl RuntimeAdapter for VenvAdapter {
             .with_help("check the project's build configuration (`setup.py`, `pyproject.toml`)"));
         }
         let pyver = installed::venv_python_version(&venv).unwrap_or_default();
-        let keep = keep(sv, &inputs, target, &dists, &pyver);
+        let kept = keep(sv, &inputs, target, &dists, &pyver, true);
         let extra: Vec<String> = dists
             .keys()
-            .filter(|n| !keep.contains(*n))
+            .filter(|n| !kept.contains(*n))
             .cloned()
             .collect();
         if !extra.is_empty() {
@@ -320,10 +370,182 @@ impl RuntimeAdapter for VenvAdapter {
                 "--disable-pip-version-check".into(),
                 "-y".into(),
             ];
-            u.extend(extra);
+            u.extend(extra.iter().cloned());
             commands.push(super::command_line(&venv_python, &u));
             run(&venv_python, &u)?;
+            dists.retain(|n, _| !extra.contains(n));
         }
-        Ok(RuntimeOutcome { commands })
+        let pinned = pins.path.as_ref().map(|_| {
+            // Without the seeds, unless something needs them.
+            let needed = keep(sv, &inputs, target, &dists, &pyver, false);
+            render_pins(&name, &dists, &needed)
+        });
+        if let Some(now) = &pinned {
+            pins.check(now)?;
+        }
+        Ok(RuntimeOutcome {
+            commands,
+            pins: pinned,
+        })
+    }
+}
+
+/// `hsm.locks/<service>/requirements.txt`: the distributions of `needed`
+/// that pip installed by name, as `name==version` lines, sorted by PEP 503
+/// name; those installed from a URL or a directory (the project itself, a
+/// path or git dependency) are pinned by their source, not here.
+fn render_pins(
+    service: &str,
+    dists: &BTreeMap<String, Installed>,
+    needed: &BTreeSet<String>,
+) -> Vec<u8> {
+    let mut out = format!(
+        "# Generated by `cargo hsm sync`: what pip installed for service `{service}`.\n\
+         # Given to pip as constraints; `--locked` and `--frozen` install exactly this set.\n"
+    );
+    for (n, d) in dists {
+        if needed.contains(n) && !d.direct {
+            out.push_str(&format!("{n}=={}\n", d.version));
+        }
+    }
+    out.into_bytes()
+}
+
+/// The pins of the service being synced, when it has a git source.
+struct Pins {
+    /// Relative to the workspace root; `None` for a service without pins.
+    path: Option<Utf8PathBuf>,
+    /// The target path, relative to the workspace root.
+    rel_target: Utf8PathBuf,
+    /// What the file held before the sync.
+    before: Option<Vec<u8>>,
+    /// `--locked` or `--frozen`: the set must be exactly the pinned one.
+    strict: bool,
+    flag: &'static str,
+}
+
+impl Pins {
+    fn of(ctx: &RuntimeCtx<'_>) -> Pins {
+        let path = pins_path(ctx.service);
+        let before = path
+            .as_ref()
+            .and_then(|p| std::fs::read(ctx.workspace_root.join(p)).ok());
+        Pins {
+            path,
+            rel_target: rel_target(ctx.service),
+            before,
+            strict: ctx.opts.locked || ctx.opts.frozen,
+            flag: if ctx.opts.frozen {
+                "--frozen"
+            } else {
+                "--locked"
+            },
+        }
+    }
+
+    /// The pins as pip's `-c` argument, relative to the target path.
+    fn constraint(&self) -> Option<Utf8PathBuf> {
+        let p = self.path.as_ref().filter(|_| self.before.is_some())?;
+        Some(crate::materialize::pyproject::relative_path(
+            &self.rel_target,
+            p,
+        ))
+    }
+
+    fn help(&self) -> String {
+        format!(
+            "run `cargo hsm sync` without `{}` to resolve the service again and update `{}`, then commit it",
+            self.flag,
+            self.path.as_deref().map(Utf8Path::as_str).unwrap_or(PINS)
+        )
+    }
+
+    /// With `--locked` / `--frozen`, a git-sourced service needs its pins.
+    fn require(&self) -> Result<()> {
+        match &self.path {
+            Some(p) if self.strict && self.before.is_none() => Err(Error::failed(format!(
+                "`{}` needs the pinned requirements of service `{}` in `{p}`, which does not exist",
+                self.flag,
+                p.parent().and_then(Utf8Path::file_name).unwrap_or_default()
+            ))
+            .with_help(self.help())),
+            _ => Ok(()),
+        }
+    }
+
+    /// A failed install under the pins says which file pip could not meet.
+    fn explain(&self, e: Error) -> Error {
+        match (&self.path, self.strict) {
+            (Some(p), true) => e.with_help(format!(
+                "pip could not install the set pinned in `{p}`; {}",
+                self.help()
+            )),
+            _ => e,
+        }
+    }
+
+    /// With `--locked` / `--frozen`, what was installed must be the pins.
+    fn check(&self, now: &[u8]) -> Result<()> {
+        let (Some(p), Some(before)) = (&self.path, &self.before) else {
+            return Ok(());
+        };
+        if !self.strict || before.as_slice() == now {
+            return Ok(());
+        }
+        let lines = |b: &[u8]| -> BTreeSet<String> {
+            String::from_utf8_lossy(b)
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let (was, is) = (lines(before), lines(now));
+        let mut detail: Vec<String> = was
+            .difference(&is)
+            .map(|l| format!("  pinned:    {l}"))
+            .collect();
+        detail.extend(is.difference(&was).map(|l| format!("  installed: {l}")));
+        Err(Error::failed(format!(
+            "`{}`: pip installed another set for service `{}` than `{p}` pins",
+            self.flag,
+            p.parent().and_then(Utf8Path::file_name).unwrap_or_default()
+        ))
+        .with_detail(detail.join("\n"))
+        .with_help(self.help()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist(version: &str, direct: bool) -> Installed {
+        Installed {
+            version: version.into(),
+            requires: Vec::new(),
+            from_dir: None,
+            direct,
+        }
+    }
+
+    #[test]
+    fn pins_are_sorted_exact_and_leave_out_what_a_source_pins() {
+        let dists: BTreeMap<String, Installed> = [
+            ("zeta-x", dist("2.0", false)),
+            ("alpha", dist("1.0.0", false)),
+            ("the-project", dist("0.1.0", true)),
+            ("pip", dist("23.2.1", false)),
+        ]
+        .into_iter()
+        .map(|(n, d)| (n.to_string(), d))
+        .collect();
+        let needed: BTreeSet<String> = ["zeta-x", "alpha", "the-project"]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let text = String::from_utf8(render_pins("svc", &dists, &needed)).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines, ["alpha==1.0.0", "zeta-x==2.0"]);
+        assert!(text.contains("service `svc`"));
     }
 }

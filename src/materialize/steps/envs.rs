@@ -75,7 +75,7 @@ impl Syncer<'_> {
                     previous: p.previous.as_ref(),
                     edited: true,
                 };
-                let r = adapter.sync(&mut ctx, &p.target).map(|_| ());
+                let r = adapter.sync(&mut ctx, &p.target).map(|o| o.pins);
                 if r.is_ok() {
                     journal::env_done(&env);
                 }
@@ -90,17 +90,22 @@ impl Syncer<'_> {
             },
         );
         let mut failed = Vec::new();
+        let mut pins = std::collections::BTreeMap::new();
         for ((p, _), (r, txn)) in jobs.iter().zip(results) {
             self.txn.absorb(txn);
-            if let Err(e) = r {
-                failed.push((p.sv.name.clone(), e));
+            match r {
+                Ok(Some(bytes)) => {
+                    pins.insert(p.sv.name.clone(), bytes);
+                }
+                Ok(None) => {}
+                Err(e) => failed.push((p.sv.name.clone(), e)),
             }
         }
         if !failed.is_empty() {
             return Err(combine_failures(failed));
         }
         for p in &prepared {
-            self.record_service(p)?;
+            self.record_service(p, pins.remove(&p.sv.name))?;
         }
         Ok(())
     }
@@ -120,6 +125,9 @@ impl Syncer<'_> {
             h.file(&self.root.join(&f.path));
         }
         h.file(&self.root.join(envfile::env_file_path(&sv.name)));
+        if let Some(pins) = runtimes::pins_path(sv) {
+            h.file(&self.root.join(pins));
+        }
         // Local libraries the service depends on: their inputs too.
         for d in &sv.dependencies {
             if let crate::plan::Dependency::Library {
@@ -440,10 +448,23 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// After the runtimes ran: the service's lock file for `hsm.lock`, and
-    /// its new fingerprint.
-    fn record_service(&mut self, p: &PreparedService) -> Result<()> {
+    /// After the runtimes ran: the service's pins (`pins`, what its runtime
+    /// installed) in `hsm.locks/`, its lock file for `hsm.lock`, and its new
+    /// fingerprint.
+    fn record_service(&mut self, p: &PreparedService, pins: Option<Vec<u8>>) -> Result<()> {
         let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
+        let pins_rel = runtimes::pins_path(p.sv);
+        if let (Some(rel), Some(bytes)) = (&pins_rel, pins) {
+            if self.write_file(rel, &bytes, None)? {
+                self.act(
+                    ActionKind::Write,
+                    &p.component,
+                    rel.to_string(),
+                    Some(rel),
+                    None,
+                );
+            }
+        }
         if !self.opts.dry_run {
             let fp = match &p.unchanged {
                 Some(stored) => Some(stored.clone()),
@@ -455,9 +476,18 @@ impl Syncer<'_> {
                 self.new_fingerprints.insert(p.component.clone(), fp);
             }
         }
-        if let Some(lf) = adapter.lockfile(&p.target) {
-            let mut rel = crate::paths::normalize(&p.target_rel.join(&lf));
-            let uncommitted = self.uncommitted_lock(p.sv, &p.target_rel);
+        // A service with pins: they are its lock file.
+        let lockfile = match &pins_rel {
+            Some(rel) => Some(rel.clone()),
+            None => adapter
+                .lockfile(&p.target)
+                .map(|lf| crate::paths::normalize(&p.target_rel.join(lf))),
+        };
+        if let Some(mut rel) = lockfile {
+            let uncommitted = pins_rel
+                .is_none()
+                .then(|| self.uncommitted_lock(p.sv, &p.target_rel))
+                .flatten();
             // Unchanged since the last sync (the fingerprint covers it): its
             // recorded hash holds, and the file need not be read.
             let kept = p

@@ -65,6 +65,19 @@ fn git_services(plan: &crate::plan::Plan) -> impl Iterator<Item = GitService<'_>
     })
 }
 
+/// How many clones run at once without `-j`: more than the machine's
+/// cores, since a clone mostly waits (on the network, or on the processes
+/// git runs at both ends), as uv's downloads do.
+const DEFAULT_CLONE_JOBS: usize = 8;
+
+/// `-j` when given, else [`DEFAULT_CLONE_JOBS`] (or the cores, if more).
+fn clone_jobs(opts: &crate::materialize::SyncOptions) -> usize {
+    match opts.jobs {
+        0 => DEFAULT_CLONE_JOBS.max(pool::default_jobs()),
+        n => n,
+    }
+}
+
 impl Syncer<'_> {
     pub(in crate::materialize) fn git_sources(&mut self) -> Result<()> {
         let plan = self.plan;
@@ -96,7 +109,7 @@ impl Syncer<'_> {
         }
         let results = pool::run(
             todo.len(),
-            self.opts.jobs(),
+            clone_jobs(&self.opts),
             |i| {
                 let (g, want, dest) = &todo[i];
                 git::transport::clone_into_temp(&g.remote(), *want, &g.artifacts, dest)
