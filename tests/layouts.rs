@@ -120,20 +120,21 @@ fn tools_ok() -> bool {
 
 /// The whole protocol for one layout in one runtime.
 fn case(layout: &Layout, runtime: &str, src: Src, expect: Expect) {
-    case_in(layout, runtime, src, expect, None)
+    case_in(layout, runtime, src, expect, None);
 }
 
 /// [`case`], optionally for a member of the upstream at `subdirectory`
-/// (`(subdirectory, its distribution)`).
+/// (`(subdirectory, its distribution)`). Returns the sandbox and the
+/// service's target path after an `Install` case, for further checks.
 fn case_in(
     layout: &Layout,
     runtime: &str,
     src: Src,
     expect: Expect,
     sub: Option<(&str, &'static str)>,
-) {
+) -> Option<(Sandbox, String)> {
     if !tools_ok() {
-        return;
+        return None;
     }
     let (sb, mut target) = sandbox(layout, runtime, src);
     let mut layout_dist = layout.dist;
@@ -156,7 +157,7 @@ fn case_in(
         assert_eq!(first.status.code(), Some(2), "{}: {err}", layout.name);
         assert!(err.contains("runtime = \"venv\""), "{}: {err}", layout.name);
         assert!(!sb.exists(&format!("{target}/.venv")), "{err}");
-        return;
+        return None;
     }
     assert!(
         first.status.success(),
@@ -259,6 +260,7 @@ fn case_in(
             layout.name
         );
     }
+    Some((sb, target))
 }
 
 // setuptools ------------------------------------------------------------------
@@ -383,6 +385,88 @@ fn pdm_backend_uv() {
 #[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn pdm_backend_venv() {
     case(&PDM, "venv", Src::Local, Expect::Install);
+}
+
+// maturin + PyO3 ---------------------------------------------------------------
+
+/// Where the inner cargo build of a maturin case puts `target/`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CargoTarget {
+    /// One directory shared by every case (and run): see
+    /// `layouts_support::shared_cargo_target`.
+    Shared,
+    /// cargo's default, `target/` inside the checkout, as a user gets it.
+    InCheckout,
+}
+
+/// The whole protocol for a git-sourced maturin/PyO3 upstream inside the
+/// sandbox's Cargo workspace (a Rust monorepo), built by the machine's
+/// cargo, one job at a time. Then: the extension module imports and was
+/// rebuilt from the moved ref's source, the build's `target/` and
+/// `Cargo.lock` in the checkout are neither local work nor drift, and the
+/// root workspace's `Cargo.toml` keeps the checkout out of it.
+fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
+    if !tools_ok() || !require("cargo") {
+        return;
+    }
+    maturin_backend();
+    let dir = match cargo_target {
+        CargoTarget::Shared => Some(shared_cargo_target().display().to_string()),
+        CargoTarget::InCheckout => None,
+    };
+    EXTRA_ENV.with(|e| {
+        *e.borrow_mut() = vec![
+            ("CARGO_TARGET_DIR", dir),
+            ("CARGO_BUILD_JOBS", Some("1".into())),
+        ]
+    });
+    let Some((sb, target)) = case_in(&MATURIN_PYO3, runtime, Src::Git, Expect::Install, None)
+    else {
+        return;
+    };
+    let python = sb.path(&format!("{target}/.venv/bin/python"));
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import rust_ext; print(rust_ext.version())"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "1.1.0",
+        "the moved ref's source was built"
+    );
+    assert!(sb.exists(&format!("{target}/Cargo.lock")));
+    if cargo_target == CargoTarget::InCheckout {
+        assert!(sb.exists(&format!("{target}/target")));
+    }
+    let cargo = sb.read("Cargo.toml");
+    assert!(cargo.contains("\"services/svc\""), "{cargo}");
+    // A second sync changes nothing, and the check stays clean.
+    let again = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&again).contains("Fresh svc"), "{}", stderr(&again));
+    assert_eq!(sb.read("Cargo.toml"), cargo);
+    assert_clean(&sb, "the last sync");
+}
+
+/// uv: Install (`uv sync` builds the extension module with maturin; the
+/// cheap representative that CI runs: shared inner target dir).
+#[test]
+fn maturin_pyo3_uv() {
+    maturin_case("uv", CargoTarget::Shared);
+}
+
+/// venv: Install (`pip install .` builds it; `target/` in the checkout).
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn maturin_pyo3_venv_target_in_checkout() {
+    maturin_case("venv", CargoTarget::InCheckout);
+}
+
+/// uv: Install, with `target/` in the checkout.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn maturin_pyo3_uv_target_in_checkout() {
+    maturin_case("uv", CargoTarget::InCheckout);
 }
 
 // upstream uv workspaces ----------------------------------------------------
