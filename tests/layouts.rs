@@ -1,8 +1,9 @@
 //! Real Python project layouts as services, in the uv and venv runtimes:
 //! each case is a synthetic upstream built by its real backend from PyPI
 //! (setuptools, setuptools_scm, hatchling + hatch-vcs, flit_core,
-//! poetry-core 1.x and 2.x, pdm-backend), driven by real uv and real
-//! `python3 -m venv` + pip. The expected outcome is written beside each
+//! poetry-core 1.x and 2.x, pdm-backend, maturin with a PyO3 crate built
+//! by the machine's cargo), driven by real uv and real `python3 -m venv` +
+//! pip. The expected outcome is written beside each
 //! case: `Install` (sync and check pass, and check catches every kind of
 //! drift) or `Refuse` (exit 2, and the error names the fix).
 //!
@@ -439,6 +440,28 @@ fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
     if cargo_target == CargoTarget::InCheckout {
         assert!(sb.exists(&format!("{target}/target")));
     }
+    // A commit that changes only the Rust source (same version in
+    // `pyproject.toml` and `Cargo.toml`): uv alone would keep the old build.
+    let work = "remotes/svc-work";
+    let lib = sb.read(&format!("{work}/src/lib.rs"));
+    sb.write(
+        &format!("{work}/src/lib.rs"),
+        &lib.replace("\"1.1.0\"", "\"1.1.0, patched\""),
+    );
+    sb.git(work, &["commit", "-q", "-am", "patch"]);
+    sb.git(work, &["tag", "v1.1.1"]);
+    let bare = sb.path("remotes/svc.git");
+    sb.git(work, &["push", "-q", bare.to_str().unwrap(), "v1.1.1"]);
+    let text = sb.read("hsm.toml").replace("v1.1.0", "v1.1.1");
+    sb.write("hsm.toml", &text);
+    sync_ok(&sb, &[]);
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import rust_ext; print(rust_ext.version())"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "1.1.0, patched", "{}", stderr(&o));
+    assert_clean(&sb, "a source-only change");
+
     let cargo = sb.read("Cargo.toml");
     assert!(cargo.contains("\"services/svc\""), "{cargo}");
     // A second sync changes nothing, and the check stays clean.
@@ -467,6 +490,41 @@ fn maturin_pyo3_venv_target_in_checkout() {
 #[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn maturin_pyo3_uv_target_in_checkout() {
     maturin_case("uv", CargoTarget::InCheckout);
+}
+
+/// venv, git source at a branch: after the branch gains a commit that
+/// changes only the code (same version) and the lock entry is removed
+/// (which lets the pin move), the checkout moves and the next sync
+/// reinstalls the project (pip copies it into site-packages), though the
+/// manifest and the project's files that decide freshness stay the same.
+#[test]
+fn a_checkout_moved_to_another_commit_is_installed_again() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_PYPROJECT, &["v1.0.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "main"), "venv", ""));
+    sync_ok(&sb, &[]);
+    let work = "remotes/svc-work";
+    sb.write(
+        &format!("{work}/src/st_app/__init__.py"),
+        "def hello():\n    return 'new'\n",
+    );
+    sb.git(work, &["commit", "-q", "-am", "code only"]);
+    let bare = sb.path("remotes/svc.git");
+    sb.git(work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    std::fs::remove_file(sb.path("hsm.lock")).unwrap();
+    let o = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&o).contains("Syncing svc"), "{}", stderr(&o));
+    let python = sb.path("services/svc/.venv/bin/python");
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import st_app; print(st_app.hello())"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "new", "{}", stderr(&o));
+    assert_clean(&sb, "the moved checkout");
 }
 
 // upstream uv workspaces ----------------------------------------------------
