@@ -442,6 +442,13 @@ fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
     }
     // A commit that changes only the Rust source (same version in
     // `pyproject.toml` and `Cargo.toml`): uv alone would keep the old build.
+    // Without service `dependencies` first, so that hsm's entries do not
+    // rewrite the checkout's `pyproject.toml` (which would make uv rebuild).
+    let text = sb
+        .read("hsm.toml")
+        .replace("dependencies = [\"delta==1.0\"]\n", "");
+    sb.write("hsm.toml", &text);
+    sync_ok(&sb, &[]);
     let work = "remotes/svc-work";
     let lib = sb.read(&format!("{work}/src/lib.rs"));
     sb.write(
