@@ -1,8 +1,9 @@
 //! Real Python project layouts as services, in the uv and venv runtimes:
 //! each case is a synthetic upstream built by its real backend from PyPI
 //! (setuptools, setuptools_scm, hatchling + hatch-vcs, flit_core,
-//! poetry-core 1.x and 2.x, pdm-backend), driven by real uv and real
-//! `python3 -m venv` + pip. The expected outcome is written beside each
+//! poetry-core 1.x and 2.x, pdm-backend, maturin with a PyO3 crate built
+//! by the machine's cargo), driven by real uv and real `python3 -m venv` +
+//! pip. The expected outcome is written beside each
 //! case: `Install` (sync and check pass, and check catches every kind of
 //! drift) or `Refuse` (exit 2, and the error names the fix).
 //!
@@ -120,20 +121,21 @@ fn tools_ok() -> bool {
 
 /// The whole protocol for one layout in one runtime.
 fn case(layout: &Layout, runtime: &str, src: Src, expect: Expect) {
-    case_in(layout, runtime, src, expect, None)
+    case_in(layout, runtime, src, expect, None);
 }
 
 /// [`case`], optionally for a member of the upstream at `subdirectory`
-/// (`(subdirectory, its distribution)`).
+/// (`(subdirectory, its distribution)`). Returns the sandbox and the
+/// service's target path after an `Install` case, for further checks.
 fn case_in(
     layout: &Layout,
     runtime: &str,
     src: Src,
     expect: Expect,
     sub: Option<(&str, &'static str)>,
-) {
+) -> Option<(Sandbox, String)> {
     if !tools_ok() {
-        return;
+        return None;
     }
     let (sb, mut target) = sandbox(layout, runtime, src);
     let mut layout_dist = layout.dist;
@@ -156,7 +158,7 @@ fn case_in(
         assert_eq!(first.status.code(), Some(2), "{}: {err}", layout.name);
         assert!(err.contains("runtime = \"venv\""), "{}: {err}", layout.name);
         assert!(!sb.exists(&format!("{target}/.venv")), "{err}");
-        return;
+        return None;
     }
     assert!(
         first.status.success(),
@@ -259,6 +261,7 @@ fn case_in(
             layout.name
         );
     }
+    Some((sb, target))
 }
 
 // setuptools ------------------------------------------------------------------
@@ -383,6 +386,152 @@ fn pdm_backend_uv() {
 #[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
 fn pdm_backend_venv() {
     case(&PDM, "venv", Src::Local, Expect::Install);
+}
+
+// maturin + PyO3 ---------------------------------------------------------------
+
+/// Where the inner cargo build of a maturin case puts `target/`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CargoTarget {
+    /// One directory shared by every case (and run): see
+    /// `layouts_support::shared_cargo_target`.
+    Shared,
+    /// cargo's default, `target/` inside the checkout, as a user gets it.
+    InCheckout,
+}
+
+/// The whole protocol for a git-sourced maturin/PyO3 upstream inside the
+/// sandbox's Cargo workspace (a Rust monorepo), built by the machine's
+/// cargo, one job at a time. Then: the extension module imports and was
+/// rebuilt from the moved ref's source, the build's `target/` and
+/// `Cargo.lock` in the checkout are neither local work nor drift, and the
+/// root workspace's `Cargo.toml` keeps the checkout out of it.
+fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
+    if !tools_ok() || !require("cargo") {
+        return;
+    }
+    maturin_backend();
+    let dir = match cargo_target {
+        CargoTarget::Shared => Some(shared_cargo_target().display().to_string()),
+        CargoTarget::InCheckout => None,
+    };
+    EXTRA_ENV.with(|e| {
+        *e.borrow_mut() = vec![
+            ("CARGO_TARGET_DIR", dir),
+            ("CARGO_BUILD_JOBS", Some("1".into())),
+        ]
+    });
+    let Some((sb, target)) = case_in(&MATURIN_PYO3, runtime, Src::Git, Expect::Install, None)
+    else {
+        return;
+    };
+    let python = sb.path(&format!("{target}/.venv/bin/python"));
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import rust_ext; print(rust_ext.version())"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "1.1.0",
+        "the moved ref's source was built"
+    );
+    assert!(sb.exists(&format!("{target}/Cargo.lock")));
+    if cargo_target == CargoTarget::InCheckout {
+        assert!(sb.exists(&format!("{target}/target")));
+    }
+    // A commit that changes only the Rust source (same version in
+    // `pyproject.toml` and `Cargo.toml`): uv alone would keep the old build.
+    // Without service `dependencies` first, so that hsm's entries do not
+    // rewrite the checkout's `pyproject.toml` (which would make uv rebuild).
+    let text = sb
+        .read("hsm.toml")
+        .replace("dependencies = [\"delta==1.0\"]\n", "");
+    sb.write("hsm.toml", &text);
+    sync_ok(&sb, &[]);
+    let work = "remotes/svc-work";
+    let lib = sb.read(&format!("{work}/src/lib.rs"));
+    sb.write(
+        &format!("{work}/src/lib.rs"),
+        &lib.replace("\"1.1.0\"", "\"1.1.0, patched\""),
+    );
+    sb.git(work, &["commit", "-q", "-am", "patch"]);
+    sb.git(work, &["tag", "v1.1.1"]);
+    let bare = sb.path("remotes/svc.git");
+    sb.git(work, &["push", "-q", bare.to_str().unwrap(), "v1.1.1"]);
+    let text = sb.read("hsm.toml").replace("v1.1.0", "v1.1.1");
+    sb.write("hsm.toml", &text);
+    sync_ok(&sb, &[]);
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import rust_ext; print(rust_ext.version())"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "1.1.0, patched", "{}", stderr(&o));
+    assert_clean(&sb, "a source-only change");
+
+    let cargo = sb.read("Cargo.toml");
+    assert!(cargo.contains("\"services/svc\""), "{cargo}");
+    // A second sync changes nothing, and the check stays clean.
+    let again = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&again).contains("Fresh svc"), "{}", stderr(&again));
+    assert_eq!(sb.read("Cargo.toml"), cargo);
+    assert_clean(&sb, "the last sync");
+}
+
+/// uv: Install (`uv sync` builds the extension module with maturin; the
+/// cheap representative that CI runs: shared inner target dir).
+#[test]
+fn maturin_pyo3_uv() {
+    maturin_case("uv", CargoTarget::Shared);
+}
+
+/// venv: Install (`pip install .` builds it; `target/` in the checkout).
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn maturin_pyo3_venv_target_in_checkout() {
+    maturin_case("venv", CargoTarget::InCheckout);
+}
+
+/// uv: Install, with `target/` in the checkout.
+#[test]
+#[ignore = "full layout matrix: cargo test --test layouts -- --include-ignored"]
+fn maturin_pyo3_uv_target_in_checkout() {
+    maturin_case("uv", CargoTarget::InCheckout);
+}
+
+/// venv, git source at a branch: after the branch gains a commit that
+/// changes only the code (same version) and the lock entry is removed
+/// (which lets the pin move), the checkout moves and the next sync
+/// reinstalls the project (pip copies it into site-packages), though the
+/// manifest and the project's files that decide freshness stay the same.
+#[test]
+fn a_checkout_moved_to_another_commit_is_installed_again() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_PYPROJECT, &["v1.0.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "main"), "venv", ""));
+    sync_ok(&sb, &[]);
+    let work = "remotes/svc-work";
+    sb.write(
+        &format!("{work}/src/st_app/__init__.py"),
+        "def hello():\n    return 'new'\n",
+    );
+    sb.git(work, &["commit", "-q", "-am", "code only"]);
+    let bare = sb.path("remotes/svc.git");
+    sb.git(work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    std::fs::remove_file(sb.path("hsm.lock")).unwrap();
+    let o = sync_ok(&sb, &["-v"]);
+    assert!(stderr(&o).contains("Syncing svc"), "{}", stderr(&o));
+    let python = sb.path("services/svc/.venv/bin/python");
+    let o = std::process::Command::new(&python)
+        .args(["-c", "import st_app; print(st_app.hello())"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "new", "{}", stderr(&o));
+    assert_clean(&sb, "the moved checkout");
 }
 
 // upstream uv workspaces ----------------------------------------------------

@@ -251,6 +251,90 @@ fn moved_lines_and_commands_keep_the_noop_while_a_dependency_change_syncs_one() 
     assert!(!calls.is_empty());
 }
 
+/// An env file's values reach uv's and pip's builds, so the file is part of
+/// the service's fingerprint (its stat data): a changed value makes the
+/// next sync (and its dry run) run that service's tool and no other, while
+/// untouched env files keep the no-op a no-op (no spawn, no write).
+#[test]
+fn env_file_value_change_resyncs_only_its_service() {
+    if !require("uv") {
+        return;
+    }
+    let sb = sandbox(3);
+    let m = manifest(3, &[]);
+    let m = m
+        .replace(
+            "[registry.services.s0]\n",
+            "[registry.services.s0]\nenv-file = [\"config/s0.env\"]\n",
+        )
+        .replace(
+            "[registry.services.s1]\n",
+            "[registry.services.s1]\nenv-file = [\"config/s1.env\"]\n",
+        );
+    sb.write("hsm.toml", &m);
+    sb.write("config/s0.env", "# build switches\nS0_FLAG=on\n");
+    sb.write("config/s1.env", "S1_FLAG=on\n");
+    let (path, log, fail) = recording_uv(&sb);
+    let sync = |args: &[&str]| {
+        let mut a = vec!["sync"];
+        a.extend_from_slice(args);
+        sb.cmd(&a).env("PATH", &path).output().unwrap()
+    };
+    let out = sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(&log).unwrap();
+
+    // Untouched env files: a no-op.
+    let before = mtimes(&sb.root);
+    let out = sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!log.exists(), "uv was called:\n{}", sb.read("uv-calls.log"));
+    assert_eq!(before, mtimes(&sb.root), "a no-op sync touched a file");
+
+    // A changed value: the dry run predicts that only s0 syncs.
+    sb.write("config/s0.env", "# build switches\nS0_FLAG=off\n");
+    let out = sync(&["--dry-run", "--message-format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let synced: Vec<&str> = doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "sync")
+        .map(|a| a["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(synced, ["service:s0"], "{doc:#}");
+    let _ = std::fs::remove_file(&log);
+
+    // The sync runs uv for s0 alone (failing here, to prove it ran and
+    // with what: the rollback keeps the old environment file).
+    std::fs::write(&fail, "").unwrap();
+    let out = sync(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let calls = sb.read("uv-calls.log");
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+    assert!(
+        calls.starts_with(&format!("{} sync", sb.path("services/s0").display())),
+        "{calls}"
+    );
+    assert!(sb.read(".hsm/env/s0.env").contains("S0_FLAG=on\n"));
+    std::fs::remove_file(&fail).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let out = sync(&["-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Syncing s0"), "{err}");
+    assert!(
+        err.contains("Fresh s1") && err.contains("Fresh s2"),
+        "{err}"
+    );
+    assert!(sb.read(".hsm/env/s0.env").contains("S0_FLAG=off\n"));
+    std::fs::remove_file(&log).unwrap();
+    let out = sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!log.exists(), "uv was called:\n{}", sb.read("uv-calls.log"));
+}
+
 /// Three services fail at once under `-j 4`: all three are reported, and
 /// every file sync had changed is restored.
 #[test]

@@ -47,15 +47,19 @@ impl Artifacts {
             let c = c.as_str();
             DERIVED_DIRS.contains(&c) || c.ends_with(".egg-info")
         });
-        // uv writes `uv.lock` at the root of the uv workspace: the project,
-        // or the repository's root for a member in a `subdirectory`.
-        if derived || matches!(path.extension(), Some("pyc" | "pyo")) || path == "uv.lock" {
+        // uv writes `uv.lock` at the root of the uv workspace, and cargo (run
+        // by maturin for a Rust extension module) `target/` and `Cargo.lock`
+        // at the root of the Cargo workspace: the project, or the
+        // repository's root for a member in a `subdirectory`.
+        let workspace_root_file =
+            |p: &Utf8Path| p == "uv.lock" || p == "Cargo.lock" || p.starts_with("target");
+        if derived || matches!(path.extension(), Some("pyc" | "pyo")) || workspace_root_file(path) {
             return true;
         }
         let Ok(in_project) = path.strip_prefix(&self.project) else {
             return false;
         };
-        in_project.starts_with("build") || in_project == "uv.lock"
+        in_project.starts_with("build") || workspace_root_file(in_project)
     }
 
     /// The body of `.git/info/exclude` that keeps these files out of the
@@ -75,8 +79,9 @@ impl Artifacts {
         }
         s.push_str("*.py[co]\n*.egg-info/\n");
         s.push_str(&format!("{anchor}build/\n{anchor}uv.lock\n"));
+        s.push_str(&format!("{anchor}target/\n{anchor}Cargo.lock\n"));
         if anchor != "/" {
-            s.push_str("/uv.lock\n");
+            s.push_str("/uv.lock\n/target/\n/Cargo.lock\n");
         }
         s
     }
@@ -244,20 +249,34 @@ mod tests {
             "svc/build/lib/x.py",
             "svc/uv.lock",
             "uv.lock",
+            "svc/target/",
+            "svc/Cargo.lock",
+            "target/release/x.so",
+            "Cargo.lock",
             "svc/pkg/__pycache__/",
             "x.pyc",
         ] {
             assert!(a.contains(Utf8Path::new(p)), "{p}");
         }
-        for p in [".env", "svc/.env", "build/", "svc/data/", "svc/builder.py"] {
+        for p in [
+            ".env",
+            "svc/.env",
+            "build/",
+            "svc/data/",
+            "svc/builder.py",
+            "svc/targets.txt",
+            "svc/src/target/",
+        ] {
             assert!(!a.contains(Utf8Path::new(p)), "{p}");
         }
         let root = Artifacts::new(None);
         assert!(root.contains(Utf8Path::new("build/")));
         assert!(root.contains(Utf8Path::new("uv.lock")));
-        assert!(root.exclude_file().contains("\n/build/\n/uv.lock\n"));
-        assert!(a
+        assert!(root
             .exclude_file()
-            .contains("\n/svc/build/\n/svc/uv.lock\n/uv.lock\n"));
+            .contains("\n/build/\n/uv.lock\n/target/\n/Cargo.lock\n"));
+        assert!(a.exclude_file().contains(
+            "\n/svc/build/\n/svc/uv.lock\n/svc/target/\n/svc/Cargo.lock\n/uv.lock\n/target/\n/Cargo.lock\n"
+        ));
     }
 }

@@ -6,6 +6,7 @@
 //! the [`journal`]: when a step fails, all of them are restored and the
 //! error names the step.
 
+mod cargo_workspace;
 mod driver;
 pub mod fingerprint;
 pub mod interrupt;

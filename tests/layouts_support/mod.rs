@@ -37,37 +37,81 @@ pub fn backends() -> &'static Path {
             ][..],
             &["poetry-core>=2,<3"][..],
         ] {
-            let o = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "--only-binary=:all:",
-                    "-d",
-                ])
-                .arg(&dir)
-                .args(set)
-                .env_remove("PIP_FIND_LINKS")
-                .env_remove("PIP_NO_INDEX")
-                .output()
-                .unwrap();
-            assert!(
-                o.status.success(),
-                "pip download of the build backends failed (PyPI needed once): {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            pip_download(&dir, set);
         }
         std::fs::write(&done, "").unwrap();
         dir
     })
 }
 
+/// `pip download` of the wheels of `reqs` (and what they need) into `dir`.
+fn pip_download(dir: &Path, reqs: &[&str]) {
+    let o = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(dir)
+        .args(reqs)
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_NO_INDEX")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "pip download of {reqs:?} failed (PyPI needed once): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// maturin (a platform wheel) beside the other backends, downloaded once
+/// per machine, only by the maturin cases.
+pub fn maturin_backend() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = backends();
+        let done = dir.join(".complete-maturin-v1");
+        if done.exists() {
+            return;
+        }
+        pip_download(dir, &["maturin>=1,<2"]);
+        std::fs::write(&done, "").unwrap();
+    });
+}
+
+/// Where the maturin cases' inner cargo builds share their compiled
+/// dependencies, so that only the first one pays for syn, quote and the
+/// like. pyo3 itself is built again each time: maturin points
+/// `PYO3_PYTHON` at each build's isolated interpreter, which reruns its
+/// build script.
+pub fn shared_cargo_target() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("maturin-target")
+}
+
+thread_local! {
+    /// Variables that [`hsm`] sets (`Some`) or removes (`None`) for the
+    /// current test: the inner cargo build's target dir and jobs.
+    pub static EXTRA_ENV: std::cell::RefCell<Vec<(&'static str, Option<String>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `cargo hsm` in `sb`, resolving offline from the backends and the
 /// sandbox's wheels, for uv and pip alike.
 pub fn hsm(sb: &Sandbox, args: &[&str]) -> Command {
     let mut c = sb.cmd(args);
+    EXTRA_ENV.with(|e| {
+        for (k, v) in e.borrow().iter() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+    });
     let wheels = sb.path("wheels");
     c.env(
         "UV_FIND_LINKS",
@@ -292,6 +336,41 @@ pub const UV_WORKSPACE_ROOT: Layout = Layout {
     uv_refuses: false,
 };
 
+/// maturin with a small PyO3 crate (pure Rust, no Python sources): the
+/// extension module `rust_ext`, whose `version()` returns the version it
+/// was built from, so a test sees that a changed source was rebuilt. Like
+/// `maturin new`, it ignores `/target` and commits no `Cargo.lock`.
+pub const MATURIN_PYO3: Layout = Layout {
+    name: "maturin-pyo3-extension-module",
+    dist: "rust-ext",
+    write: |d, v| {
+        w(
+            d,
+            "pyproject.toml",
+            &format!(
+                "[project]\nname = \"rust-ext\"\nversion = \"{v}\"\nrequires-python = \">=3.8\"\ndependencies = [\"alpha\"]\n\n[build-system]\nrequires = [\"maturin>=1,<2\"]\nbuild-backend = \"maturin\"\n\n[tool.maturin]\nfeatures = [\"pyo3/extension-module\"]\n"
+            ),
+        );
+        w(
+            d,
+            "Cargo.toml",
+            &format!(
+                "[package]\nname = \"rust_ext\"\nversion = \"{v}\"\nedition = \"2021\"\n\n[lib]\nname = \"rust_ext\"\ncrate-type = [\"cdylib\"]\n\n[dependencies]\npyo3 = \"0.22\"\n"
+            ),
+        );
+        w(
+            d,
+            "src/lib.rs",
+            &format!(
+                "use pyo3::prelude::*;\n\n/// The version this module was built from.\n#[pyfunction]\nfn version() -> &'static str {{\n    \"{v}\"\n}}\n\n#[pymodule]\nfn rust_ext(m: &Bound<'_, PyModule>) -> PyResult<()> {{\n    m.add_function(wrap_pyfunction!(version, m)?)?;\n    Ok(())\n}}\n"
+            ),
+        );
+        w(d, ".gitignore", &format!("/target\n{GITIGNORE}"));
+    },
+    from_tag: false,
+    uv_refuses: false,
+};
+
 /// A bare repository `remotes/<name>.git` with one commit per tag, each
 /// writing `layout` at that version (and a standard `.gitignore`).
 pub fn git_upstream(sb: &Sandbox, name: &str, layout: &Layout, tags: &[&str]) -> String {
@@ -300,8 +379,9 @@ pub fn git_upstream(sb: &Sandbox, name: &str, layout: &Layout, tags: &[&str]) ->
     sb.git(&work, &["init", "-q", "-b", "main"]);
     for tag in tags {
         let v = tag.trim_start_matches('v');
-        (layout.write)(&sb.path(&work), v);
+        // A layout may write its own `.gitignore` over the standard one.
         sb.write(&format!("{work}/.gitignore"), GITIGNORE);
+        (layout.write)(&sb.path(&work), v);
         sb.write(&format!("{work}/CHANGES"), &format!("{tag}\n"));
         sb.git(&work, &["add", "-A"]);
         sb.git(&work, &["commit", "-q", "-m", tag]);

@@ -57,6 +57,20 @@ fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathB
     uv_workspace_root(target, &checkout)
 }
 
+/// The service's own project when its git checkout now sits at another
+/// commit than the previous sync recorded (or none was recorded).
+fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
+    let checkout = ctx.workspace_root.join(ctx.service.checkout_path.as_ref()?);
+    let repo = crate::git::open(&checkout).ok().flatten()?;
+    let head = crate::git::head_commit(&repo)?.to_string();
+    let before = ctx.previous.and_then(|p| p.git.as_ref()).map(|g| &g.commit);
+    if before == Some(&head) {
+        return None;
+    }
+    let info = ProjectInfo::read(target);
+    info.name.filter(|_| info.has_project_table)
+}
+
 impl RuntimeAdapter for UvAdapter {
     fn tool(&self) -> &'static str {
         "uv"
@@ -189,6 +203,13 @@ impl RuntimeAdapter for UvAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let mut args = vec!["sync".to_string()];
         args.extend(flags);
+        if let Some(project) = moved_project(ctx, target) {
+            // uv rebuilds a project only when its `pyproject.toml` (or
+            // `setup.py`, `setup.cfg`) changed: a compiled extension (maturin,
+            // PyO3) would keep what the old commit built.
+            args.push("--reinstall-package".into());
+            args.push(project);
+        }
         commands.push(super::command_line(uv, &args));
         let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
         run_tool_env(

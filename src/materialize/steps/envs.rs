@@ -116,6 +116,13 @@ impl Syncer<'_> {
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
         let mut h = fingerprint::Hasher::new();
         h.value("plan", &fingerprint::ServiceInputs::of(sv));
+        // The commit a git service's checkout sits at: hsm moves HEAD
+        // (detached) by rewriting `.git/HEAD`, also when the Plan entry
+        // stays the same (a lock entry removed, `--frozen` going back),
+        // and a changed source must be built again (a compiled extension).
+        if let Some(co) = &sv.checkout_path {
+            h.file(&self.root.join(co).join(".git/HEAD"));
+        }
         h.tool(adapter.tool());
         h.tool_env_vars();
         adapter.fingerprint(&mut h, target);

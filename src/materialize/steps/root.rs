@@ -5,8 +5,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::error::{Error, Result};
 use crate::materialize::driver::Syncer;
-use crate::materialize::pyproject;
 use crate::materialize::ActionKind;
+use crate::materialize::{cargo_workspace, pyproject};
 use crate::plan::Plan;
 
 /// What hsm manages in the shared `pyproject.toml` (text at `abs`): the
@@ -50,7 +50,44 @@ impl Syncer<'_> {
         crate::paths::normalize(&self.plan.project.python_project.join("pyproject.toml"))
     }
 
+    /// The checkouts of Rust-crate services (maturin/PyO3) that the
+    /// workspace's `Cargo.toml` must exclude, so that cargo builds them
+    /// (see [`crate::materialize::cargo_workspace`]).
+    fn cargo_workspace(&mut self) -> Result<()> {
+        let mut paths = Vec::new();
+        let mut first = None;
+        for sv in self.plan.environment_services() {
+            let (Some(co), Some(t)) = (&sv.checkout_path, &sv.target_path) else {
+                continue;
+            };
+            if cargo_workspace::crate_needs_exclude(&self.root.join(co), &self.root.join(t)) {
+                paths.push(crate::paths::normalize(co));
+                first.get_or_insert_with(|| format!("service:{}", sv.name));
+            }
+        }
+        let Some(component) = first else {
+            return Ok(());
+        };
+        let rel = Utf8PathBuf::from("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(self.root.join(&rel)) else {
+            return Ok(());
+        };
+        let edited = cargo_workspace::with_excludes(&text, &rel, &paths)?;
+        if edited != text {
+            self.act(
+                ActionKind::Edit,
+                &component,
+                format!("{rel} (`[workspace].exclude` for the checkouts of Rust crates)"),
+                Some(&rel),
+                None,
+            );
+            self.write_file(&rel, edited.as_bytes(), None)?;
+        }
+        Ok(())
+    }
+
     pub(in crate::materialize) fn root_project(&mut self) -> Result<()> {
+        self.cargo_workspace()?;
         let plan = self.plan;
         let rel = self.root_pyproject();
         let abs = self.root.join(&rel);
