@@ -462,12 +462,7 @@ pub fn inputs(loaded: &Loaded, plan: &Plan) -> Vec<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().canonicalize().unwrap()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     fn write(p: &Utf8Path, text: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

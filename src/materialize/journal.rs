@@ -566,12 +566,7 @@ fn stop_group(pgid: i32, program: &str) -> bool {
 mod tests {
     use super::*;
     use crate::fs::FileTxn;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     #[test]
     fn a_journal_left_on_disk_rolls_back_files_and_created_dirs() {
