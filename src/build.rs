@@ -638,6 +638,24 @@ mod tests {
         assert!(e.contains(&format!("workspace `{r}` is stale")), "{e}");
     }
 
+    /// A sync killed mid-way left its journal: check mode fails on it
+    /// (`sync-interrupted`) and leaves it for the next sync to roll back.
+    #[test]
+    fn check_reports_an_interrupted_sync_and_writes_nothing() {
+        let (_d, r) = stale_workspace();
+        let log = r.join(crate::fs::SYNC_JOURNAL_DIR).join("log");
+        write(&log, "{\"op\":\"created-dir\",\"path\":\"made\"}\n");
+        std::fs::create_dir(r.join("made")).unwrap();
+        let (res, _) = run(
+            check(),
+            &[("CARGO_MANIFEST_DIR", r.join("crates/x").as_str())],
+        );
+        let msg = res.unwrap_err().plain();
+        assert!(msg.contains("sync-interrupted"), "{msg}");
+        assert!(log.is_file(), "check rolled the journal back");
+        assert!(r.join("made").is_dir(), "check removed what it records");
+    }
+
     #[test]
     fn check_waits_for_a_running_sync() {
         let (_d, r) = stale_workspace();
