@@ -381,3 +381,27 @@ fn read_only_files_are_refused_and_modes_are_kept() {
     assert_eq!(m, 0o444);
     assert!(!w.root.join(".hsm").exists(), "{err}");
 }
+
+/// A key with control characters (an escape sequence, a line break) is
+/// printed with `?` for each, on the `-->` line as in the message and the
+/// snippet: the terminal shows what the manifest holds.
+#[test]
+fn control_characters_in_keys_are_shown_as_question_marks() {
+    let w = ws("[services]\nstandalone = [\"ok\"]\n[registry.services.\"a\\u001b[2Jb\\nc\".sources.prod]\ntype = \"docker-image\"\nimage = \"x\"\n[registry.services.ok.sources.prod]\ntype = \"docker-image\"\nimage = \"x\"\n");
+    let out = w.run(&["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+    let arrow = err
+        .lines()
+        .find(|l| l.contains("-->"))
+        .unwrap_or_else(|| panic!("no --> line: {err}"));
+    assert!(arrow.contains("hsm.toml:"), "{arrow}");
+    assert!(arrow.contains("a?[2Jb?c"), "{arrow:?}\n{err}");
+    // The message names the character and stays on one line.
+    let headline = err.lines().next().unwrap();
+    assert!(
+        headline.contains(r"`a\u{1b}[2Jb\nc` contains the control character U+001B"),
+        "{err}"
+    );
+}
