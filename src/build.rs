@@ -560,6 +560,15 @@ mod tests {
         assert!(r.unwrap_err().plain().contains("CARGO_MANIFEST_DIR"));
     }
 
+    /// The build script's inputs in the workspace at `r`, relative to it.
+    fn inputs_of(r: &Utf8Path) -> Vec<String> {
+        let (loaded, plan) = crate::plan(r).unwrap();
+        inputs(&loaded, &plan)
+            .iter()
+            .map(|p| p.strip_prefix(r).unwrap().to_string())
+            .collect()
+    }
+
     /// A workspace with one never-synced uv service and a crate `x`.
     fn stale_workspace() -> (tempfile::TempDir, Utf8PathBuf) {
         let (d, r) = tmp();
@@ -611,13 +620,8 @@ mod tests {
         // Check mode wrote nothing, not even `.hsm/`.
         assert!(!r.join(".hsm").exists());
 
-        let (loaded, plan) = crate::plan(&r).unwrap();
-        let got: Vec<String> = inputs(&loaded, &plan)
-            .iter()
-            .map(|p| p.strip_prefix(&r).unwrap().to_string())
-            .collect();
         assert_eq!(
-            got,
+            inputs_of(&r),
             [
                 "Cargo.toml",
                 "app.env",
@@ -710,13 +714,8 @@ mod tests {
         ] {
             write(&r.join(f), "");
         }
-        let (loaded, plan) = crate::plan(&r).unwrap();
-        let got: Vec<String> = inputs(&loaded, &plan)
-            .iter()
-            .map(|p| p.strip_prefix(&r).unwrap().to_string())
-            .collect();
         assert_eq!(
-            got,
+            inputs_of(&r),
             [
                 "Cargo.toml",
                 "hsm.lock",

@@ -296,25 +296,43 @@ fn requirements_versions_urls_and_paths_are_validated_at_plan_time() {
 fn registry_entries_that_cannot_be_read_are_errors_naming_the_path() {
     let w = ws("[registry]\npath = \"reg\"\n");
     std::fs::create_dir_all(w.root.join("reg/services")).unwrap();
-    w.write("reg/services/.toml", "");
-    refused(&w, &["list"], &["reg/services/.toml", "no component name"]);
-    std::fs::remove_file(w.root.join("reg/services/.toml")).unwrap();
-
-    symlink("nowhere.toml", w.root.join("reg/services/dangling.toml")).unwrap();
-    refused(&w, &["list"], &["dangling.toml", "dangling symlink"]);
-    std::fs::remove_file(w.root.join("reg/services/dangling.toml")).unwrap();
-
-    symlink("loop.toml", w.root.join("reg/services/loop.toml")).unwrap();
-    refused(&w, &["list"], &["loop.toml", "symlink loop"]);
-    std::fs::remove_file(w.root.join("reg/services/loop.toml")).unwrap();
-
-    std::fs::create_dir_all(w.root.join("reg/services/x.toml")).unwrap();
-    refused(&w, &["list"], &["x.toml", "is a directory"]);
-    std::fs::remove_dir(w.root.join("reg/services/x.toml")).unwrap();
-
-    symlink("service_groups", w.root.join("reg/service_groups")).unwrap();
-    refused(&w, &["list"], &["reg/service_groups", "symlink loop"]);
-    std::fs::remove_file(w.root.join("reg/service_groups")).unwrap();
+    // (entry, what it is: a symlink's target or a kind, what the error says)
+    for (entry, what, needles) in [
+        (
+            "reg/services/.toml",
+            "file",
+            &["reg/services/.toml", "no component name"][..],
+        ),
+        (
+            "reg/services/dangling.toml",
+            "nowhere.toml",
+            &["dangling.toml", "dangling symlink"],
+        ),
+        (
+            "reg/services/loop.toml",
+            "loop.toml",
+            &["loop.toml", "symlink loop"],
+        ),
+        ("reg/services/x.toml", "dir", &["x.toml", "is a directory"]),
+        (
+            "reg/service_groups",
+            "service_groups",
+            &["reg/service_groups", "symlink loop"],
+        ),
+    ] {
+        let p = w.root.join(entry);
+        match what {
+            "file" => w.write(entry, ""),
+            "dir" => std::fs::create_dir(&p).unwrap(),
+            target => symlink(target, &p).unwrap(),
+        }
+        refused(&w, &["list"], needles);
+        if what == "dir" {
+            std::fs::remove_dir(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
 
     std::fs::remove_dir_all(w.root.join("reg")).unwrap();
     w.write("reg", "a file\n");
