@@ -423,3 +423,31 @@ fn control_characters_in_keys_are_shown_as_question_marks() {
         "{err}"
     );
 }
+
+/// Found by the fuzz target: `pep508_rs` panics on a name that ends in
+/// `-`, `_` or `.` before more text (`foo- >=1`, `x[a-]`). In a manifest
+/// it is exit 2 with the key; the crash input itself is the last case.
+#[test]
+fn requirement_names_ending_in_a_separator_are_errors_not_panics() {
+    let w = ws("");
+    w.write(
+        "svc/pyproject.toml",
+        "[project]\nname = \"s\"\nversion = \"0\"\n",
+    );
+    for dep in ["foo- >=1", "x[a-]", "no-such-\u{249}ckage>=1"] {
+        w.write(
+            "hsm.toml",
+            &SVC.replace(
+                "[registry.services.s.sources.prod]",
+                &format!("[registry.services.s]\ndependencies = [\"{dep}\"]\n[registry.services.s.sources.prod]"),
+            ),
+        );
+        both(
+            &w,
+            &[
+                "registry.services.s.dependencies[0]",
+                "must end with a letter or a digit",
+            ],
+        );
+    }
+}
