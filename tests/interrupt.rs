@@ -14,7 +14,7 @@
 //! outside environments' contents and git internals (`.git/HEAD` counts).
 //!
 //! CI runs a representative subset; `CARGO_HSM_KILL_POINTS=all` runs every
-//! point with every signal (63 cases, ~10 minutes), and
+//! point with every signal (63 cases; 35 to 250 s each on a loaded 2-core machine), and
 //! `CARGO_HSM_KILL_POINTS=spawn:uv,after:compose` runs the named points.
 
 mod sync_support;
