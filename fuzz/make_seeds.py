@@ -44,6 +44,15 @@ seeds.append(
     'env = { "X\\nLD_PRELOAD" = "/tmp/evil.so", "A=B" = "x", "" = "y" }\n'
     '[registry.services.s.sources.prod]\ntype = "local"\npath = ""\n'
 )
+# Crashes the fuzzer found, minimal (pep508_rs panicked on a name that ends
+# in a separator before more text).
+for dep in ["foo- >=1", "x[a-]", "no-such-\u0249ckage>=1"]:
+    seeds.append(
+        '[services]\nstandalone = ["s"]\n[registry.services.s]\n'
+        'dependencies = ["' + dep + '"]\n'
+        '[registry.services.s.sources.prod]\ntype = "local"\npath = "s"\n'
+        '[registry.services.s.deployment-profiles.default]\nruntime = "uv"\n'
+    )
 os.makedirs(OUT, exist_ok=True)
 for s in seeds:
     b = s.encode("utf-8", "surrogatepass")

@@ -462,12 +462,7 @@ pub fn inputs(loaded: &Loaded, plan: &Plan) -> Vec<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().canonicalize().unwrap()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     fn write(p: &Utf8Path, text: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -565,6 +560,15 @@ mod tests {
         assert!(r.unwrap_err().plain().contains("CARGO_MANIFEST_DIR"));
     }
 
+    /// The build script's inputs in the workspace at `r`, relative to it.
+    fn inputs_of(r: &Utf8Path) -> Vec<String> {
+        let (loaded, plan) = crate::plan(r).unwrap();
+        inputs(&loaded, &plan)
+            .iter()
+            .map(|p| p.strip_prefix(r).unwrap().to_string())
+            .collect()
+    }
+
     /// A workspace with one never-synced uv service and a crate `x`.
     fn stale_workspace() -> (tempfile::TempDir, Utf8PathBuf) {
         let (d, r) = tmp();
@@ -616,13 +620,8 @@ mod tests {
         // Check mode wrote nothing, not even `.hsm/`.
         assert!(!r.join(".hsm").exists());
 
-        let (loaded, plan) = crate::plan(&r).unwrap();
-        let got: Vec<String> = inputs(&loaded, &plan)
-            .iter()
-            .map(|p| p.strip_prefix(&r).unwrap().to_string())
-            .collect();
         assert_eq!(
-            got,
+            inputs_of(&r),
             [
                 "Cargo.toml",
                 "app.env",
@@ -641,6 +640,24 @@ mod tests {
         );
         let e = res.unwrap_err().plain();
         assert!(e.contains(&format!("workspace `{r}` is stale")), "{e}");
+    }
+
+    /// A sync killed mid-way left its journal: check mode fails on it
+    /// (`sync-interrupted`) and leaves it for the next sync to roll back.
+    #[test]
+    fn check_reports_an_interrupted_sync_and_writes_nothing() {
+        let (_d, r) = stale_workspace();
+        let log = r.join(crate::fs::SYNC_JOURNAL_DIR).join("log");
+        write(&log, "{\"op\":\"created-dir\",\"path\":\"made\"}\n");
+        std::fs::create_dir(r.join("made")).unwrap();
+        let (res, _) = run(
+            check(),
+            &[("CARGO_MANIFEST_DIR", r.join("crates/x").as_str())],
+        );
+        let msg = res.unwrap_err().plain();
+        assert!(msg.contains("sync-interrupted"), "{msg}");
+        assert!(log.is_file(), "check rolled the journal back");
+        assert!(r.join("made").is_dir(), "check removed what it records");
     }
 
     #[test]
@@ -697,13 +714,8 @@ mod tests {
         ] {
             write(&r.join(f), "");
         }
-        let (loaded, plan) = crate::plan(&r).unwrap();
-        let got: Vec<String> = inputs(&loaded, &plan)
-            .iter()
-            .map(|p| p.strip_prefix(&r).unwrap().to_string())
-            .collect();
         assert_eq!(
-            got,
+            inputs_of(&r),
             [
                 "Cargo.toml",
                 "hsm.lock",

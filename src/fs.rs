@@ -461,12 +461,7 @@ impl FileTxn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     #[test]
     fn skips_identical_content() {

@@ -31,6 +31,8 @@ pub mod plan;
 pub mod python;
 pub mod resolve;
 pub mod run;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};
 pub use manifest::{load, Loaded};

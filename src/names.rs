@@ -14,29 +14,37 @@ pub fn validate(name: &str) -> Result<(), String> {
     if name.len() > MAX_LEN {
         return Err(format!(
             "`{}…` is {} characters long; names have at most {MAX_LEN} (they become directory, file and container names)",
-            &name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)],
+            name[..name.char_indices().nth(16).map_or(name.len(), |(i, _)| i)].escape_debug(),
             name.chars().count()
         ));
     }
+    // Shown with escapes: a control character in a name could move the
+    // cursor or break the message's line.
+    let shown = name.escape_debug();
     if name.contains('/') || name.contains('\\') {
-        return Err(format!("`{name}` contains a path separator; names become directory names under the services directory"));
+        return Err(format!("`{shown}` contains a path separator; names become directory names under the services directory"));
     }
     if name.contains("..") {
         return Err(format!(
-            "`{name}` contains `..`; names become directory names under the services directory"
+            "`{shown}` contains `..`; names become directory names under the services directory"
         ));
     }
     if !(first.is_ascii_lowercase() || first.is_ascii_digit()) {
         return Err(format!(
-            "`{name}` must start with a lowercase letter or a digit"
+            "`{shown}` must start with a lowercase letter or a digit"
         ));
     }
     if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')))
     {
+        let bad = if bad.is_control() {
+            format!("the control character U+{:04X}", bad as u32)
+        } else {
+            format!("`{bad}`")
+        };
         return Err(format!(
-            "`{name}` contains `{bad}`; names match [a-z0-9][a-z0-9._-]*"
+            "`{shown}` contains {bad}; names match [a-z0-9][a-z0-9._-]*"
         ));
     }
     Ok(())

@@ -296,25 +296,43 @@ fn requirements_versions_urls_and_paths_are_validated_at_plan_time() {
 fn registry_entries_that_cannot_be_read_are_errors_naming_the_path() {
     let w = ws("[registry]\npath = \"reg\"\n");
     std::fs::create_dir_all(w.root.join("reg/services")).unwrap();
-    w.write("reg/services/.toml", "");
-    refused(&w, &["list"], &["reg/services/.toml", "no component name"]);
-    std::fs::remove_file(w.root.join("reg/services/.toml")).unwrap();
-
-    symlink("nowhere.toml", w.root.join("reg/services/dangling.toml")).unwrap();
-    refused(&w, &["list"], &["dangling.toml", "dangling symlink"]);
-    std::fs::remove_file(w.root.join("reg/services/dangling.toml")).unwrap();
-
-    symlink("loop.toml", w.root.join("reg/services/loop.toml")).unwrap();
-    refused(&w, &["list"], &["loop.toml", "symlink loop"]);
-    std::fs::remove_file(w.root.join("reg/services/loop.toml")).unwrap();
-
-    std::fs::create_dir_all(w.root.join("reg/services/x.toml")).unwrap();
-    refused(&w, &["list"], &["x.toml", "is a directory"]);
-    std::fs::remove_dir(w.root.join("reg/services/x.toml")).unwrap();
-
-    symlink("service_groups", w.root.join("reg/service_groups")).unwrap();
-    refused(&w, &["list"], &["reg/service_groups", "symlink loop"]);
-    std::fs::remove_file(w.root.join("reg/service_groups")).unwrap();
+    // (entry, what it is: a symlink's target or a kind, what the error says)
+    for (entry, what, needles) in [
+        (
+            "reg/services/.toml",
+            "file",
+            &["reg/services/.toml", "no component name"][..],
+        ),
+        (
+            "reg/services/dangling.toml",
+            "nowhere.toml",
+            &["dangling.toml", "dangling symlink"],
+        ),
+        (
+            "reg/services/loop.toml",
+            "loop.toml",
+            &["loop.toml", "symlink loop"],
+        ),
+        ("reg/services/x.toml", "dir", &["x.toml", "is a directory"]),
+        (
+            "reg/service_groups",
+            "service_groups",
+            &["reg/service_groups", "symlink loop"],
+        ),
+    ] {
+        let p = w.root.join(entry);
+        match what {
+            "file" => w.write(entry, ""),
+            "dir" => std::fs::create_dir(&p).unwrap(),
+            target => symlink(target, &p).unwrap(),
+        }
+        refused(&w, &["list"], needles);
+        if what == "dir" {
+            std::fs::remove_dir(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
 
     std::fs::remove_dir_all(w.root.join("reg")).unwrap();
     w.write("reg", "a file\n");
@@ -380,4 +398,56 @@ fn read_only_files_are_refused_and_modes_are_kept() {
     let m = std::fs::metadata(&pp).unwrap().permissions().mode() & 0o777;
     assert_eq!(m, 0o444);
     assert!(!w.root.join(".hsm").exists(), "{err}");
+}
+
+/// A key with control characters (an escape sequence, a line break) is
+/// printed with `?` for each, on the `-->` line as in the message and the
+/// snippet: the terminal shows what the manifest holds.
+#[test]
+fn control_characters_in_keys_are_shown_as_question_marks() {
+    let w = ws("[services]\nstandalone = [\"ok\"]\n[registry.services.\"a\\u001b[2Jb\\nc\".sources.prod]\ntype = \"docker-image\"\nimage = \"x\"\n[registry.services.ok.sources.prod]\ntype = \"docker-image\"\nimage = \"x\"\n");
+    let out = w.run(&["list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+    let arrow = err
+        .lines()
+        .find(|l| l.contains("-->"))
+        .unwrap_or_else(|| panic!("no --> line: {err}"));
+    assert!(arrow.contains("hsm.toml:"), "{arrow}");
+    assert!(arrow.contains("a?[2Jb?c"), "{arrow:?}\n{err}");
+    // The message names the character and stays on one line.
+    let headline = err.lines().next().unwrap();
+    assert!(
+        headline.contains(r"`a\u{1b}[2Jb\nc` contains the control character U+001B"),
+        "{err}"
+    );
+}
+
+/// Found by the fuzz target: `pep508_rs` panics on a name that ends in
+/// `-`, `_` or `.` before more text (`foo- >=1`, `x[a-]`). In a manifest
+/// it is exit 2 with the key; the crash input itself is the last case.
+#[test]
+fn requirement_names_ending_in_a_separator_are_errors_not_panics() {
+    let w = ws("");
+    w.write(
+        "svc/pyproject.toml",
+        "[project]\nname = \"s\"\nversion = \"0\"\n",
+    );
+    for dep in ["foo- >=1", "x[a-]", "no-such-\u{249}ckage>=1"] {
+        w.write(
+            "hsm.toml",
+            &SVC.replace(
+                "[registry.services.s.sources.prod]",
+                &format!("[registry.services.s]\ndependencies = [\"{dep}\"]\n[registry.services.s.sources.prod]"),
+            ),
+        );
+        both(
+            &w,
+            &[
+                "registry.services.s.dependencies[0]",
+                "must end with a letter or a digit",
+            ],
+        );
+    }
 }

@@ -357,12 +357,7 @@ pub const PROJECT_INPUTS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     fn venv_fp(dir: &Utf8Path) -> Option<String> {
         let mut h = Hasher::new();

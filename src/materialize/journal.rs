@@ -501,6 +501,10 @@ fn replay(root: &Utf8Path) -> Recovery {
     r.restored.sort();
     r.removed.sort();
     r.removed.dedup();
+    // A removed directory stands for what was removed inside it.
+    let dirs = r.removed.clone();
+    r.removed
+        .retain(|p| !dirs.iter().any(|d| d != p && p.starts_with(d)));
     // The log goes first: a journal without it is a finished rollback.
     let _ = std::fs::remove_file(dir.join(LOG));
     let _ = sync_dir(&dir);
@@ -566,12 +570,7 @@ fn stop_group(pgid: i32, program: &str) -> bool {
 mod tests {
     use super::*;
     use crate::fs::FileTxn;
-
-    fn tmp() -> (tempfile::TempDir, Utf8PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = Utf8PathBuf::from_path_buf(d.path().to_owned()).unwrap();
-        (d, p)
-    }
+    use crate::test_support::tmp;
 
     #[test]
     fn a_journal_left_on_disk_rolls_back_files_and_created_dirs() {
@@ -594,7 +593,12 @@ mod tests {
         assert!(!root.join("new").exists());
         assert!(!root.join("svc/.venv").exists());
         assert_eq!(r.restored, vec![Utf8PathBuf::from("pyproject.toml")]);
-        assert!(r.removed.contains(&Utf8PathBuf::from("new")), "{r:?}");
+        // `new/dir/file.env` is in `new`.
+        assert_eq!(
+            r.removed,
+            vec![Utf8PathBuf::from("new"), Utf8PathBuf::from("svc/.venv")],
+            "{r:?}"
+        );
         assert!(!pending(&root));
         assert!(!root.join(JOURNAL_DIR).exists());
     }

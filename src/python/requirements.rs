@@ -14,6 +14,48 @@ use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, Requirement, VersionOr
 
 use super::normalize_name;
 
+/// Parses one PEP 508 requirement (`name[extras] specifiers ; marker` or
+/// `name @ url`). Use this, never `Requirement::from_str` directly:
+/// `pep508_rs` 0.9.2 panics on a package or extra name that ends in `-`,
+/// `_` or `.` when more text follows (`foo- >=1`, `x[a-]`), so such names
+/// are refused here first.
+pub fn parse_requirement(text: &str) -> Result<Requirement<pep508_rs::VerbatimUrl>, String> {
+    if let Some(why) = unfinished_name(text) {
+        return Err(why);
+    }
+    Requirement::<pep508_rs::VerbatimUrl>::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The package or extra name of `text` that ends in `-`, `_` or `.`, as
+/// an error message (a name at the very end is left to `pep508_rs`, which
+/// reports it).
+fn unfinished_name(text: &str) -> Option<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let run = |s: &str| s.find(|c| !is_name(c)).unwrap_or(s.len());
+    let unfinished = |name: &str| name.ends_with(['-', '_', '.']);
+    let rest = text.trim_start();
+    if !rest.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let (name, rest) = rest.split_at(run(rest));
+    if unfinished(name) && !rest.is_empty() {
+        return Some(format!(
+            "the package name `{name}` must end with a letter or a digit"
+        ));
+    }
+    let mut rest = rest.trim_start().strip_prefix('[')?;
+    loop {
+        rest = rest.trim_start();
+        let (extra, after) = rest.split_at(run(rest));
+        if unfinished(extra) {
+            return Some(format!(
+                "the extra `{extra}` must end with a letter or a digit"
+            ));
+        }
+        rest = after.trim_start().strip_prefix(',')?;
+    }
+}
+
 /// One named requirement (or constraint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Req {
@@ -340,8 +382,7 @@ fn entry(
         Some(m) if !m.is_empty() => format!("{spec} ; {m}"),
         _ => spec.to_string(),
     };
-    let req = Requirement::<pep508_rs::VerbatimUrl>::from_str(&full)
-        .map_err(|e| format!("invalid requirement `{spec}`: {e}"))?;
+    let req = parse_requirement(&full).map_err(|e| format!("invalid requirement `{spec}`: {e}"))?;
     let pin = match &req.version_or_url {
         Some(VersionOrUrl::VersionSpecifier(specs)) if specs.len() == 1 => {
             let s = specs.iter().next().expect("one specifier");
@@ -461,6 +502,46 @@ pub fn expected_from_requirements(text: &str, env: &MarkerEnvironment) -> Requir
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pep508_rs` panics on these (found by the fuzz target): each is an
+    /// error here, and good requirements still parse.
+    #[test]
+    fn names_ending_in_a_separator_are_errors_not_panics() {
+        for (text, says) in [
+            ("foo- >=1", "package name `foo-`"),
+            ("no-such-\u{249}ckage>=1", "package name `no-such-`"),
+            ("a_;python_version>'3'", "package name `a_`"),
+            ("x[a-]", "extra `a-`"),
+            ("x [ok, b. ]==1", "extra `b.`"),
+            ("x[a_", "extra `a_`"),
+        ] {
+            let e = parse_requirement(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        // In a requirements file: an error naming its line.
+        let e = parse_text(
+            "ok==1\nfoo- >=1\n",
+            Utf8Path::new("r.txt"),
+            Utf8Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.contains("must end with a letter or a digit"),
+            "{e}"
+        );
+        for text in ["foo-", "x[", "-x", "[a-]"] {
+            assert!(parse_requirement(text).is_err(), "{text}");
+        }
+        for text in [
+            "foo-bar>=1",
+            "x[a-b, c]==1",
+            "a.b @ https://e.org/a.whl",
+            " y ; python_version>'3'",
+        ] {
+            assert!(parse_requirement(text).is_ok(), "{text}");
+        }
+    }
     use crate::python::marker_environment;
 
     #[test]

@@ -4,7 +4,6 @@
 //! lines into env files, requirement and version specifiers (PEP 508 /
 //! PEP 440) for the Python runtimes, empty urls and paths.
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use camino::Utf8Path;
 
@@ -36,11 +35,11 @@ impl Resolver<'_> {
                     continue;
                 };
                 let req = library_requirement(name, src);
-                if let Err(why) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(&req) {
+                if let Err(why) = crate::python::requirements::parse_requirement(&req) {
                     let loc = e.origin.key("sources").key(key);
                     return Err(self.bad(
                         &loc,
-                        format!("library `{name}`: `{req}` is not a valid requirement (PEP 508 / PEP 440): {}", first_line(&why.to_string())),
+                        format!("library `{name}`: `{req}` is not a valid requirement (PEP 508 / PEP 440): {}", first_line(&why)),
                         "write `version` as a PEP 440 specifier such as `>=2,<3` or `==1.4.2`",
                     ));
                 }
@@ -184,12 +183,12 @@ impl Resolver<'_> {
                 if dep.is_empty() || self.l.registry.libraries.contains_key(dep) {
                     continue;
                 }
-                if let Err(why) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(dep) {
+                if let Err(why) = crate::python::requirements::parse_requirement(dep) {
                     return Err(self.bad(
                         &origin.key("dependencies").index(i),
                         format!(
                             "service `{name}`: `{dep}` is neither a registry library nor a valid requirement (PEP 508): {}",
-                            first_line(&why.to_string())
+                            first_line(&why)
                         ),
                         "write a requirement such as `numpy>=2` or `requests[socks]==2.32.3`, or the name of a registry library",
                     ));
