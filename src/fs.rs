@@ -78,9 +78,11 @@ pub struct StatMemo<T> {
         std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Utf8PathBuf, (StatKey, T)>>>,
 }
 
-type StatKey = (u64, i64, i64, u64);
+/// Size, modification time (seconds, nanoseconds) and inode: what changes
+/// when a file is rewritten, as cargo decides freshness.
+pub type StatKey = (u64, i64, i64, u64);
 
-fn stat_key(m: &std::fs::Metadata) -> StatKey {
+pub fn stat_key(m: &std::fs::Metadata) -> StatKey {
     use std::os::unix::fs::MetadataExt;
     (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
 }

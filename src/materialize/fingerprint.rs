@@ -170,14 +170,14 @@ impl Default for Hasher {
     }
 }
 
-/// `size:mtime:inode` of a file: what changes when it is rewritten.
+/// [`crate::fs::stat_key`] as bytes, for hashing.
 fn stat_id(m: &std::fs::Metadata) -> [u8; 32] {
-    use std::os::unix::fs::MetadataExt;
+    let (len, mtime, nsec, ino) = crate::fs::stat_key(m);
     let mut id = [0u8; 32];
-    id[..8].copy_from_slice(&m.len().to_le_bytes());
-    id[8..16].copy_from_slice(&m.mtime().to_le_bytes());
-    id[16..24].copy_from_slice(&m.mtime_nsec().to_le_bytes());
-    id[24..].copy_from_slice(&m.ino().to_le_bytes());
+    id[..8].copy_from_slice(&len.to_le_bytes());
+    id[8..16].copy_from_slice(&mtime.to_le_bytes());
+    id[16..24].copy_from_slice(&nsec.to_le_bytes());
+    id[24..].copy_from_slice(&ino.to_le_bytes());
     id
 }
 
