@@ -444,6 +444,8 @@ fn inspect_python_env(
 /// Inspects every environment service and the shared root environment,
 /// except the components in `skip` (see [`verify`]).
 pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding> {
+    // Inspecting writes nothing: each directory's workspace is read once.
+    let _workspaces = python::project::remember_workspaces();
     let mut findings = Vec::new();
     let mut service_packages: BTreeSet<String> = BTreeSet::new();
     // The root is judged against every service's packages: skipping a

@@ -12,7 +12,8 @@
 //!   `requirements.txt`, …): size, modification time and inode, as cargo
 //!   decides freshness — no file is read or hashed,
 //! - a marker of its environment's state: the stat data of `pyvenv.cfg` and
-//!   the modification time of each `site-packages` directory (installing or
+//!   of the interpreter `bin/python` leads to, and the modification time of
+//!   each `site-packages` directory (installing or
 //!   removing a package adds or removes entries there, which moves its mtime).
 //!
 //! A sync with `--frozen` skips uv's lock check, so what it leaves is
@@ -34,7 +35,7 @@ use sha2::{Digest, Sha256};
 /// Where fingerprints live, relative to the workspace root.
 pub const FINGERPRINTS: &str = ".hsm/fingerprints.json";
 
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 /// Component name → fingerprint (hex).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +247,9 @@ impl Hasher {
         }
         // A sync changed it and did not finish: never fresh.
         self.env_missing |= venv.join(crate::python::venv::INCOMPLETE_MARKER).exists();
+        // The interpreter it runs (the link followed): gone or replaced,
+        // the environment is not what the last sync left.
+        self.file(&venv.join("bin/python"));
         let mut dirs: Vec<Utf8PathBuf> = std::fs::read_dir(venv.join("lib"))
             .into_iter()
             .flatten()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use super::normalize_name;
 
@@ -139,34 +139,99 @@ fn glob_with(pattern: &str, path: &str, literal_separator: bool) -> bool {
     p.matches_with(&clean(path), opts)
 }
 
+/// A directory's `[tool.uv.workspace]`: its `members` and `exclude` globs.
+type WorkspaceDecl = Option<Arc<(Vec<String>, Vec<String>)>>;
+
+thread_local! {
+    /// Directory → its workspace declaration, while a
+    /// [`remember_workspaces`] scope is open on this thread.
+    static WORKSPACES: std::cell::RefCell<Option<std::collections::HashMap<Utf8PathBuf, WorkspaceDecl>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// While the returned guard lives, [`uv_workspace_root`] on this thread
+/// looks at each directory's `pyproject.toml` once: a sync or check of a
+/// thousand services under `services/` asks a thousand times about the
+/// same `services/`, workspace root and directories above it. Whoever
+/// writes a `pyproject.toml` inside the scope calls [`forget_workspaces`].
+pub fn remember_workspaces() -> impl Drop {
+    struct Scope(bool);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            if self.0 {
+                WORKSPACES.with(|w| *w.borrow_mut() = None);
+            }
+        }
+    }
+    let opened = WORKSPACES.with(|w| {
+        let mut w = w.borrow_mut();
+        let fresh = w.is_none();
+        if fresh {
+            *w = Some(Default::default());
+        }
+        fresh
+    });
+    Scope(opened)
+}
+
+/// Drops what an open [`remember_workspaces`] scope learnt (a
+/// `pyproject.toml` was written).
+pub fn forget_workspaces() {
+    WORKSPACES.with(|w| {
+        if let Some(m) = w.borrow_mut().as_mut() {
+            m.clear();
+        }
+    });
+}
+
+/// `dir/pyproject.toml`'s `[tool.uv.workspace]`, remembered inside a scope.
+fn workspace_decl(dir: &Utf8Path) -> WorkspaceDecl {
+    let read = || {
+        pyproject(&dir.join("pyproject.toml"))
+            .flatten()
+            .and_then(|t| {
+                let ws = t.get("tool")?.get("uv")?.get("workspace")?;
+                let list = |k: &str| -> Vec<String> {
+                    ws.get(k)
+                        .and_then(|v| v.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                Some(Arc::new((list("members"), list("exclude"))))
+            })
+    };
+    let known = WORKSPACES.with(|w| w.borrow().as_ref().map(|m| m.get(dir).cloned()));
+    match known {
+        None => read(),
+        Some(Some(decl)) => decl,
+        Some(None) => {
+            let decl = read();
+            WORKSPACES.with(|w| {
+                if let Some(m) = w.borrow_mut().as_mut() {
+                    m.insert(dir.to_path_buf(), decl.clone());
+                }
+            });
+            decl
+        }
+    }
+}
+
 /// The root of the uv workspace that `dir` is a member of, looking up from
 /// `dir` no further than `boundary` (e.g. a git checkout): a
 /// `pyproject.toml` whose `[tool.uv.workspace]` `members` match `dir` and
 /// whose `exclude` does not. `None` for a project that is not a member.
-pub fn uv_workspace_root(dir: &Utf8Path, boundary: &Utf8Path) -> Option<camino::Utf8PathBuf> {
+pub fn uv_workspace_root(dir: &Utf8Path, boundary: &Utf8Path) -> Option<Utf8PathBuf> {
     let mut cur = dir.parent();
     while let Some(d) = cur {
         if !d.starts_with(boundary) {
             return None;
         }
-        if let Some((members, excludes)) =
-            pyproject(&d.join("pyproject.toml"))
-                .flatten()
-                .and_then(|t| {
-                    let ws = t.get("tool")?.get("uv")?.get("workspace")?.clone();
-                    let list = |k: &str| -> Vec<String> {
-                        ws.get(k)
-                            .and_then(|v| v.as_array())
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|v| v.as_str().map(str::to_string))
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    Some((list("members"), list("exclude")))
-                })
-        {
+        if let Some(decl) = workspace_decl(d) {
+            let (members, excludes) = &*decl;
             let rel = dir.strip_prefix(d).ok()?.as_str().to_string();
             let member = members.iter().any(|m| member_glob_match(m, &rel));
             let excluded = excludes.iter().any(|e| exclude_glob_match(e, &rel));

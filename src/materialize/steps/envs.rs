@@ -38,6 +38,7 @@ impl Syncer<'_> {
     /// lock file and new fingerprint in plan order.
     pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
+        let _workspaces = crate::python::project::remember_workspaces();
         let mut prepared = Vec::new();
         for sv in plan.environment_services() {
             if let Some(p) = self.prepare_service(sv)? {
@@ -241,7 +242,6 @@ impl Syncer<'_> {
         }
 
         self.place_committed_lock(sv, &target_rel)?;
-        self.remove_half_made_env(sv, runtime, &target, &target_rel)?;
         let previous = self
             .previous
             .as_ref()
@@ -256,6 +256,12 @@ impl Syncer<'_> {
             self.service_fingerprint(sv, &target).as_deref(),
             opts.frozen,
         );
+        // An unchanged fingerprint covers every sign of a half-made venv
+        // (the marker, `pyvenv.cfg`, the interpreter, `site-packages`), so
+        // only a changed one needs a look.
+        if unchanged.is_none() {
+            self.remove_half_made_env(sv, runtime, &target, &target_rel)?;
+        }
         // Unchanged, the generated env file included (the fingerprint
         // covers it and the env files it comes from): its recorded hash holds.
         let kept_env = unchanged
@@ -286,11 +292,17 @@ impl Syncer<'_> {
             ctx.edited = true;
             edit_actions.push((rel, e.warnings.clone()));
         }
-        let unfinished = env_dir(runtime, &target)
-            .join(crate::python::venv::INCOMPLETE_MARKER)
-            .exists();
-        let fresh = !unfinished
-            && (unchanged.is_some() || (edits.is_empty() && adapter.is_fresh(&ctx, &target)?));
+        if !edits.is_empty() {
+            // A service's pyproject.toml may be another's workspace root.
+            crate::python::project::forget_workspaces();
+        }
+        // An unchanged fingerprint saw no marker of an unfinished sync.
+        let fresh = unchanged.is_some()
+            || (!env_dir(runtime, &target)
+                .join(crate::python::venv::INCOMPLETE_MARKER)
+                .exists()
+                && edits.is_empty()
+                && adapter.is_fresh(&ctx, &target)?);
         // With --dry-run: whether the tool will rewrite the service's lock
         // file (and so `hsm.lock`), as the real sync would find out.
         if opts.dry_run && !fresh && adapter.lockfile_would_change(&ctx, &target)? {
@@ -483,9 +495,17 @@ impl Syncer<'_> {
                 self.new_fingerprints.insert(p.component.clone(), fp);
             }
         }
-        // A service with pins: they are its lock file.
+        // A service with pins: they are its lock file. Unchanged, it has the
+        // one it had (the fingerprint covers where it lives).
+        let kept_lockfile = p
+            .unchanged
+            .as_ref()
+            .and(p.previous.as_ref())
+            .and_then(|x| x.lockfile.as_ref())
+            .map(|f| f.path.clone());
         let lockfile = match &pins_rel {
             Some(rel) => Some(rel.clone()),
+            None if kept_lockfile.is_some() => kept_lockfile,
             None => adapter
                 .lockfile(&p.target)
                 .map(|lf| crate::paths::normalize(&p.target_rel.join(lf))),
