@@ -118,6 +118,10 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Lock files being parsed ahead (see [`HsmLock::prefetch`]).
+type Prefetches = Vec<(Utf8PathBuf, std::thread::JoinHandle<()>)>;
+static PREFETCHES: std::sync::Mutex<Prefetches> = std::sync::Mutex::new(Vec::new());
+
 impl HsmLock {
     pub fn new() -> Self {
         HsmLock {
@@ -131,8 +135,42 @@ impl HsmLock {
         workspace_root.join(LOCK_FILE)
     }
 
+    /// Starts parsing the `hsm.lock` at `path` on another thread, for a
+    /// [`HsmLock::read`] to come: a big lock costs as much to parse as
+    /// loading and resolving the manifest, which the caller does meanwhile.
+    pub fn prefetch(path: &Utf8Path) {
+        let p = path.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("hsm-lock-read".into())
+            .spawn(move || {
+                let _ = Self::read_memo(&p);
+            });
+        if let Ok(handle) = spawned {
+            PREFETCHES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((path.to_owned(), handle));
+        }
+    }
+
     /// Reads `hsm.lock`; `Ok(None)` when there is none yet.
     pub fn read(path: &Utf8Path) -> Result<Option<HsmLock>> {
+        // A prefetch of the same file: its parse is the one this read uses.
+        let pending: Vec<_> = {
+            let mut all = PREFETCHES.lock().unwrap_or_else(|e| e.into_inner());
+            let (mine, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|(p, _)| p == path);
+            *all = others;
+            mine
+        };
+        for (_, handle) in pending {
+            let _ = handle.join();
+        }
+        Self::read_memo(path)
+    }
+
+    fn read_memo(path: &Utf8Path) -> Result<Option<HsmLock>> {
         // `check` reads it, then its dry run reads it again: parsed once.
         static MEMO: crate::fs::StatMemo<std::sync::Arc<HsmLock>> = crate::fs::StatMemo::new();
         match MEMO.get_or_make(path, |text| Self::parse(text).map(std::sync::Arc::new)) {

@@ -7,6 +7,7 @@ use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::inspect::{Finding, Report};
 
 pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+    crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
     for w in &plan.warnings {
         shell.warn(w);

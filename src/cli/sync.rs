@@ -49,6 +49,7 @@ struct SyncDocument<'a> {
 }
 
 pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
+    crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
     for w in &plan.warnings {
         shell.warn(w);

@@ -39,9 +39,11 @@ impl Syncer<'_> {
     pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
         let _workspaces = crate::python::project::remember_workspaces();
+        let services: Vec<&PlannedService> = plan.environment_services().collect();
+        let ahead = fingerprints_ahead(&self.root, &services);
         let mut prepared = Vec::new();
-        for sv in plan.environment_services() {
-            if let Some(p) = self.prepare_service(sv)? {
+        for (sv, now) in services.into_iter().zip(ahead) {
+            if let Some(p) = self.prepare_service(sv, now)? {
                 prepared.push(p);
             }
         }
@@ -113,42 +115,7 @@ impl Syncer<'_> {
 
     /// The fingerprint of a service as it is on disk now.
     fn service_fingerprint(&self, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
-        let runtime = sv.runtime().expect("environment services are managed");
-        let adapter = runtimes::adapter(runtime).expect("environment runtime");
-        let mut h = fingerprint::Hasher::new();
-        h.value("plan", &fingerprint::ServiceInputs::of(sv));
-        // The commit a git service's checkout sits at: hsm moves HEAD
-        // (detached) by rewriting `.git/HEAD`, also when the Plan entry
-        // stays the same (a lock entry removed, `--frozen` going back),
-        // and a changed source must be built again (a compiled extension).
-        if let Some(co) = &sv.checkout_path {
-            h.file(&self.root.join(co).join(".git/HEAD"));
-        }
-        h.tool(adapter.tool());
-        h.tool_env_vars();
-        adapter.fingerprint(&mut h, target);
-        // The env files it reads and the one hsm generates from them: the
-        // generated one is not rendered again while both are unchanged.
-        for f in &sv.env_files {
-            h.file(&self.root.join(&f.path));
-        }
-        h.file(&self.root.join(envfile::env_file_path(&sv.name)));
-        if let Some(pins) = runtimes::pins_path(sv) {
-            h.file(&self.root.join(pins));
-        }
-        // Local libraries the service depends on: their inputs too.
-        for d in &sv.dependencies {
-            if let crate::plan::Dependency::Library {
-                source: Source::Local { path, .. },
-                ..
-            } = d
-            {
-                for f in fingerprint::PROJECT_INPUTS {
-                    h.file(&self.root.join(path).join(f));
-                }
-            }
-        }
-        h.finish()
+        service_fingerprint(&self.root, sv, target)
     }
 
     /// The resolved environment, for `run` and for the user, at
@@ -183,6 +150,7 @@ impl Syncer<'_> {
     fn prepare_service<'p>(
         &mut self,
         sv: &'p PlannedService,
+        ahead: Option<Option<String>>,
     ) -> Result<Option<PreparedService<'p>>> {
         let runtime = sv.runtime().expect("environment services are managed");
         let adapter = runtimes::adapter(runtime).expect("environment runtime");
@@ -251,11 +219,13 @@ impl Syncer<'_> {
         // Nothing changed since the last successful sync: no process
         // spawned, and (a dry run predicts the same) nothing to edit, since
         // the fingerprint covers the Plan entry and the edited files.
-        let unchanged = self.fingerprints.unchanged(
-            &component,
-            self.service_fingerprint(sv, &target).as_deref(),
-            opts.frozen,
-        );
+        let now = match ahead {
+            Some(fp) => fp,
+            None => self.service_fingerprint(sv, &target),
+        };
+        let unchanged = self
+            .fingerprints
+            .unchanged(&component, now.as_deref(), opts.frozen);
         // An unchanged fingerprint covers every sign of a half-made venv
         // (the marker, `pyvenv.cfg`, the interpreter, `site-packages`), so
         // only a changed one needs a look.
@@ -564,6 +534,83 @@ impl Syncer<'_> {
         }
         Ok(())
     }
+}
+
+/// The fingerprint of a service as it is on disk now (stat calls only).
+fn service_fingerprint(root: &Utf8Path, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
+    let runtime = sv.runtime().expect("environment services are managed");
+    let adapter = runtimes::adapter(runtime).expect("environment runtime");
+    let mut h = fingerprint::Hasher::new();
+    h.value("plan", &fingerprint::ServiceInputs::of(sv));
+    // The commit a git service's checkout sits at: hsm moves HEAD
+    // (detached) by rewriting `.git/HEAD`, also when the Plan entry
+    // stays the same (a lock entry removed, `--frozen` going back),
+    // and a changed source must be built again (a compiled extension).
+    if let Some(co) = &sv.checkout_path {
+        h.file(&root.join(co).join(".git/HEAD"));
+    }
+    h.tool(adapter.tool());
+    h.tool_env_vars();
+    adapter.fingerprint(&mut h, target);
+    // The env files it reads and the one hsm generates from them: the
+    // generated one is not rendered again while both are unchanged.
+    for f in &sv.env_files {
+        h.file(&root.join(&f.path));
+    }
+    h.file(&root.join(envfile::env_file_path(&sv.name)));
+    if let Some(pins) = runtimes::pins_path(sv) {
+        h.file(&root.join(pins));
+    }
+    // Local libraries the service depends on: their inputs too.
+    for d in &sv.dependencies {
+        if let crate::plan::Dependency::Library {
+            source: Source::Local { path, .. },
+            ..
+        } = d
+        {
+            for f in fingerprint::PROJECT_INPUTS {
+                h.file(&root.join(path).join(f));
+            }
+        }
+    }
+    h.finish()
+}
+
+/// Each service's fingerprint as it is on disk now, taken before any step
+/// of this sync touches it, spread over the cores (a no-op sync of a
+/// thousand services is mostly these `stat` calls); `None` for one whose
+/// fingerprint must wait for its turn (a git checkout: its committed lock
+/// is put in place first).
+fn fingerprints_ahead(
+    root: &Utf8Path,
+    services: &[&PlannedService],
+) -> Vec<Option<Option<String>>> {
+    let one = |sv: &PlannedService| {
+        let target = root.join(sv.target_path.as_ref()?);
+        sv.checkout_path
+            .is_none()
+            .then(|| service_fingerprint(root, sv, &target))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if services.len() < 64 || threads < 2 {
+        return services.iter().map(|sv| one(sv)).collect();
+    }
+    let chunk = services.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = services
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let _workspaces = crate::python::project::remember_workspaces();
+                    part.iter().map(|sv| one(sv)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a fingerprint does not panic"))
+            .collect()
+    })
 }
 
 /// The environment directory a runtime's tool creates in the target path.
