@@ -125,6 +125,18 @@ impl<T: Clone> StatMemo<T> {
     }
 }
 
+impl<T: Clone> StatMemo<T> {
+    /// The `T` made earlier in this run from the version of `path` that is
+    /// on disk now (one `stat`; nothing read).
+    pub fn current(&self, path: &Utf8Path) -> Option<T> {
+        let key = stat_key(&std::fs::metadata(path).ok()?);
+        let map = self.map.get()?.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(path)
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+}
+
 impl<T: Clone> Default for StatMemo<T> {
     fn default() -> Self {
         Self::new()

@@ -118,6 +118,26 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A version of a lock file as read: the lock, its text, and whether the
+/// text is what the lock renders to (worked out once, when asked).
+struct ParsedLock {
+    lock: HsmLock,
+    text: String,
+    canonical: std::sync::OnceLock<bool>,
+}
+
+impl ParsedLock {
+    fn canonical(&self) -> bool {
+        *self
+            .canonical
+            .get_or_init(|| self.lock.to_toml() == self.text)
+    }
+}
+
+static LOCKS: crate::fs::StatMemo<std::sync::Arc<ParsedLock>> = crate::fs::StatMemo::new();
+
+const PREFETCH_THREAD: &str = "hsm-lock-read";
+
 /// Lock files being parsed ahead (see [`HsmLock::prefetch`]).
 type Prefetches = Vec<(Utf8PathBuf, std::thread::JoinHandle<()>)>;
 static PREFETCHES: std::sync::Mutex<Prefetches> = std::sync::Mutex::new(Vec::new());
@@ -141,7 +161,7 @@ impl HsmLock {
     pub fn prefetch(path: &Utf8Path) {
         let p = path.to_owned();
         let spawned = std::thread::Builder::new()
-            .name("hsm-lock-read".into())
+            .name(PREFETCH_THREAD.into())
             .spawn(move || {
                 let _ = Self::read_memo(&p);
             });
@@ -171,10 +191,30 @@ impl HsmLock {
     }
 
     fn read_memo(path: &Utf8Path) -> Result<Option<HsmLock>> {
-        // `check` reads it, then its dry run reads it again: parsed once.
-        static MEMO: crate::fs::StatMemo<std::sync::Arc<HsmLock>> = crate::fs::StatMemo::new();
-        match MEMO.get_or_make(path, |text| Self::parse(text).map(std::sync::Arc::new)) {
-            Ok(lock) => Ok(lock.map(|l| (*l).clone())),
+        Ok(Self::parsed(path)?.map(|p| p.lock.clone()))
+    }
+
+    /// The file at `path` parsed, once per version of it per run (`check`
+    /// reads it, then its dry run reads it again).
+    fn parsed(path: &Utf8Path) -> Result<Option<std::sync::Arc<ParsedLock>>> {
+        match LOCKS.get_or_make(path, |text| {
+            Self::parse(text).map(|lock| {
+                std::sync::Arc::new(ParsedLock {
+                    lock,
+                    text: text.to_string(),
+                    canonical: std::sync::OnceLock::new(),
+                })
+            })
+        }) {
+            Ok(parsed) => {
+                if let Some(p) = &parsed {
+                    if std::thread::current().name() == Some(PREFETCH_THREAD) {
+                        // Ahead, for `on_disk_as`, while the caller is busy.
+                        p.canonical();
+                    }
+                }
+                Ok(parsed)
+            }
             Err(crate::fs::MemoError::Io(e)) => {
                 Err(Error::failed(format!("cannot read `{path}`: {e}")))
             }
@@ -182,6 +222,16 @@ impl HsmLock {
                 "`{path}` is generated; delete it and run `cargo hsm sync` to write it again"
             ))),
         }
+    }
+
+    /// Whether the file at `path` is, byte for byte, what `self` renders
+    /// to, decided without rendering `self`: the version on disk was parsed
+    /// in this run into a lock equal to `self` and was already in the
+    /// rendered form. `false` when unsure.
+    pub fn on_disk_as(&self, path: &Utf8Path) -> bool {
+        LOCKS
+            .current(path)
+            .is_some_and(|p| p.lock == *self && p.canonical())
     }
 
     pub fn parse(text: &str) -> Result<HsmLock> {
@@ -391,6 +441,25 @@ mod tests {
         assert!(text.find("name = \"alpha\"").unwrap() < text.find("name = \"zeta\"").unwrap());
         let back = HsmLock::parse(&text).unwrap();
         assert_eq!(back.to_toml(), text);
+    }
+
+    #[test]
+    fn on_disk_as_only_for_the_rendered_form_of_an_equal_lock() {
+        let (_d, root) = crate::test_support::tmp();
+        let path = HsmLock::path(&root);
+        let mut l = sample();
+        l.normalize();
+        assert!(!l.on_disk_as(&path), "nothing read yet");
+        std::fs::write(&path, l.to_toml()).unwrap();
+        assert_eq!(HsmLock::read(&path).unwrap().as_ref(), Some(&l));
+        assert!(l.on_disk_as(&path));
+        let mut other = l.clone();
+        other.services[0].mode = "changed".into();
+        assert!(!other.on_disk_as(&path), "a different lock");
+        // The same lock, but not in the form sync writes (a hand edit).
+        std::fs::write(&path, format!("# edited\n{}", l.to_toml())).unwrap();
+        assert_eq!(HsmLock::read(&path).unwrap().as_ref(), Some(&l));
+        assert!(!l.on_disk_as(&path), "must be rewritten");
     }
 
     #[test]

@@ -85,11 +85,16 @@ impl Syncer<'_> {
             });
         }
         self.lock.normalize();
-        let text = self.lock.to_toml();
         let rel = Utf8PathBuf::from(crate::lock::LOCK_FILE);
         let abs = self.root.join(&rel);
+        let lock_changes = self.opts.dry_run && self.lock_changes;
+        if !lock_changes && self.lock.on_disk_as(&abs) {
+            // The file read at the start renders this very lock.
+            return Ok(());
+        }
+        let text = self.lock.to_toml();
         let old = std::fs::read_to_string(&abs).ok();
-        let predicted = self.opts.dry_run && self.lock_changes && old.is_some();
+        let predicted = lock_changes && old.is_some();
         if old.as_deref() == Some(text.as_str()) && !predicted {
             return Ok(());
         }
