@@ -92,6 +92,27 @@ pub fn run_one_off(shell: &Shell, root: &Utf8Path, args: &RunArgs) -> Result<i32
 }
 
 #[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The services `up -d` was asked for [default: every managed service]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// `up -d --wait-timeout`, in milliseconds
+    #[arg(long, value_name = "MS")]
+    pub wait_timeout_ms: Option<u64>,
+}
+
+/// The detached supervisor of `up -d` (see [`run::detach`]).
+pub fn supervise(root: &Utf8Path, args: &SuperviseArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let opts = UpOptions {
+        services: args.services.clone(),
+        wait_timeout: args.wait_timeout_ms.map(Duration::from_millis),
+        detach: true,
+    };
+    Ok(run::detach::supervise(&plan, &opts))
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Services whose logs to show [default: every one that has logs]
     #[arg(value_name = "SERVICE")]
@@ -370,6 +391,13 @@ fn show(
             ),
         ),
         Event::Stopping { services } => shell.status("Stopping", services.join(", ")),
+        Event::Health { service, health } => match health {
+            run::state::Health::Unhealthy => shell.warn(format!(
+                "service `{service}` is unhealthy: its healthcheck failed"
+            )),
+            h => shell.status("Health", format!("{service}: {}", h.as_str())),
+        },
+        Event::AllReady => {}
         Event::Stopped { service } => shell.status("Stopped", service),
         Event::Warning { message } => shell.warn(message),
     }

@@ -44,6 +44,36 @@ pub struct Record {
     /// How often its `restart` policy started it again.
     #[serde(default)]
     pub restarts: u32,
+    /// Its healthcheck's verdict, kept up to date by the supervisor that
+    /// runs it: `starting`, `healthy` or `unhealthy` (none without a
+    /// healthcheck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// The detached supervisor (`up -d`) that runs and restarts it: its
+    /// pid and start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<(i32, u64)>,
+}
+
+/// A healthcheck's verdict, with compose's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not passed yet.
+    Starting,
+    Healthy,
+    /// Failed `retries` times in a row after it had passed.
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 impl Record {
@@ -60,7 +90,18 @@ fn path(root: &Utf8Path, service: &str) -> Utf8PathBuf {
     dir(root).join(format!("{service}.json"))
 }
 
-/// The log file of a detached process, relative to the workspace root.
+/// The file `cargo hsm down` creates to ask the supervisor of a detached
+/// `service` to stop it for good (no restart).
+pub fn stop_request(root: &Utf8Path, service: &str) -> Utf8PathBuf {
+    dir(root).join(format!("{service}.stop"))
+}
+
+/// Whether a recorded supervisor (pid, start time) still runs.
+pub fn supervisor_alive(s: Option<(i32, u64)>) -> bool {
+    s.is_some_and(|(pid, ticks)| matches!(proc_start(pid), Some((t, false)) if t == ticks))
+}
+
+/// The log file of a process, relative to the workspace root.
 pub fn log_path(service: &str) -> Utf8PathBuf {
     Utf8PathBuf::from(RUN_DIR).join(format!("{service}.log"))
 }
@@ -200,6 +241,8 @@ mod tests {
                     log: Some(log_path(s)),
                     detached: true,
                     restarts: 0,
+                    health: None,
+                    supervisor: None,
                 },
             )
             .unwrap();

@@ -4,6 +4,12 @@
 //! each process group with SIGTERM then SIGKILL after its stop timeout,
 //! the containers through the compose front end — on SIGINT / SIGTERM,
 //! or when a service fails to become ready.
+//!
+//! The same loop is the detached supervisor of `up -d` (see
+//! [`super::detach`]): a process of its own that tells `up -d` when every
+//! service is ready (`Event::AllReady`), then goes on supervising its
+//! processes — restarts, health, log files — until `cargo hsm down` asks
+//! it to stop them (a `.hsm/run/<service>.stop` file) or a signal.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -16,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::container::Compose;
 use super::health::{self, Test, GRACE};
 use super::process::{self, Proc};
-use super::state::{self, Record};
+use super::state::{self, Health, Record};
 use super::{Event, Message, Unit, UpOptions, UpOutcome, TAIL_LINES};
 use crate::error::{Error, Result};
 use crate::materialize::interrupt;
@@ -34,15 +40,26 @@ enum State {
 /// Why supervision ended without an error.
 enum End {
     Signal(i32),
-    /// Every service ended by itself.
+    /// Every service ended by itself (or, detached, was stopped by `down`).
     AllEnded,
-    /// `-d`: every service is ready.
-    Detached,
 }
 
 struct Sup<'a> {
     root: camino::Utf8PathBuf,
+    /// This is the detached supervisor of `up -d`.
     detach: bool,
+    /// `Event::AllReady` was sent: from now on a failure of one service
+    /// is reported, and the others run on.
+    notified: bool,
+    /// This process (pid, start time), recorded when detached.
+    me: Option<(i32, u64)>,
+    /// What is on disk for each running service (rewritten when its
+    /// health changes).
+    records: BTreeMap<String, Record>,
+    /// Health after the first pass, and the failures in a row.
+    health: BTreeMap<String, (Health, u32)>,
+    /// Stops the health monitor of one start of a service.
+    monitors: BTreeMap<String, Arc<AtomicBool>>,
     units: BTreeMap<String, Unit>,
     state: BTreeMap<String, State>,
     procs: BTreeMap<String, Proc>,
@@ -82,9 +99,18 @@ pub(super) fn run(
 ) -> Result<UpOutcome> {
     let _guard = interrupt::install(None);
     let (tx, rx) = channel();
+    let me = std::process::id() as i32;
     let mut sup = Sup {
         root: root.to_owned(),
         detach: opts.detach,
+        notified: false,
+        me: opts
+            .detach
+            .then(|| state::proc_start(me).map(|(t, _)| (me, t)))
+            .flatten(),
+        records: BTreeMap::new(),
+        health: BTreeMap::new(),
+        monitors: BTreeMap::new(),
         state: units
             .iter()
             .map(|u| {
@@ -132,15 +158,10 @@ pub(super) fn run(
             sup.stop_all();
             Ok(UpOutcome {
                 signal: None,
-                detached: false,
+                detached: sup.notified,
                 failed: sup.failed,
             })
         }
-        Ok(End::Detached) => Ok(UpOutcome {
-            signal: None,
-            detached: true,
-            failed: sup.failed,
-        }),
         Err(e) => {
             if interrupt::signalled().is_some() {
                 interrupt::mark_handled();
@@ -165,27 +186,30 @@ impl Sup<'_> {
     }
 
     fn tail(&self, name: &str) -> String {
-        if self.detach && !self.units[name].is_container() {
-            let log = self.root.join(state::log_path(name));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let from = lines.len().saturating_sub(TAIL_LINES);
-            return if lines.is_empty() {
-                format!("`{name}` wrote nothing (`{}`)", state::log_path(name))
-            } else {
-                format!(
-                    "last log lines of `{name}` (`{}`):\n{}",
-                    state::log_path(name),
-                    lines[from..].join("\n")
-                )
-            };
-        }
+        // Detached, the lines are in the log file only: say where it is.
+        let file = if self.detach && !self.units[name].is_container() {
+            format!(" (`{}`)", state::log_path(name))
+        } else {
+            String::new()
+        };
         match self.tails.get(name) {
             Some(t) if !t.is_empty() => {
                 let lines: Vec<&str> = t.iter().map(String::as_str).collect();
-                format!("last log lines of `{name}`:\n{}", lines.join("\n"))
+                format!("last log lines of `{name}`{file}:\n{}", lines.join("\n"))
             }
-            _ => format!("`{name}` wrote nothing"),
+            _ => format!("`{name}` wrote nothing{file}"),
+        }
+    }
+
+    /// One turn of [`Sup::supervise`]; once detached, the failure of one
+    /// service is a warning, and the others run on.
+    fn turn(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<End>> {
+        match self.step(t0, wait_timeout) {
+            Err(e) if self.notified && interrupt::signalled().is_none() => {
+                self.emit(Event::Warning { message: e.plain() });
+                Ok(None)
+            }
+            other => other,
         }
     }
 
@@ -194,9 +218,18 @@ impl Sup<'_> {
     /// (`Err`).
     fn supervise(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<End> {
         loop {
-            if let Some(sig) = interrupt::signalled() {
-                return Ok(End::Signal(sig));
+            if let Some(end) = self.turn(t0, wait_timeout)? {
+                return Ok(end);
             }
+        }
+    }
+
+    fn step(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<End>> {
+        {
+            if let Some(sig) = interrupt::signalled() {
+                return Ok(Some(End::Signal(sig)));
+            }
+            self.stop_requested();
             self.start_ready_ones()?;
             let due: Vec<String> = self
                 .state
@@ -205,7 +238,11 @@ impl Sup<'_> {
                 .map(|(n, _)| n.clone())
                 .collect();
             for n in due {
-                self.start(&n)?;
+                if let Err(e) = self.start(&n) {
+                    self.state.insert(n.clone(), State::Exited);
+                    state::remove(&self.root, &n);
+                    return Err(e);
+                }
             }
             match self.rx.recv_timeout(Duration::from_millis(25)) {
                 Ok(m) => self.handle(m)?,
@@ -253,15 +290,59 @@ impl Sup<'_> {
                             && !self.generation.contains_key(n))
                 });
             if (!alive || nothing) && self.inflight == 0 {
-                return Ok(End::AllEnded);
+                return Ok(Some(End::AllEnded));
             }
             let settled = self
                 .state
                 .values()
                 .all(|s| matches!(s, State::Ready | State::Exited));
-            if self.detach && settled && self.inflight == 0 {
-                return Ok(End::Detached);
+            if self.detach && settled && self.inflight == 0 && !self.notified {
+                self.detached();
             }
+            Ok(None)
+        }
+    }
+
+    /// Every service is ready: tells `up -d`, which returns; from here on
+    /// this supervisor keeps only the processes (the containers are the
+    /// engine's, and `down` stops them through compose).
+    fn detached(&mut self) {
+        self.notified = true;
+        self.emit(Event::AllReady);
+        for n in std::mem::take(&mut self.asked) {
+            self.state.remove(&n);
+        }
+        self.containers.clear();
+    }
+
+    /// Stops the services `cargo hsm down` asked this supervisor to stop
+    /// (detached only): for good, no restart.
+    fn stop_requested(&mut self) {
+        if !self.detach {
+            return;
+        }
+        let asked: Vec<String> = self
+            .generation
+            .keys()
+            .filter(|n| state::stop_request(&self.root, n).exists())
+            .filter(|n| !matches!(self.state.get(*n), Some(State::Exited) | None))
+            .cloned()
+            .collect();
+        for n in asked {
+            self.emit(Event::Stopping {
+                services: vec![n.clone()],
+            });
+            if let Some(stop) = self.monitors.remove(&n) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            if let Some(mut p) = self.procs.remove(&n) {
+                p.stop(self.units[&n].stop_timeout);
+            }
+            self.state.insert(n.clone(), State::Exited);
+            self.records.remove(&n);
+            state::remove(&self.root, &n);
+            let _ = std::fs::remove_file(state::stop_request(&self.root, &n));
+            self.emit(Event::Stopped { service: n });
         }
     }
 
@@ -310,19 +391,11 @@ impl Sup<'_> {
                 runtime: unit.runtime,
                 command: launch.shown(),
             });
-            let log = self.detach.then(|| self.root.join(state::log_path(name)));
-            if let Some(l) = &log {
-                if let Some(d) = l.parent() {
-                    let _ = std::fs::create_dir_all(d);
-                }
-                super::logs::rotate_if_full(l);
-            } else {
-                self.writers.insert(
-                    name.to_string(),
-                    super::logs::Writer::open(self.root.join(state::log_path(name))),
-                );
-            }
-            let p = process::spawn(name, launch, &self.tx, log.as_deref())?;
+            self.writers.insert(
+                name.to_string(),
+                super::logs::Writer::open(self.root.join(state::log_path(name))),
+            );
+            let p = process::spawn(name, launch, &self.tx)?;
             let record = Record {
                 service: name.to_string(),
                 runtime: unit.runtime,
@@ -337,9 +410,13 @@ impl Sup<'_> {
                 log: Some(state::log_path(name)),
                 detached: self.detach,
                 restarts: self.restarts.get(name).copied().unwrap_or(0),
+                health: unit.health.as_ref().map(|_| Health::Starting),
+                supervisor: self.me,
             };
             self.procs.insert(name.to_string(), p);
             state::write(&self.root, &record)?;
+            self.records.insert(name.to_string(), record);
+            self.health.remove(name);
             self.state.insert(name.to_string(), State::Starting(now));
             if unit.health.is_some() {
                 self.spawn_probe(&unit, None);
@@ -414,6 +491,16 @@ impl Sup<'_> {
                     }
                 }
             }
+            Message::Health {
+                service,
+                generation,
+                ok,
+            } => {
+                let current = self.generation.get(&service) == Some(&generation);
+                if current && self.state.get(&service) == Some(&State::Ready) {
+                    self.health_verdict(&service, ok);
+                }
+            }
             Message::ContainerUp { service, result } => {
                 self.inflight -= 1;
                 let cid = result?;
@@ -435,6 +522,8 @@ impl Sup<'_> {
                         log: None,
                         detached: self.detach,
                         restarts: 0,
+                        health: None,
+                        supervisor: None,
                     },
                 )?;
                 if self.detach {
@@ -472,6 +561,41 @@ impl Sup<'_> {
         Ok(())
     }
 
+    /// A health probe's result after the first pass: `unhealthy` after
+    /// `retries` failures in a row, `healthy` again on a pass; the record
+    /// on disk (what `ps` shows) follows.
+    fn health_verdict(&mut self, name: &str, ok: bool) {
+        let retries = self.units[name]
+            .health
+            .as_ref()
+            .map_or(1, |h| h.retries.max(1));
+        let (was, fails) = self
+            .health
+            .get(name)
+            .copied()
+            .unwrap_or((Health::Healthy, 0));
+        let (now, fails) = match ok {
+            true => (Health::Healthy, 0),
+            false if fails + 1 >= retries => (Health::Unhealthy, fails + 1),
+            false => (was, fails + 1),
+        };
+        self.health.insert(name.to_string(), (now, fails));
+        if now != was {
+            self.set_health(name, now);
+            self.emit(Event::Health {
+                service: name.to_string(),
+                health: now,
+            });
+        }
+    }
+
+    fn set_health(&mut self, name: &str, h: Health) {
+        if let Some(r) = self.records.get_mut(name) {
+            r.health = Some(h);
+            let _ = state::write(&self.root, r);
+        }
+    }
+
     fn ready(&mut self, name: &str) {
         let since = match self.state.get(name) {
             Some(State::Starting(t)) => *t,
@@ -483,6 +607,11 @@ impl Sup<'_> {
             service: name.to_string(),
             after_ms: since.elapsed().as_millis() as u64,
         });
+        if self.units[name].health.is_some() {
+            self.health.insert(name.to_string(), (Health::Healthy, 0));
+            self.set_health(name, Health::Healthy);
+            self.spawn_monitor(name);
+        }
         let unit = &self.units[name];
         if self.consumed.contains(name) && !unit.is_container() {
             let ports: Vec<u16> = unit.ports.iter().map(|(t, _)| *t).collect();
@@ -548,6 +677,9 @@ impl Sup<'_> {
                 }
             }
             let mut ran = Duration::ZERO;
+            if let Some(stop) = self.monitors.remove(&name) {
+                stop.store(true, Ordering::SeqCst);
+            }
             if let Some(mut p) = self.procs.remove(&name) {
                 ran = p.started.elapsed();
                 // Whatever the leader left behind in its group.
@@ -581,6 +713,7 @@ impl Sup<'_> {
                 continue;
             }
             state::remove(&self.root, &name);
+            self.records.remove(&name);
             // A one-off job that ended well is done, not failed.
             if matches!(was, Some(State::Starting(_))) && code != Some(0) {
                 return Err(Error::failed(format!(
@@ -595,34 +728,90 @@ impl Sup<'_> {
         Ok(())
     }
 
-    fn spawn_probe(&self, unit: &Unit, cid: Option<String>) {
-        let Some(h) = unit.health.clone() else { return };
-        let tx = self.tx.clone();
-        let cancel = self.cancel.clone();
+    /// One run of `unit`'s healthcheck: hsm's own probe, or the
+    /// container's compose healthcheck.
+    fn probe(
+        &self,
+        unit: &Unit,
+        cid: Option<String>,
+    ) -> Option<impl Fn() -> bool + Send + 'static> {
+        let h = unit.health.clone()?;
         let compose = self.compose.clone();
         let launch = unit.launch.clone();
-        let name = unit.name.clone();
-        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
         let port = match &h.test {
             Test::Http { port, .. } => unit.probe_port(*port),
             Test::Tcp { port } => unit.probe_port(Some(*port)),
             _ => None,
         };
+        Some(move || match (&h.test, &cid) {
+            (Test::Http { path, .. }, _) => {
+                port.is_some_and(|p| health::http_ok(p, path, h.timeout))
+            }
+            (Test::Tcp { .. }, _) => port.is_some_and(|p| health::tcp_ok(p, h.timeout)),
+            (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
+            (test, None) => launch
+                .as_ref()
+                .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
+        })
+    }
+
+    /// After the first pass: the healthcheck every `interval`, its
+    /// results sent as `Message::Health`, until the service ends.
+    fn spawn_monitor(&mut self, name: &str) {
+        let unit = self.units[name].clone();
+        let cid = self.containers.get(name).map(|(c, _)| c.clone());
+        let (Some(h), Some(probe)) = (unit.health.clone(), self.probe(&unit, cid)) else {
+            return;
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Some(old) = self.monitors.insert(name.to_string(), stop.clone()) {
+            old.store(true, Ordering::SeqCst);
+        }
+        let cancel = self.cancel.clone();
+        let tx = self.tx.clone();
+        let service = name.to_string();
+        let generation = self.generation.get(name).copied().unwrap_or(0);
+        std::thread::spawn(move || {
+            let stopped = || stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst);
+            loop {
+                // Sleep in small steps, so that a stop is seen at once.
+                let until = Instant::now() + h.interval;
+                while Instant::now() < until && !stopped() {
+                    std::thread::sleep(Duration::from_millis(50).min(h.interval));
+                }
+                if stopped() {
+                    return;
+                }
+                let ok = probe();
+                if stopped()
+                    || tx
+                        .send(Message::Health {
+                            service: service.clone(),
+                            generation,
+                            ok,
+                        })
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn spawn_probe(&self, unit: &Unit, cid: Option<String>) {
+        let Some(h) = unit.health.clone() else { return };
+        let Some(probe) = self.probe(unit, cid) else {
+            return;
+        };
+        let tx = self.tx.clone();
+        let cancel = self.cancel.clone();
+        let name = unit.name.clone();
+        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
         std::thread::spawn(move || {
             let start = Instant::now();
             let deadline = h.deadline();
             while !cancel.load(Ordering::SeqCst) {
-                let ok = match (&h.test, &cid) {
-                    (Test::Http { path, .. }, _) => {
-                        port.is_some_and(|p| health::http_ok(p, path, h.timeout))
-                    }
-                    (Test::Tcp { .. }, _) => port.is_some_and(|p| health::tcp_ok(p, h.timeout)),
-                    (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
-                    (test, None) => launch
-                        .as_ref()
-                        .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
-                };
-                if ok {
+                if probe() {
                     let _ = tx.send(Message::Probe {
                         service: name,
                         generation,
