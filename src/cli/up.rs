@@ -205,7 +205,11 @@ pub fn ps(shell: &Shell, root: &Utf8Path) -> Result<i32> {
         table.push([
             r.service.clone(),
             r.runtime.to_string(),
-            r.state.clone(),
+            match r.health {
+                // As compose shows it: `running (healthy)`.
+                Some(h) => format!("{} ({})", r.state, h.as_str()),
+                None => r.state.clone(),
+            },
             id,
             uptime,
             r.ports.join(", "),
@@ -398,6 +402,7 @@ fn show(
             h => shell.status("Health", format!("{service}: {}", h.as_str())),
         },
         Event::AllReady => {}
+        Event::Blocking { message } => shell.status("Blocking", message),
         Event::Stopped { service } => shell.status("Stopped", service),
         Event::Warning { message } => shell.warn(message),
     }

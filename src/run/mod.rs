@@ -110,6 +110,10 @@ pub enum Event {
         service: String,
         health: state::Health,
     },
+    /// Waiting for a sync to finish before starting.
+    Blocking {
+        message: String,
+    },
     /// `-d`: every service is ready; `up -d` returns, the detached
     /// supervisor runs on.
     AllReady,
@@ -356,6 +360,36 @@ fn up_here(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<U
     };
     let consumed = discovery::consumed_by_containers(plan, &names);
     let root = &plan.project.workspace_root;
+    // The processes run from what sync made: no sync rewrites it under
+    // them (one with nothing to do still runs).
+    let processes: Vec<&str> = units
+        .iter()
+        .filter(|u| !u.is_container())
+        .map(|u| u.name.as_str())
+        .collect();
+    let _hold = if processes.is_empty() {
+        None
+    } else {
+        let who = format!(
+            "{} (pid {}), running {}",
+            if opts.detach {
+                "the detached supervisor of `cargo hsm up -d`"
+            } else {
+                "`cargo hsm up`"
+            },
+            std::process::id(),
+            processes.join(", ")
+        );
+        Some(crate::materialize::hold_sync_lock_for(
+            root,
+            &who,
+            &mut |p| {
+                on(Event::Blocking {
+                    message: format!("waiting for file lock on {p}"),
+                })
+            },
+        )?)
+    };
     let running = clean_stale(root, &names, on)?;
     supervisor::run(root, units, compose, consumed, running, opts, on)
 }

@@ -165,14 +165,7 @@ pub fn read_valid(root: &Utf8Path, on_bad: &mut dyn FnMut(String)) -> Vec<Record
     out
 }
 
-/// The start time of process `pid` in clock ticks since boot, and whether
-/// it is a zombie; `None` when there is no such process.
-pub fn proc_start(pid: i32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(19)?.parse().ok()?, f.first() == Some(&"Z")))
-}
+pub use crate::materialize::interrupt::proc_start;
 
 /// Whether a recorded process is still the one we started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

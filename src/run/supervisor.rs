@@ -225,82 +225,80 @@ impl Sup<'_> {
     }
 
     fn step(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<End>> {
-        {
-            if let Some(sig) = interrupt::signalled() {
-                return Ok(Some(End::Signal(sig)));
+        if let Some(sig) = interrupt::signalled() {
+            return Ok(Some(End::Signal(sig)));
+        }
+        self.stop_requested();
+        self.start_ready_ones()?;
+        let due: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in due {
+            if let Err(e) = self.start(&n) {
+                self.state.insert(n.clone(), State::Exited);
+                state::remove(&self.root, &n);
+                return Err(e);
             }
-            self.stop_requested();
-            self.start_ready_ones()?;
-            let due: Vec<String> = self
+        }
+        match self.rx.recv_timeout(Duration::from_millis(25)) {
+            Ok(m) => self.handle(m)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(m)?;
+        }
+        self.poll_exits()?;
+        self.grace_readiness();
+        if let Some(limit) = wait_timeout {
+            let waiting: Vec<String> = self
                 .state
                 .iter()
-                .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
+                .filter(|(n, s)| {
+                    matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
+                        && !self.ever_ready.contains(*n)
+                })
                 .map(|(n, _)| n.clone())
                 .collect();
-            for n in due {
-                if let Err(e) = self.start(&n) {
-                    self.state.insert(n.clone(), State::Exited);
-                    state::remove(&self.root, &n);
-                    return Err(e);
-                }
+            if !waiting.is_empty() && t0.elapsed() > limit {
+                let first = waiting[0].clone();
+                return Err(Error::failed(format!(
+                    "service{} {} did not become ready within --wait-timeout {}s",
+                    if waiting.len() == 1 { "" } else { "s" },
+                    waiting
+                        .iter()
+                        .map(|w| format!("`{w}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    limit.as_secs_f64()
+                ))
+                .with_detail(self.tail(&first)));
             }
-            match self.rx.recv_timeout(Duration::from_millis(25)) {
-                Ok(m) => self.handle(m)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
-            }
-            while let Ok(m) = self.rx.try_recv() {
-                self.handle(m)?;
-            }
-            self.poll_exits()?;
-            self.grace_readiness();
-            if let Some(limit) = wait_timeout {
-                let waiting: Vec<String> = self
-                    .state
-                    .iter()
-                    .filter(|(n, s)| {
-                        matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
-                            && !self.ever_ready.contains(*n)
-                    })
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                if !waiting.is_empty() && t0.elapsed() > limit {
-                    let first = waiting[0].clone();
-                    return Err(Error::failed(format!(
-                        "service{} {} did not become ready within --wait-timeout {}s",
-                        if waiting.len() == 1 { "" } else { "s" },
-                        waiting
-                            .iter()
-                            .map(|w| format!("`{w}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        limit.as_secs_f64()
-                    ))
-                    .with_detail(self.tail(&first)));
-                }
-            }
-            let alive = self.state.values().any(|s| !matches!(s, State::Exited));
-            // Nothing of ours runs, nor ever will (all ran before this `up`).
-            let nothing = self.procs.is_empty()
-                && self.asked.is_empty()
-                && self.state.iter().all(|(n, s)| {
-                    *s == State::Exited
-                        || (*s == State::Ready
-                            && self.ever_ready.contains(n)
-                            && !self.generation.contains_key(n))
-                });
-            if (!alive || nothing) && self.inflight == 0 {
-                return Ok(Some(End::AllEnded));
-            }
-            let settled = self
-                .state
-                .values()
-                .all(|s| matches!(s, State::Ready | State::Exited));
-            if self.detach && settled && self.inflight == 0 && !self.notified {
-                self.detached();
-            }
-            Ok(None)
         }
+        let alive = self.state.values().any(|s| !matches!(s, State::Exited));
+        // Nothing of ours runs, nor ever will (all ran before this `up`).
+        let nothing = self.procs.is_empty()
+            && self.asked.is_empty()
+            && self.state.iter().all(|(n, s)| {
+                *s == State::Exited
+                    || (*s == State::Ready
+                        && self.ever_ready.contains(n)
+                        && !self.generation.contains_key(n))
+            });
+        if (!alive || nothing) && self.inflight == 0 {
+            return Ok(Some(End::AllEnded));
+        }
+        let settled = self
+            .state
+            .values()
+            .all(|s| matches!(s, State::Ready | State::Exited));
+        if self.detach && settled && self.inflight == 0 && !self.notified {
+            self.detached();
+        }
+        Ok(None)
     }
 
     /// Every service is ready: tells `up -d`, which returns; from here on
