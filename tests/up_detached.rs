@@ -75,6 +75,7 @@ fn detached_processes_restart_show_health_and_down_leaves_nothing() {
     let sb = sandbox(&manifest, &[("web", &web), ("worker", worker)]);
     let out = wait_bounded(spawn_up(&sb, &["-d"], &[]), Duration::from_secs(120));
     let e = stderr(&out);
+    let down_anyway = Down(&sb);
     assert_eq!(out.status.code(), Some(0), "{e}");
     assert!(e.contains("Ready web") && e.contains("Ready worker"), "{e}");
     assert!(
@@ -106,6 +107,7 @@ fn detached_processes_restart_show_health_and_down_leaves_nothing() {
     assert!(!ours(&sb).is_empty());
 
     // `down`: the worker is stopped for good, the supervisor ends, nothing is left.
+    std::mem::forget(down_anyway);
     let t = Instant::now();
     let down = sb.run(&["down"]);
     assert!(down.status.success(), "{}", stderr(&down));
@@ -136,6 +138,7 @@ fn a_running_up_holds_the_sync_lock_against_a_sync_that_would_change_its_environ
     let sb = sandbox(&manifest, &[("web", script)]);
     let sync = |sb: &Sandbox| sb.cmd(&["sync"]).env("UV_OFFLINE", "1").output().unwrap();
     let mut up = spawn_up(&sb, &[], &[]);
+    let mut guard = Interrupt(Some(up.id() as i32));
     wait_for_file(&sb.path("started"), Duration::from_secs(120), &mut up);
     // Nothing to do: it goes ahead.
     let out = sync(&sb);
@@ -173,6 +176,7 @@ fn a_running_up_holds_the_sync_lock_against_a_sync_that_would_change_its_environ
         wait_bounded(up, Duration::from_secs(30)).status.code(),
         Some(130)
     );
+    guard.0 = None;
     let out = sync(&sb);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -183,15 +187,37 @@ fn a_running_up_holds_the_sync_lock_against_a_sync_that_would_change_its_environ
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    let _down = Down(&sb);
     sb.write("hsm.toml", &manifest.replace("\"one\"", "\"three\""));
     let e = stderr(&sync(&sb));
     assert!(
         e.contains("held by the detached supervisor of `cargo hsm up -d`"),
         "{e}"
     );
-    assert!(sb.run(&["down", "-q"]).status.success());
+    drop(_down);
     let out = sync(&sb);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `cargo hsm down` however the test ends.
+struct Down<'a>(&'a Sandbox);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        assert!(self.0.run(&["down", "-q"]).status.success() || std::thread::panicking());
+    }
+}
+
+/// SIGINT to a `cargo hsm up` still running when a test fails.
+struct Interrupt(Option<i32>);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

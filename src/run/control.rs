@@ -298,15 +298,62 @@ impl Compose {
     /// `compose down` of the project (or, with services named, removes
     /// their containers), with `--volumes` its volumes too.
     pub fn down(&self, services: &[String], volumes: bool, timeout: Duration) -> Result<()> {
-        let t = timeout.as_secs().to_string();
-        let mut args: Vec<&str> = match (self.engine, services.is_empty()) {
-            (_, true) | (ContainerEngine::Podman, false) => vec!["down", "-t", &t],
-            (ContainerEngine::Docker, false) => vec!["rm", "-s", "-f"],
-        };
-        if volumes {
-            args.push("-v");
-        }
-        args.extend(services.iter().map(String::as_str));
+        let args = down_args(self.engine, services, volumes, timeout);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.run_checked(&args, "the compose project did not come down")
+    }
+}
+
+/// The front end's arguments for `down`: the whole project, or (services
+/// named) their containers only — `docker compose rm -s -f`, while
+/// podman-compose's `down` takes service names itself.
+fn down_args(
+    engine: ContainerEngine,
+    services: &[String],
+    volumes: bool,
+    timeout: Duration,
+) -> Vec<String> {
+    let t = timeout.as_secs().to_string();
+    let mut args: Vec<String> = match (engine, services.is_empty()) {
+        (_, true) | (ContainerEngine::Podman, false) => vec!["down".into(), "-t".into(), t],
+        (ContainerEngine::Docker, false) => vec!["rm".into(), "-s".into(), "-f".into()],
+    };
+    if volumes {
+        args.push("-v".into());
+    }
+    args.extend(services.iter().cloned());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_command_lines_per_engine() {
+        let t = Duration::from_secs(10);
+        let s = vec!["web".to_string()];
+        let line = |e, s: &[String], v| down_args(e, s, v, t).join(" ");
+        assert_eq!(line(ContainerEngine::Podman, &[], false), "down -t 10");
+        assert_eq!(line(ContainerEngine::Docker, &[], true), "down -t 10 -v");
+        assert_eq!(line(ContainerEngine::Podman, &s, true), "down -t 10 -v web");
+        assert_eq!(line(ContainerEngine::Docker, &s, false), "rm -s -f web");
+    }
+
+    #[test]
+    fn container_health_from_the_engines_state() {
+        let h = |l: &str| container_state(l);
+        assert_eq!(
+            h(r#"abc {"Running":true,"Health":{"Status":"healthy"}}"#),
+            Some(("abc".into(), Some(state::Health::Healthy)))
+        );
+        // podman before 4: `Healthcheck`.
+        assert_eq!(
+            h(r#"abc {"Running":true,"Healthcheck":{"Status":"unhealthy"}}"#),
+            Some(("abc".into(), Some(state::Health::Unhealthy)))
+        );
+        assert_eq!(h(r#"abc {"Running":true}"#), Some(("abc".into(), None)));
+        assert_eq!(h(r#"abc {"Running":false}"#), None);
+        assert_eq!(h("abc not json"), None);
     }
 }
