@@ -19,8 +19,11 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod probes;
+mod stop;
+
 use super::container::Compose;
-use super::health::{self, Test, GRACE};
+use super::health;
 use super::process::{self, Proc};
 use super::state::{self, Health, Record};
 use super::{Event, Message, Unit, UpOptions, UpOutcome, TAIL_LINES};
@@ -313,37 +316,6 @@ impl Sup<'_> {
         self.containers.clear();
     }
 
-    /// Stops the services `cargo hsm down` asked this supervisor to stop
-    /// (detached only): for good, no restart.
-    fn stop_requested(&mut self) {
-        if !self.detach {
-            return;
-        }
-        let asked: Vec<String> = self
-            .generation
-            .keys()
-            .filter(|n| state::stop_request(&self.root, n).exists())
-            .filter(|n| !matches!(self.state.get(*n), Some(State::Exited) | None))
-            .cloned()
-            .collect();
-        for n in asked {
-            self.emit(Event::Stopping {
-                services: vec![n.clone()],
-            });
-            if let Some(stop) = self.monitors.remove(&n) {
-                stop.store(true, Ordering::SeqCst);
-            }
-            if let Some(mut p) = self.procs.remove(&n) {
-                p.stop(self.units[&n].stop_timeout);
-            }
-            self.state.insert(n.clone(), State::Exited);
-            self.records.remove(&n);
-            state::remove(&self.root, &n);
-            let _ = std::fs::remove_file(state::stop_request(&self.root, &n));
-            self.emit(Event::Stopped { service: n });
-        }
-    }
-
     fn start_ready_ones(&mut self) -> Result<()> {
         let startable: Vec<String> = self
             .state
@@ -559,41 +531,6 @@ impl Sup<'_> {
         Ok(())
     }
 
-    /// A health probe's result after the first pass: `unhealthy` after
-    /// `retries` failures in a row, `healthy` again on a pass; the record
-    /// on disk (what `ps` shows) follows.
-    fn health_verdict(&mut self, name: &str, ok: bool) {
-        let retries = self.units[name]
-            .health
-            .as_ref()
-            .map_or(1, |h| h.retries.max(1));
-        let (was, fails) = self
-            .health
-            .get(name)
-            .copied()
-            .unwrap_or((Health::Healthy, 0));
-        let (now, fails) = match ok {
-            true => (Health::Healthy, 0),
-            false if fails + 1 >= retries => (Health::Unhealthy, fails + 1),
-            false => (was, fails + 1),
-        };
-        self.health.insert(name.to_string(), (now, fails));
-        if now != was {
-            self.set_health(name, now);
-            self.emit(Event::Health {
-                service: name.to_string(),
-                health: now,
-            });
-        }
-    }
-
-    fn set_health(&mut self, name: &str, h: Health) {
-        if let Some(r) = self.records.get_mut(name) {
-            r.health = Some(h);
-            let _ = state::write(&self.root, r);
-        }
-    }
-
     fn ready(&mut self, name: &str) {
         let since = match self.state.get(name) {
             Some(State::Starting(t)) => *t,
@@ -620,24 +557,6 @@ impl Sup<'_> {
                 );
                 self.emit(Event::Warning { message });
             }
-        }
-    }
-
-    /// Readiness of services without a healthcheck: alive after [`GRACE`].
-    fn grace_readiness(&mut self) {
-        let due: Vec<String> = self
-            .state
-            .iter()
-            .filter_map(|(n, s)| match s {
-                State::Starting(t) if t.elapsed() >= GRACE && self.units[n].health.is_none() => {
-                    Some(n.clone())
-                }
-                _ => None,
-            })
-            .filter(|n| self.procs.contains_key(n) || self.containers.contains_key(n))
-            .collect();
-        for n in due {
-            self.ready(&n);
         }
     }
 
@@ -724,216 +643,5 @@ impl Sup<'_> {
             }
         }
         Ok(())
-    }
-
-    /// One run of `unit`'s healthcheck: hsm's own probe, or the
-    /// container's compose healthcheck.
-    fn probe(
-        &self,
-        unit: &Unit,
-        cid: Option<String>,
-    ) -> Option<impl Fn() -> bool + Send + 'static> {
-        let h = unit.health.clone()?;
-        let compose = self.compose.clone();
-        let launch = unit.launch.clone();
-        let port = match &h.test {
-            Test::Http { port, .. } => unit.probe_port(*port),
-            Test::Tcp { port } => unit.probe_port(Some(*port)),
-            _ => None,
-        };
-        Some(move || match (&h.test, &cid) {
-            (Test::Http { path, .. }, _) => {
-                port.is_some_and(|p| health::http_ok(p, path, h.timeout))
-            }
-            (Test::Tcp { .. }, _) => port.is_some_and(|p| health::tcp_ok(p, h.timeout)),
-            (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
-            (test, None) => launch
-                .as_ref()
-                .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
-        })
-    }
-
-    /// After the first pass: the healthcheck every `interval`, its
-    /// results sent as `Message::Health`, until the service ends.
-    fn spawn_monitor(&mut self, name: &str) {
-        let unit = self.units[name].clone();
-        let cid = self.containers.get(name).map(|(c, _)| c.clone());
-        let (Some(h), Some(probe)) = (unit.health.clone(), self.probe(&unit, cid)) else {
-            return;
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Some(old) = self.monitors.insert(name.to_string(), stop.clone()) {
-            old.store(true, Ordering::SeqCst);
-        }
-        let cancel = self.cancel.clone();
-        let tx = self.tx.clone();
-        let service = name.to_string();
-        let generation = self.generation.get(name).copied().unwrap_or(0);
-        std::thread::spawn(move || {
-            let stopped = || stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst);
-            loop {
-                // Sleep in small steps, so that a stop is seen at once.
-                let until = Instant::now() + h.interval;
-                while Instant::now() < until && !stopped() {
-                    std::thread::sleep(Duration::from_millis(50).min(h.interval));
-                }
-                if stopped() {
-                    return;
-                }
-                let ok = probe();
-                if stopped()
-                    || tx
-                        .send(Message::Health {
-                            service: service.clone(),
-                            generation,
-                            ok,
-                        })
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        });
-    }
-
-    fn spawn_probe(&self, unit: &Unit, cid: Option<String>) {
-        let Some(h) = unit.health.clone() else { return };
-        let Some(probe) = self.probe(unit, cid) else {
-            return;
-        };
-        let tx = self.tx.clone();
-        let cancel = self.cancel.clone();
-        let name = unit.name.clone();
-        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            let deadline = h.deadline();
-            while !cancel.load(Ordering::SeqCst) {
-                if probe() {
-                    let _ = tx.send(Message::Probe {
-                        service: name,
-                        generation,
-                        result: Ok(()),
-                    });
-                    return;
-                }
-                if start.elapsed() > deadline {
-                    let _ = tx.send(Message::Probe {
-                        service: name,
-                        generation,
-                        result: Err(format!(
-                            "its healthcheck did not pass within {:.1}s (start-period + interval × retries)",
-                            deadline.as_secs_f64()
-                        )),
-                    });
-                    return;
-                }
-                std::thread::sleep(h.start_interval);
-            }
-        });
-    }
-
-    /// Stops everything still running, dependents first.
-    fn stop_all(&mut self) {
-        self.cancel.store(true, Ordering::SeqCst);
-        // A container whose `up` is still running is stopped once it is up.
-        while self.inflight > 0 {
-            match self.rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(Message::ContainerUp { service, result }) => {
-                    self.inflight -= 1;
-                    if let Ok(cid) = result {
-                        self.containers.insert(service, (cid, None));
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        let mut left: BTreeSet<String> = self
-            .procs
-            .keys()
-            .chain(self.asked.iter())
-            .cloned()
-            .collect();
-        while !left.is_empty() {
-            let mut layer: Vec<String> = left
-                .iter()
-                .filter(|n| {
-                    !left
-                        .iter()
-                        .any(|o| self.units[o].deps.iter().any(|d| d == *n))
-                })
-                .cloned()
-                .collect();
-            if layer.is_empty() {
-                layer = left.iter().cloned().collect(); // no cycle gets here; be safe
-            }
-            self.emit(Event::Stopping {
-                services: layer.clone(),
-            });
-            let containers: Vec<String> = layer
-                .iter()
-                .filter(|n| self.asked.contains(*n))
-                .cloned()
-                .collect();
-            if let (Some(compose), false) = (self.compose.clone(), containers.is_empty()) {
-                let timeout = containers
-                    .iter()
-                    .map(|n| self.units[n].stop_timeout)
-                    .max()
-                    .unwrap_or_default();
-                if let Err(e) = compose.stop(&containers, timeout) {
-                    self.emit(Event::Warning { message: e.plain() });
-                }
-                for n in &containers {
-                    if let Some((_, Some(mut f))) = self.containers.remove(n) {
-                        // SAFETY: the follower's own process group.
-                        unsafe {
-                            libc::kill(-(f.id() as i32), libc::SIGKILL);
-                        }
-                        let _ = f.wait();
-                    }
-                }
-            }
-            let mut procs: Vec<(Proc, Duration)> = layer
-                .iter()
-                .filter_map(|n| {
-                    self.procs
-                        .remove(n)
-                        .map(|p| (p, self.units[n].stop_timeout))
-                })
-                .collect();
-            std::thread::scope(|s| {
-                for (p, t) in &mut procs {
-                    s.spawn(move || p.stop(*t));
-                }
-            });
-            // Their last lines, then the verdicts.
-            while let Ok(m) = self.rx.try_recv() {
-                if let Message::Log {
-                    service,
-                    line,
-                    stderr,
-                } = m
-                {
-                    self.emit(Event::Log {
-                        service,
-                        line,
-                        stderr,
-                    });
-                }
-            }
-            for n in &layer {
-                left.remove(n);
-                state::remove(&self.root, n);
-                self.emit(Event::Stopped { service: n.clone() });
-            }
-        }
-        // Those waiting for a restart have nothing left to stop.
-        for n in self.units.keys() {
-            if matches!(self.state.get(n), Some(State::Backoff(_))) {
-                state::remove(&self.root, n);
-            }
-        }
     }
 }
