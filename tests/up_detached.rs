@@ -170,13 +170,14 @@ fn a_running_up_holds_the_sync_lock_against_a_sync_that_would_change_its_environ
         "{e}"
     );
     assert_eq!(env_files(&sb), before, "the refused sync wrote");
-    // SAFETY: our own child.
-    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
-    assert_eq!(
-        wait_bounded(up, Duration::from_secs(30)).status.code(),
-        Some(130)
-    );
+    // `down` from another shell: the foreground `up` stops web for good
+    // and, with nothing left to run, ends by itself.
+    assert!(sb.run(&["down"]).status.success());
+    let out = wait_bounded(up, Duration::from_secs(30));
     guard.0 = None;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Stopped web"), "{}", stderr(&out));
+    assert_eq!(ours(&sb), Vec::<String>::new());
     let out = sync(&sb);
     assert!(out.status.success(), "{}", stderr(&out));
 

@@ -54,7 +54,8 @@ struct Sup<'a> {
     /// `Event::AllReady` was sent: from now on a failure of one service
     /// is reported, and the others run on.
     notified: bool,
-    /// This process (pid, start time), recorded when detached.
+    /// This process (pid, start time), recorded as the supervisor of the
+    /// services it runs, so that `down` from another shell asks it.
     me: Option<(i32, u64)>,
     /// What is on disk for each running service (rewritten when its
     /// health changes).
@@ -107,10 +108,7 @@ pub(super) fn run(
         root: root.to_owned(),
         detach: opts.detach,
         notified: false,
-        me: opts
-            .detach
-            .then(|| state::proc_start(me).map(|(t, _)| (me, t)))
-            .flatten(),
+        me: state::proc_start(me).map(|(t, _)| (me, t)),
         records: BTreeMap::new(),
         health: BTreeMap::new(),
         monitors: BTreeMap::new(),

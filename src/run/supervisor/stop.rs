@@ -1,5 +1,5 @@
-//! Stopping: what `cargo hsm down` asks a detached supervisor to stop, and
-//! everything at the end, dependents first.
+//! Stopping: what `cargo hsm down` (from another shell) asks this `up` or
+//! detached supervisor to stop, and everything at the end, dependents first.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -11,12 +11,9 @@ use super::super::{Event, Message};
 use super::{State, Sup};
 
 impl Sup<'_> {
-    /// Stops the services `cargo hsm down` asked this supervisor to stop
-    /// (detached only): for good, no restart.
+    /// Stops the services `cargo hsm down` asked this supervisor to stop:
+    /// for good, no restart.
     pub(super) fn stop_requested(&mut self) {
-        if !self.detach {
-            return;
-        }
         let asked: Vec<String> = self
             .generation
             .keys()
