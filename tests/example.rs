@@ -6,31 +6,7 @@ mod sync_support;
 use std::path::Path;
 use std::time::SystemTime;
 
-use sync_support::{require, stderr, Sandbox};
-
-/// Copies the example's tracked content (no build output or environments).
-fn copy_example(from: &Path, to: &Path, top: bool) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().to_string();
-        let generated_anywhere = matches!(name.as_str(), ".venv" | "uv.lock" | "__pycache__");
-        let generated_at_top = top
-            && matches!(
-                name.as_str(),
-                "target" | ".hsm" | "services" | "hsm.lock" | "docker-compose.hsm.yml"
-            );
-        if generated_anywhere || generated_at_top {
-            continue;
-        }
-        let dst = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_example(&entry.path(), &dst, false);
-        } else {
-            std::fs::copy(entry.path(), &dst).unwrap();
-        }
-    }
-}
+use sync_support::{copy_example, require, stderr, Sandbox};
 
 fn mtimes(root: &Path, rels: &[&str]) -> Vec<SystemTime> {
     rels.iter()
@@ -108,6 +84,12 @@ fn example_syncs_offline_and_a_second_sync_is_fresh() {
             "{not} present:\n{compose}"
         );
     }
+    // The gateway reaches the embedder process through podman's host
+    // gateway, with no hand-written host name (tests/up_podman.rs runs it).
+    assert!(
+        compose.contains("GATEWAY_UPSTREAM: http://host.containers.internal:8081"),
+        "{compose}"
+    );
 
     let generated = [
         "docker-compose.hsm.yml",

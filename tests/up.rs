@@ -336,12 +336,12 @@ fn detached_up_then_ps_and_down_from_a_new_shell() {
             "reason": "ps",
             "services": [
                 {
-                    "service": "client", "runtime": "uv", "state": "running", "pid": "[PID]",
+                    "service": "client", "runtime": "uv", "state": "running", "health": null, "pid": "[PID]",
                     "ports": [], "uptime_s": "[UPTIME]", "command": "python main.py",
                     "detached": true, "restarts": 0, "log": ".hsm/run/client.log"
                 },
                 {
-                    "service": "web", "runtime": "uv", "state": "running", "pid": "[PID]",
+                    "service": "web", "runtime": "uv", "state": "running", "health": "healthy", "pid": "[PID]",
                     "ports": [port.to_string()], "uptime_s": "[UPTIME]", "command": "python main.py",
                     "detached": true, "restarts": 0, "log": ".hsm/run/web.log"
                 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use compose_support::free_port;
-use sync_support::{require, stderr, stdout};
+use sync_support::{copy_example, require, stderr, stdout, Sandbox};
 use up_support::*;
 
 /// The ids of the project's running (`all`: also stopped) containers.
@@ -57,8 +57,15 @@ impl Drop for Project {
     }
 }
 
-#[test]
-fn a_process_and_a_podman_container_reach_each_other() {
+type Env = Vec<(String, String)>;
+
+/// podman, podman-compose and uv, with the busybox image imported into the
+/// tests' own podman store: the store's environment, or `None` (skipped
+/// locally, failing under `CI=true`).
+fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
+    // One test at a time in the shared store.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     use compose_support::{missing, podman_env, require as require_tool, run_bounded};
     for (tool, why) in [
         ("podman", "the container engine"),
@@ -66,16 +73,16 @@ fn a_process_and_a_podman_container_reach_each_other() {
         ("bash", "runs tests/support/podman-*.sh"),
     ] {
         if !require_tool(tool, why) {
-            return;
+            return None;
         }
     }
     if !require("uv") {
-        return;
+        return None;
     }
     let uid = Command::new("id").arg("-u").output();
     if uid.map(|o| o.stdout.trim_ascii() != b"0").unwrap_or(true) {
         missing("podman runs as root with a project-local vfs store here; not root");
-        return;
+        return None;
     }
     let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hsm-podman");
     let env = podman_env(&state);
@@ -94,6 +101,14 @@ fn a_process_and_a_podman_container_reach_each_other() {
         String::from_utf8_lossy(&image.stderr)
     );
 
+    Some((env, one))
+}
+
+#[test]
+fn a_process_and_a_podman_container_reach_each_other() {
+    let Some((env, _one)) = podman_ready() else {
+        return;
+    };
     let (api_port, box_port) = (free_port(), free_port());
     let project = format!("hsmup{}", std::process::id());
     let mut manifest = format!(
@@ -209,6 +224,9 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
         rows[1]["container"].as_str().is_some_and(|c| c.len() >= 12),
         "{ps}"
     );
+    // Its compose healthcheck, run by hsm (podman has no systemd timers here).
+    assert_eq!(rows[1]["health"], "healthy", "{ps}");
+    assert_eq!(rows[0]["health"], "healthy", "{ps}");
     let (code, body) = compose_support::http_get(box_port, "/got.txt").unwrap();
     assert_eq!((code, body.as_str()), (200, "api saw /from-box"));
     let down = sb
@@ -219,4 +237,115 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
     assert!(down.status.success(), "{}", stderr(&down));
     assert_eq!(containers(&env, &project, true), "", "a container is left");
     assert!(compose_support::http_get(api_port, "/").is_err());
+}
+
+/// The bundled example's gateway container and embedder process, wired by
+/// `up` alone: a request to the gateway's published port crosses into the
+/// embedder on the host. The copy keeps the two services and what they
+/// use, without the database images (postgres, redis) that are not here;
+/// its ports and project name are made unique to the test.
+///
+/// Not in CI (a sync of the example and an image build: about 90 s on a
+/// loaded 2-core machine): `cargo test --test up_podman -- --ignored rag`.
+#[test]
+#[ignore]
+fn the_rag_stack_gateway_reaches_its_embedder_through_up() {
+    let Some((env, _one)) = podman_ready() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rag-stack");
+    copy_example(&example, &sb.root, true);
+    let (gw, emb) = (free_port(), free_port());
+    let project = format!("ragup{}", std::process::id());
+    let edit = |rel: &str, pairs: &[(&str, &str)]| {
+        let mut t = sb.read(rel);
+        for (a, b) in pairs {
+            assert!(t.contains(a), "{rel} has no `{a}`");
+            t = t.replace(a, b);
+        }
+        sb.write(rel, &t);
+    };
+    edit(
+        "hsm.toml",
+        &[
+            ("name = \"rag-stack\"", &format!("name = \"{project}\"")),
+            (
+                "groups.infra = { strategy = \"M-of-N\", selection = [\"postgres\", \"redis\"] }\n",
+                "",
+            ),
+        ],
+    );
+    edit(
+        "hsm-registry/services/gateway.toml",
+        &[
+            (
+                "ports = [\"18080:8080\"]",
+                &format!("ports = [\"127.0.0.1:{gw}:8080\"]"),
+            ),
+            ("depends-on = [\"redis\"]\n", ""),
+            (
+                "\"service:postgres\" = { params = { db_name = \"gateway\" } }\n",
+                "",
+            ),
+        ],
+    );
+    edit(
+        "hsm-registry/services/embedder.toml",
+        &[
+            ("ports = [\"8081\"]", &format!("ports = [\"{emb}\"]")),
+            (
+                "EMBEDDER_PORT = \"8081\"",
+                &format!("EMBEDDER_PORT = \"{emb}\""),
+            ),
+            (
+                "\"service:postgres\" = { params = { db_name = \"embeddings\" } }\n",
+                "",
+            ),
+        ],
+    );
+    let _down = Project {
+        name: project.clone(),
+        root: sb.root.clone(),
+        env: env.clone(),
+    };
+    let hsm = |args: &[&str]| {
+        sb.cmd(args)
+            .env("UV_OFFLINE", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    let out = hsm(&["up", "-d", "--offline", "gateway"]);
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    // The embedder (implied by the gateway) was ready before the gateway started.
+    assert!(
+        e.find("Ready embedder").unwrap() < e.find("Starting gateway").unwrap(),
+        "{e}"
+    );
+    let compose = sb.read("docker-compose.hsm.yml");
+    assert!(
+        compose.contains(&format!(
+            "GATEWAY_UPSTREAM: http://host.containers.internal:{emb}"
+        )),
+        "{compose}"
+    );
+    let (code, body) =
+        compose_support::http_get(gw, "/cgi-bin/embed?text=hello+hsm+world").unwrap();
+    let down = hsm(&["down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(
+        (code, body.trim()),
+        (
+            200,
+            r#"{"tokens": ["hello", "hsm", "world"], "vector": [5, 3, 5]}"#
+        ),
+        "{}",
+        sb.read(".hsm/run/embedder.log")
+    );
+    assert!(sb
+        .read(".hsm/run/embedder.log")
+        .contains("GET /embed?text=hello+hsm+world"));
+    assert_eq!(containers(&env, &project, true), "", "a container is left");
 }

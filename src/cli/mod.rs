@@ -95,6 +95,9 @@ pub enum Command {
     Logs(up::LogsArgs),
     /// Run a one-off command inside an environment service's own environment, with its env
     Run(up::RunArgs),
+    /// The detached supervisor of `up -d` (started by `up -d` itself)
+    #[command(name = "__supervise", hide = true)]
+    Supervise(up::SuperviseArgs),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -198,6 +201,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         }
         Command::Run(args) => {
             up::run_one_off(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Supervise(args) => {
+            up::supervise(&workspace_root(cli.manifest_path.as_deref())?, args)
         }
     }
 }

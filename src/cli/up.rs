@@ -92,6 +92,27 @@ pub fn run_one_off(shell: &Shell, root: &Utf8Path, args: &RunArgs) -> Result<i32
 }
 
 #[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The services `up -d` was asked for [default: every managed service]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// `up -d --wait-timeout`, in milliseconds
+    #[arg(long, value_name = "MS")]
+    pub wait_timeout_ms: Option<u64>,
+}
+
+/// The detached supervisor of `up -d` (see [`run::detach`]).
+pub fn supervise(root: &Utf8Path, args: &SuperviseArgs) -> Result<i32> {
+    let (_, plan) = crate::plan(root)?;
+    let opts = UpOptions {
+        services: args.services.clone(),
+        wait_timeout: args.wait_timeout_ms.map(Duration::from_millis),
+        detach: true,
+    };
+    Ok(run::detach::supervise(&plan, &opts))
+}
+
+#[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Services whose logs to show [default: every one that has logs]
     #[arg(value_name = "SERVICE")]
@@ -184,7 +205,11 @@ pub fn ps(shell: &Shell, root: &Utf8Path) -> Result<i32> {
         table.push([
             r.service.clone(),
             r.runtime.to_string(),
-            r.state.clone(),
+            match r.health {
+                // As compose shows it: `running (healthy)`.
+                Some(h) => format!("{} ({})", r.state, h.as_str()),
+                None => r.state.clone(),
+            },
             id,
             uptime,
             r.ports.join(", "),
@@ -370,6 +395,14 @@ fn show(
             ),
         ),
         Event::Stopping { services } => shell.status("Stopping", services.join(", ")),
+        Event::Health { service, health } => match health {
+            run::state::Health::Unhealthy => shell.warn(format!(
+                "service `{service}` is unhealthy: its healthcheck failed"
+            )),
+            h => shell.status("Health", format!("{service}: {}", h.as_str())),
+        },
+        Event::AllReady => {}
+        Event::Blocking { message } => shell.status("Blocking", message),
         Event::Stopped { service } => shell.status("Stopped", service),
         Event::Warning { message } => shell.warn(message),
     }

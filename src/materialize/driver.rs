@@ -9,11 +9,43 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::fingerprint::Fingerprints;
 use super::interrupt;
 use super::journal::{self, annotate, DirChange, Journal};
-use super::{acquire_sync_lock, Action, ActionKind, Progress, SyncOptions, SyncReport};
+use super::{Action, ActionKind, Progress, SyncOptions, SyncReport};
 use crate::error::{Error, Result};
 use crate::fs::FileTxn;
 use crate::lock::{HsmLock, LockedFile};
 use crate::plan::Plan;
+
+/// While `cargo hsm up` holds the sync lock: the sync as a dry run; when
+/// it finds nothing to do, that is the sync's report (a fresh sync writes
+/// nothing), else the refusal names the holders and what would change.
+fn fresh_or_refused(
+    plan: &Plan,
+    opts: &SyncOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+    holders: &[String],
+) -> Result<SyncReport> {
+    let dry = SyncOptions {
+        dry_run: true,
+        ..*opts
+    };
+    let mut report = run(plan, &dry, &mut |_| {})?;
+    let changes: Vec<String> = report
+        .actions
+        .iter()
+        .filter(|a| !matches!(a.action, ActionKind::Fresh | ActionKind::Block))
+        .map(|a| a.component.clone())
+        .collect();
+    if !changes.is_empty() {
+        let mut changes = changes;
+        changes.dedup();
+        return Err(super::in_use(holders, Some(&changes)));
+    }
+    for a in &report.actions {
+        progress(Progress::Action(a));
+    }
+    report.dry_run = false;
+    Ok(report)
+}
 
 /// [`sync`], also telling when each running action ends (for a progress
 /// display).
@@ -37,7 +69,14 @@ pub(super) fn run(
                 command: None,
             }))
         };
-        Some(acquire_sync_lock(&root, &mut on_wait)?)
+        match super::lock_or_holders(&root, &mut on_wait)? {
+            super::Locked::Yes(l) => Some(l),
+            // `cargo hsm up` runs services: a sync with nothing to do
+            // goes ahead (it writes nothing), any other is refused.
+            super::Locked::InUse(holders) => {
+                return fresh_or_refused(plan, opts, progress, &holders)
+            }
+        }
     };
     let mut warnings = Vec::new();
     // A sync that was killed: roll it back before anything else.

@@ -203,6 +203,15 @@ pub fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
+/// The start time of process `pid` in clock ticks since boot, and whether
+/// it is a zombie; `None` when there is no such process.
+pub fn proc_start(pid: i32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(19)?.parse().ok()?, f.first() == Some(&"Z")))
+}
+
 /// Prepares a tool's command: its own process group (so that Ctrl-C in the
 /// terminal reaches hsm, which stops it and rolls back), and on Linux
 /// SIGKILL when hsm dies (kill -9 leaves no tool running).

@@ -388,6 +388,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn compose_command_lines_for_podman_and_docker() {
+        let root = camino::Utf8PathBuf::from("/ws");
+        let compose = |engine, front: &[&str]| Compose {
+            engine,
+            engine_bin: Utf8PathBuf::from(if engine == ContainerEngine::Docker {
+                "/usr/bin/docker"
+            } else {
+                "/usr/bin/podman"
+            }),
+            front: front.iter().map(|s| s.to_string()).collect(),
+            project: "rag-stack".into(),
+            files: vec![
+                root.join("docker-compose.hsm.yml"),
+                root.join(OVERRIDE_FILE),
+            ],
+            cwd: root.clone(),
+        };
+        let up = ["up", "-d", "--no-deps", "web"];
+        let files = "-p rag-stack -f docker-compose.hsm.yml -f .hsm/run/compose.override.yml";
+        let podman = compose(ContainerEngine::Podman, &["/usr/bin/podman-compose"]);
+        assert_eq!(
+            podman.shown(&up),
+            format!("/usr/bin/podman-compose {files} up -d --no-deps web")
+        );
+        let plugin = compose(ContainerEngine::Docker, &["/usr/bin/docker", "compose"]);
+        assert_eq!(
+            plugin.shown(&up),
+            format!("/usr/bin/docker compose {files} up -d --no-deps web")
+        );
+        let standalone = compose(ContainerEngine::Docker, &["/usr/bin/docker-compose"]);
+        let c = standalone.front_cmd(&["stop", "-t", "10", "web"]);
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(c.get_program(), "/usr/bin/docker-compose");
+        assert_eq!(
+            args.join(" "),
+            "-p rag-stack -f /ws/docker-compose.hsm.yml -f /ws/.hsm/run/compose.override.yml stop -t 10 web"
+        );
+        let logs = plugin.follow_logs("abc", 7);
+        assert_eq!(logs.get_program(), "/usr/bin/docker");
+        let args: Vec<String> = logs
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["logs", "-f", "--since", "7", "abc"]);
+    }
+
+    #[test]
     fn project_names_follow_compose_rules() {
         assert_eq!(project_name("rag-stack"), "rag-stack");
         assert_eq!(project_name("My Stack.v2"), "my_stack_v2");

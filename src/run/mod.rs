@@ -15,6 +15,7 @@
 
 pub mod container;
 pub mod control;
+pub mod detach;
 pub mod health;
 pub mod logs;
 pub mod order;
@@ -24,7 +25,7 @@ mod supervisor;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::discovery::{self, Place};
 use crate::error::{Error, Result};
@@ -56,7 +57,7 @@ pub struct UpOptions {
 }
 
 /// What `up` tells its caller while it runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// A service is being started.
@@ -103,6 +104,19 @@ pub enum Event {
     Stopped {
         service: String,
     },
+    /// A service's health changed after it was ready (it failed its
+    /// healthcheck `retries` times in a row, or passed it again).
+    Health {
+        service: String,
+        health: state::Health,
+    },
+    /// Waiting for a sync to finish before starting.
+    Blocking {
+        message: String,
+    },
+    /// `-d`: every service is ready; `up -d` returns, the detached
+    /// supervisor runs on.
+    AllReady,
     Warning {
         message: String,
     },
@@ -133,6 +147,12 @@ pub(crate) enum Message {
         /// Which start of the service it probed.
         generation: u64,
         result: std::result::Result<(), String>,
+    },
+    /// A health probe after the first pass.
+    Health {
+        service: String,
+        generation: u64,
+        ok: bool,
     },
     /// A container's `up -d` finished.
     ContainerUp {
@@ -305,11 +325,23 @@ fn prepare(plan: &Plan, opts: &UpOptions) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
-/// `cargo hsm up` in the foreground, after the sync: starts the selected
-/// services in dependency order, each once its dependencies are ready;
-/// reports their logs through `on`; stops everything on SIGINT / SIGTERM
-/// (dependents first), or returns when every service has ended.
+/// `cargo hsm up`, after the sync: starts the selected services in
+/// dependency order, each once its dependencies are ready; reports their
+/// logs through `on`; stops everything on SIGINT / SIGTERM (dependents
+/// first), or returns when every service has ended. With `-d`, they run
+/// under a detached supervisor ([`detach`]), and this returns once every
+/// one is ready.
 pub fn up(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<UpOutcome> {
+    if opts.detach {
+        detach::up(plan, opts, on)
+    } else {
+        up_here(plan, opts, on)
+    }
+}
+
+/// [`up`] in this process: the foreground `up`, or the detached
+/// supervisor itself.
+fn up_here(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<UpOutcome> {
     let units = prepare(plan, opts)?;
     let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
     let compose = if units.iter().any(Unit::is_container) {
@@ -328,6 +360,36 @@ pub fn up(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<Up
     };
     let consumed = discovery::consumed_by_containers(plan, &names);
     let root = &plan.project.workspace_root;
+    // The processes run from what sync made: no sync rewrites it under
+    // them (one with nothing to do still runs).
+    let processes: Vec<&str> = units
+        .iter()
+        .filter(|u| !u.is_container())
+        .map(|u| u.name.as_str())
+        .collect();
+    let _hold = if processes.is_empty() {
+        None
+    } else {
+        let who = format!(
+            "{} (pid {}), running {}",
+            if opts.detach {
+                "the detached supervisor of `cargo hsm up -d`"
+            } else {
+                "`cargo hsm up`"
+            },
+            std::process::id(),
+            processes.join(", ")
+        );
+        Some(crate::materialize::hold_sync_lock_for(
+            root,
+            &who,
+            &mut |p| {
+                on(Event::Blocking {
+                    message: format!("waiting for file lock on {p}"),
+                })
+            },
+        )?)
+    };
     let running = clean_stale(root, &names, on)?;
     supervisor::run(root, units, compose, consumed, running, opts, on)
 }

@@ -181,16 +181,9 @@ pub struct Proc {
 
 /// Starts `launch` for service `name` in a process group of its own; its
 /// output lines go to `tx`. Called from the main thread: on Linux the
-/// child is killed when the thread that started it dies.
-///
-/// `detached`: the log file its output is appended to instead, and a
-/// session of its own, so that it outlives hsm (`up -d`).
-pub(crate) fn spawn(
-    name: &str,
-    launch: &Launch,
-    tx: &Sender<Message>,
-    detached: Option<&Utf8Path>,
-) -> Result<Proc> {
+/// child is killed when the thread that started it dies (the detached
+/// supervisor of `up -d` is such a thread too, so nothing outlives it).
+pub(crate) fn spawn(name: &str, launch: &Launch, tx: &Sender<Message>) -> Result<Proc> {
     let mut cmd = Command::new(&launch.program);
     cmd.args(&launch.args)
         .current_dir(&launch.cwd)
@@ -199,36 +192,10 @@ pub(crate) fn spawn(
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         // Python buffers a pipe's output; logs should arrive as they are written.
         .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null());
-    match detached {
-        Some(log) => {
-            let open = || {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .map_err(|e| Error::failed(format!("cannot open the log file `{log}`: {e}")))
-            };
-            cmd.stdout(open()?).stderr(open()?);
-            #[cfg(unix)]
-            {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: setsid is async-signal-safe.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        if libc::setsid() < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-            }
-        }
-        None => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            crate::materialize::interrupt::prepare_child(&mut cmd);
-        }
-    }
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::materialize::interrupt::prepare_child(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         Error::failed(format!("cannot start service `{name}`: {e}"))
             .with_detail(format!("command: {}", launch.shown()))

@@ -44,6 +44,36 @@ pub struct Record {
     /// How often its `restart` policy started it again.
     #[serde(default)]
     pub restarts: u32,
+    /// Its healthcheck's verdict, kept up to date by the supervisor that
+    /// runs it: `starting`, `healthy` or `unhealthy` (none without a
+    /// healthcheck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// The detached supervisor (`up -d`) that runs and restarts it: its
+    /// pid and start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<(i32, u64)>,
+}
+
+/// A healthcheck's verdict, with compose's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not passed yet.
+    Starting,
+    Healthy,
+    /// Failed `retries` times in a row after it had passed.
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 impl Record {
@@ -60,7 +90,18 @@ fn path(root: &Utf8Path, service: &str) -> Utf8PathBuf {
     dir(root).join(format!("{service}.json"))
 }
 
-/// The log file of a detached process, relative to the workspace root.
+/// The file `cargo hsm down` creates to ask the supervisor of a detached
+/// `service` to stop it for good (no restart).
+pub fn stop_request(root: &Utf8Path, service: &str) -> Utf8PathBuf {
+    dir(root).join(format!("{service}.stop"))
+}
+
+/// Whether a recorded supervisor (pid, start time) still runs.
+pub fn supervisor_alive(s: Option<(i32, u64)>) -> bool {
+    s.is_some_and(|(pid, ticks)| matches!(proc_start(pid), Some((t, false)) if t == ticks))
+}
+
+/// The log file of a process, relative to the workspace root.
 pub fn log_path(service: &str) -> Utf8PathBuf {
     Utf8PathBuf::from(RUN_DIR).join(format!("{service}.log"))
 }
@@ -124,14 +165,7 @@ pub fn read_valid(root: &Utf8Path, on_bad: &mut dyn FnMut(String)) -> Vec<Record
     out
 }
 
-/// The start time of process `pid` in clock ticks since boot, and whether
-/// it is a zombie; `None` when there is no such process.
-pub fn proc_start(pid: i32) -> Option<(u64, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(19)?.parse().ok()?, f.first() == Some(&"Z")))
-}
+pub use crate::materialize::interrupt::proc_start;
 
 /// Whether a recorded process is still the one we started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -200,6 +234,8 @@ mod tests {
                     log: Some(log_path(s)),
                     detached: true,
                     restarts: 0,
+                    health: None,
+                    supervisor: None,
                 },
             )
             .unwrap();

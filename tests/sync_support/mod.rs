@@ -330,3 +330,27 @@ pub fn sync_actions(o: &Output) -> Vec<(String, String, String)> {
 pub fn changes(actions: &[(String, String, String)]) -> Vec<(String, String, String)> {
     actions.iter().filter(|a| a.0 != "fresh").cloned().collect()
 }
+
+/// Copies the example's tracked content (no build output or environments).
+pub fn copy_example(from: &Path, to: &Path, top: bool) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let generated_anywhere = matches!(name.as_str(), ".venv" | "uv.lock" | "__pycache__");
+        let generated_at_top = top
+            && matches!(
+                name.as_str(),
+                "target" | ".hsm" | "services" | "hsm.lock" | "docker-compose.hsm.yml"
+            );
+        if generated_anywhere || generated_at_top {
+            continue;
+        }
+        let dst = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dst).unwrap();
+            copy_example(&entry.path(), &dst, false);
+        } else {
+            std::fs::copy(entry.path(), &dst).unwrap();
+        }
+    }
+}

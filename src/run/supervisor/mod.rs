@@ -4,6 +4,12 @@
 //! each process group with SIGTERM then SIGKILL after its stop timeout,
 //! the containers through the compose front end — on SIGINT / SIGTERM,
 //! or when a service fails to become ready.
+//!
+//! The same loop is the detached supervisor of `up -d` (see
+//! [`super::detach`]): a process of its own that tells `up -d` when every
+//! service is ready (`Event::AllReady`), then goes on supervising its
+//! processes — restarts, health, log files — until `cargo hsm down` asks
+//! it to stop them (a `.hsm/run/<service>.stop` file) or a signal.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -13,10 +19,13 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod probes;
+mod stop;
+
 use super::container::Compose;
-use super::health::{self, Test, GRACE};
+use super::health;
 use super::process::{self, Proc};
-use super::state::{self, Record};
+use super::state::{self, Health, Record};
 use super::{Event, Message, Unit, UpOptions, UpOutcome, TAIL_LINES};
 use crate::error::{Error, Result};
 use crate::materialize::interrupt;
@@ -34,15 +43,27 @@ enum State {
 /// Why supervision ended without an error.
 enum End {
     Signal(i32),
-    /// Every service ended by itself.
+    /// Every service ended by itself (or, detached, was stopped by `down`).
     AllEnded,
-    /// `-d`: every service is ready.
-    Detached,
 }
 
 struct Sup<'a> {
     root: camino::Utf8PathBuf,
+    /// This is the detached supervisor of `up -d`.
     detach: bool,
+    /// `Event::AllReady` was sent: from now on a failure of one service
+    /// is reported, and the others run on.
+    notified: bool,
+    /// This process (pid, start time), recorded as the supervisor of the
+    /// services it runs, so that `down` from another shell asks it.
+    me: Option<(i32, u64)>,
+    /// What is on disk for each running service (rewritten when its
+    /// health changes).
+    records: BTreeMap<String, Record>,
+    /// Health after the first pass, and the failures in a row.
+    health: BTreeMap<String, (Health, u32)>,
+    /// Stops the health monitor of one start of a service.
+    monitors: BTreeMap<String, Arc<AtomicBool>>,
     units: BTreeMap<String, Unit>,
     state: BTreeMap<String, State>,
     procs: BTreeMap<String, Proc>,
@@ -82,9 +103,15 @@ pub(super) fn run(
 ) -> Result<UpOutcome> {
     let _guard = interrupt::install(None);
     let (tx, rx) = channel();
+    let me = std::process::id() as i32;
     let mut sup = Sup {
         root: root.to_owned(),
         detach: opts.detach,
+        notified: false,
+        me: state::proc_start(me).map(|(t, _)| (me, t)),
+        records: BTreeMap::new(),
+        health: BTreeMap::new(),
+        monitors: BTreeMap::new(),
         state: units
             .iter()
             .map(|u| {
@@ -132,15 +159,10 @@ pub(super) fn run(
             sup.stop_all();
             Ok(UpOutcome {
                 signal: None,
-                detached: false,
+                detached: sup.notified,
                 failed: sup.failed,
             })
         }
-        Ok(End::Detached) => Ok(UpOutcome {
-            signal: None,
-            detached: true,
-            failed: sup.failed,
-        }),
         Err(e) => {
             if interrupt::signalled().is_some() {
                 interrupt::mark_handled();
@@ -165,27 +187,30 @@ impl Sup<'_> {
     }
 
     fn tail(&self, name: &str) -> String {
-        if self.detach && !self.units[name].is_container() {
-            let log = self.root.join(state::log_path(name));
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let from = lines.len().saturating_sub(TAIL_LINES);
-            return if lines.is_empty() {
-                format!("`{name}` wrote nothing (`{}`)", state::log_path(name))
-            } else {
-                format!(
-                    "last log lines of `{name}` (`{}`):\n{}",
-                    state::log_path(name),
-                    lines[from..].join("\n")
-                )
-            };
-        }
+        // Detached, the lines are in the log file only: say where it is.
+        let file = if self.detach && !self.units[name].is_container() {
+            format!(" (`{}`)", state::log_path(name))
+        } else {
+            String::new()
+        };
         match self.tails.get(name) {
             Some(t) if !t.is_empty() => {
                 let lines: Vec<&str> = t.iter().map(String::as_str).collect();
-                format!("last log lines of `{name}`:\n{}", lines.join("\n"))
+                format!("last log lines of `{name}`{file}:\n{}", lines.join("\n"))
             }
-            _ => format!("`{name}` wrote nothing"),
+            _ => format!("`{name}` wrote nothing{file}"),
+        }
+    }
+
+    /// One turn of [`Sup::supervise`]; once detached, the failure of one
+    /// service is a warning, and the others run on.
+    fn turn(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<End>> {
+        match self.step(t0, wait_timeout) {
+            Err(e) if self.notified && interrupt::signalled().is_none() => {
+                self.emit(Event::Warning { message: e.plain() });
+                Ok(None)
+            }
+            other => other,
         }
     }
 
@@ -194,75 +219,99 @@ impl Sup<'_> {
     /// (`Err`).
     fn supervise(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<End> {
         loop {
-            if let Some(sig) = interrupt::signalled() {
-                return Ok(End::Signal(sig));
-            }
-            self.start_ready_ones()?;
-            let due: Vec<String> = self
-                .state
-                .iter()
-                .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
-                .map(|(n, _)| n.clone())
-                .collect();
-            for n in due {
-                self.start(&n)?;
-            }
-            match self.rx.recv_timeout(Duration::from_millis(25)) {
-                Ok(m) => self.handle(m)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
-            }
-            while let Ok(m) = self.rx.try_recv() {
-                self.handle(m)?;
-            }
-            self.poll_exits()?;
-            self.grace_readiness();
-            if let Some(limit) = wait_timeout {
-                let waiting: Vec<String> = self
-                    .state
-                    .iter()
-                    .filter(|(n, s)| {
-                        matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
-                            && !self.ever_ready.contains(*n)
-                    })
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                if !waiting.is_empty() && t0.elapsed() > limit {
-                    let first = waiting[0].clone();
-                    return Err(Error::failed(format!(
-                        "service{} {} did not become ready within --wait-timeout {}s",
-                        if waiting.len() == 1 { "" } else { "s" },
-                        waiting
-                            .iter()
-                            .map(|w| format!("`{w}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        limit.as_secs_f64()
-                    ))
-                    .with_detail(self.tail(&first)));
-                }
-            }
-            let alive = self.state.values().any(|s| !matches!(s, State::Exited));
-            // Nothing of ours runs, nor ever will (all ran before this `up`).
-            let nothing = self.procs.is_empty()
-                && self.asked.is_empty()
-                && self.state.iter().all(|(n, s)| {
-                    *s == State::Exited
-                        || (*s == State::Ready
-                            && self.ever_ready.contains(n)
-                            && !self.generation.contains_key(n))
-                });
-            if (!alive || nothing) && self.inflight == 0 {
-                return Ok(End::AllEnded);
-            }
-            let settled = self
-                .state
-                .values()
-                .all(|s| matches!(s, State::Ready | State::Exited));
-            if self.detach && settled && self.inflight == 0 {
-                return Ok(End::Detached);
+            if let Some(end) = self.turn(t0, wait_timeout)? {
+                return Ok(end);
             }
         }
+    }
+
+    fn step(&mut self, t0: Instant, wait_timeout: Option<Duration>) -> Result<Option<End>> {
+        if let Some(sig) = interrupt::signalled() {
+            return Ok(Some(End::Signal(sig)));
+        }
+        self.stop_requested();
+        self.start_ready_ones()?;
+        let due: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, s)| matches!(s, State::Backoff(t) if *t <= Instant::now()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in due {
+            if let Err(e) = self.start(&n) {
+                self.state.insert(n.clone(), State::Exited);
+                state::remove(&self.root, &n);
+                return Err(e);
+            }
+        }
+        match self.rx.recv_timeout(Duration::from_millis(25)) {
+            Ok(m) => self.handle(m)?,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(m)?;
+        }
+        self.poll_exits()?;
+        self.grace_readiness();
+        if let Some(limit) = wait_timeout {
+            let waiting: Vec<String> = self
+                .state
+                .iter()
+                .filter(|(n, s)| {
+                    matches!(s, State::Pending | State::Starting(_) | State::Backoff(_))
+                        && !self.ever_ready.contains(*n)
+                })
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !waiting.is_empty() && t0.elapsed() > limit {
+                let first = waiting[0].clone();
+                return Err(Error::failed(format!(
+                    "service{} {} did not become ready within --wait-timeout {}s",
+                    if waiting.len() == 1 { "" } else { "s" },
+                    waiting
+                        .iter()
+                        .map(|w| format!("`{w}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    limit.as_secs_f64()
+                ))
+                .with_detail(self.tail(&first)));
+            }
+        }
+        let alive = self.state.values().any(|s| !matches!(s, State::Exited));
+        // Nothing of ours runs, nor ever will (all ran before this `up`).
+        let nothing = self.procs.is_empty()
+            && self.asked.is_empty()
+            && self.state.iter().all(|(n, s)| {
+                *s == State::Exited
+                    || (*s == State::Ready
+                        && self.ever_ready.contains(n)
+                        && !self.generation.contains_key(n))
+            });
+        if (!alive || nothing) && self.inflight == 0 {
+            return Ok(Some(End::AllEnded));
+        }
+        let settled = self
+            .state
+            .values()
+            .all(|s| matches!(s, State::Ready | State::Exited));
+        if self.detach && settled && self.inflight == 0 && !self.notified {
+            self.detached();
+        }
+        Ok(None)
+    }
+
+    /// Every service is ready: tells `up -d`, which returns; from here on
+    /// this supervisor keeps only the processes (the containers are the
+    /// engine's, and `down` stops them through compose).
+    fn detached(&mut self) {
+        self.notified = true;
+        self.emit(Event::AllReady);
+        for n in std::mem::take(&mut self.asked) {
+            self.state.remove(&n);
+        }
+        self.containers.clear();
     }
 
     fn start_ready_ones(&mut self) -> Result<()> {
@@ -310,19 +359,11 @@ impl Sup<'_> {
                 runtime: unit.runtime,
                 command: launch.shown(),
             });
-            let log = self.detach.then(|| self.root.join(state::log_path(name)));
-            if let Some(l) = &log {
-                if let Some(d) = l.parent() {
-                    let _ = std::fs::create_dir_all(d);
-                }
-                super::logs::rotate_if_full(l);
-            } else {
-                self.writers.insert(
-                    name.to_string(),
-                    super::logs::Writer::open(self.root.join(state::log_path(name))),
-                );
-            }
-            let p = process::spawn(name, launch, &self.tx, log.as_deref())?;
+            self.writers.insert(
+                name.to_string(),
+                super::logs::Writer::open(self.root.join(state::log_path(name))),
+            );
+            let p = process::spawn(name, launch, &self.tx)?;
             let record = Record {
                 service: name.to_string(),
                 runtime: unit.runtime,
@@ -337,9 +378,13 @@ impl Sup<'_> {
                 log: Some(state::log_path(name)),
                 detached: self.detach,
                 restarts: self.restarts.get(name).copied().unwrap_or(0),
+                health: unit.health.as_ref().map(|_| Health::Starting),
+                supervisor: self.me,
             };
             self.procs.insert(name.to_string(), p);
             state::write(&self.root, &record)?;
+            self.records.insert(name.to_string(), record);
+            self.health.remove(name);
             self.state.insert(name.to_string(), State::Starting(now));
             if unit.health.is_some() {
                 self.spawn_probe(&unit, None);
@@ -414,6 +459,16 @@ impl Sup<'_> {
                     }
                 }
             }
+            Message::Health {
+                service,
+                generation,
+                ok,
+            } => {
+                let current = self.generation.get(&service) == Some(&generation);
+                if current && self.state.get(&service) == Some(&State::Ready) {
+                    self.health_verdict(&service, ok);
+                }
+            }
             Message::ContainerUp { service, result } => {
                 self.inflight -= 1;
                 let cid = result?;
@@ -435,6 +490,8 @@ impl Sup<'_> {
                         log: None,
                         detached: self.detach,
                         restarts: 0,
+                        health: None,
+                        supervisor: None,
                     },
                 )?;
                 if self.detach {
@@ -483,6 +540,11 @@ impl Sup<'_> {
             service: name.to_string(),
             after_ms: since.elapsed().as_millis() as u64,
         });
+        if self.units[name].health.is_some() {
+            self.health.insert(name.to_string(), (Health::Healthy, 0));
+            self.set_health(name, Health::Healthy);
+            self.spawn_monitor(name);
+        }
         let unit = &self.units[name];
         if self.consumed.contains(name) && !unit.is_container() {
             let ports: Vec<u16> = unit.ports.iter().map(|(t, _)| *t).collect();
@@ -493,24 +555,6 @@ impl Sup<'_> {
                 );
                 self.emit(Event::Warning { message });
             }
-        }
-    }
-
-    /// Readiness of services without a healthcheck: alive after [`GRACE`].
-    fn grace_readiness(&mut self) {
-        let due: Vec<String> = self
-            .state
-            .iter()
-            .filter_map(|(n, s)| match s {
-                State::Starting(t) if t.elapsed() >= GRACE && self.units[n].health.is_none() => {
-                    Some(n.clone())
-                }
-                _ => None,
-            })
-            .filter(|n| self.procs.contains_key(n) || self.containers.contains_key(n))
-            .collect();
-        for n in due {
-            self.ready(&n);
         }
     }
 
@@ -548,6 +592,9 @@ impl Sup<'_> {
                 }
             }
             let mut ran = Duration::ZERO;
+            if let Some(stop) = self.monitors.remove(&name) {
+                stop.store(true, Ordering::SeqCst);
+            }
             if let Some(mut p) = self.procs.remove(&name) {
                 ran = p.started.elapsed();
                 // Whatever the leader left behind in its group.
@@ -581,6 +628,7 @@ impl Sup<'_> {
                 continue;
             }
             state::remove(&self.root, &name);
+            self.records.remove(&name);
             // A one-off job that ended well is done, not failed.
             if matches!(was, Some(State::Starting(_))) && code != Some(0) {
                 return Err(Error::failed(format!(
@@ -593,160 +641,5 @@ impl Sup<'_> {
             }
         }
         Ok(())
-    }
-
-    fn spawn_probe(&self, unit: &Unit, cid: Option<String>) {
-        let Some(h) = unit.health.clone() else { return };
-        let tx = self.tx.clone();
-        let cancel = self.cancel.clone();
-        let compose = self.compose.clone();
-        let launch = unit.launch.clone();
-        let name = unit.name.clone();
-        let generation = self.generation.get(&unit.name).copied().unwrap_or(0);
-        let port = match &h.test {
-            Test::Http { port, .. } => unit.probe_port(*port),
-            Test::Tcp { port } => unit.probe_port(Some(*port)),
-            _ => None,
-        };
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            let deadline = h.deadline();
-            while !cancel.load(Ordering::SeqCst) {
-                let ok = match (&h.test, &cid) {
-                    (Test::Http { path, .. }, _) => {
-                        port.is_some_and(|p| health::http_ok(p, path, h.timeout))
-                    }
-                    (Test::Tcp { .. }, _) => port.is_some_and(|p| health::tcp_ok(p, h.timeout)),
-                    (_, Some(cid)) => compose.as_ref().is_some_and(|c| c.healthy(cid)),
-                    (test, None) => launch
-                        .as_ref()
-                        .is_some_and(|l| health::exec_probe(test, l, h.timeout)),
-                };
-                if ok {
-                    let _ = tx.send(Message::Probe {
-                        service: name,
-                        generation,
-                        result: Ok(()),
-                    });
-                    return;
-                }
-                if start.elapsed() > deadline {
-                    let _ = tx.send(Message::Probe {
-                        service: name,
-                        generation,
-                        result: Err(format!(
-                            "its healthcheck did not pass within {:.1}s (start-period + interval × retries)",
-                            deadline.as_secs_f64()
-                        )),
-                    });
-                    return;
-                }
-                std::thread::sleep(h.start_interval);
-            }
-        });
-    }
-
-    /// Stops everything still running, dependents first.
-    fn stop_all(&mut self) {
-        self.cancel.store(true, Ordering::SeqCst);
-        // A container whose `up` is still running is stopped once it is up.
-        while self.inflight > 0 {
-            match self.rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(Message::ContainerUp { service, result }) => {
-                    self.inflight -= 1;
-                    if let Ok(cid) = result {
-                        self.containers.insert(service, (cid, None));
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        let mut left: BTreeSet<String> = self
-            .procs
-            .keys()
-            .chain(self.asked.iter())
-            .cloned()
-            .collect();
-        while !left.is_empty() {
-            let mut layer: Vec<String> = left
-                .iter()
-                .filter(|n| {
-                    !left
-                        .iter()
-                        .any(|o| self.units[o].deps.iter().any(|d| d == *n))
-                })
-                .cloned()
-                .collect();
-            if layer.is_empty() {
-                layer = left.iter().cloned().collect(); // no cycle gets here; be safe
-            }
-            self.emit(Event::Stopping {
-                services: layer.clone(),
-            });
-            let containers: Vec<String> = layer
-                .iter()
-                .filter(|n| self.asked.contains(*n))
-                .cloned()
-                .collect();
-            if let (Some(compose), false) = (self.compose.clone(), containers.is_empty()) {
-                let timeout = containers
-                    .iter()
-                    .map(|n| self.units[n].stop_timeout)
-                    .max()
-                    .unwrap_or_default();
-                if let Err(e) = compose.stop(&containers, timeout) {
-                    self.emit(Event::Warning { message: e.plain() });
-                }
-                for n in &containers {
-                    if let Some((_, Some(mut f))) = self.containers.remove(n) {
-                        // SAFETY: the follower's own process group.
-                        unsafe {
-                            libc::kill(-(f.id() as i32), libc::SIGKILL);
-                        }
-                        let _ = f.wait();
-                    }
-                }
-            }
-            let mut procs: Vec<(Proc, Duration)> = layer
-                .iter()
-                .filter_map(|n| {
-                    self.procs
-                        .remove(n)
-                        .map(|p| (p, self.units[n].stop_timeout))
-                })
-                .collect();
-            std::thread::scope(|s| {
-                for (p, t) in &mut procs {
-                    s.spawn(move || p.stop(*t));
-                }
-            });
-            // Their last lines, then the verdicts.
-            while let Ok(m) = self.rx.try_recv() {
-                if let Message::Log {
-                    service,
-                    line,
-                    stderr,
-                } = m
-                {
-                    self.emit(Event::Log {
-                        service,
-                        line,
-                        stderr,
-                    });
-                }
-            }
-            for n in &layer {
-                left.remove(n);
-                state::remove(&self.root, n);
-                self.emit(Event::Stopped { service: n.clone() });
-            }
-        }
-        // Those waiting for a restart have nothing left to stop.
-        for n in self.units.keys() {
-            if matches!(self.state.get(n), Some(State::Backoff(_))) {
-                state::remove(&self.root, n);
-            }
-        }
     }
 }
