@@ -534,6 +534,59 @@ fn a_checkout_moved_to_another_commit_is_installed_again() {
     assert_clean(&sb, "the moved checkout");
 }
 
+/// The command of the `sync` action for service `svc` in sync's JSON report.
+fn svc_sync_command(o: &Output) -> Option<String> {
+    let v: Value =
+        serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)));
+    v["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["action"] == "sync" && a["component"] == "service:svc")
+        .map(|a| a["command"].as_str().expect("a command").to_string())
+}
+
+/// uv, git source: the dry run shows the `uv sync` that sync then runs,
+/// `--reinstall-package` included exactly when the checkout moves (issue
+/// 14's invariant: the dry run's actions are sync's).
+#[test]
+fn the_dry_run_shows_the_uv_sync_that_sync_runs() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_PYPROJECT, &["v1.0.0", "v1.1.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "v1.0.0"), "uv", ""));
+    sync_ok(&sb, &[]);
+    let json = ["--message-format", "json"];
+    let dry_then_real = |sb: &Sandbox| {
+        let dry = svc_sync_command(&sync_ok(sb, &["--dry-run", json[0], json[1]]));
+        let real = svc_sync_command(&sync_ok(sb, &json));
+        let (dry, real) = (
+            dry.expect("the dry run syncs svc"),
+            real.expect("sync syncs svc"),
+        );
+        // sync adds which uv ran: `(<path> …)`.
+        assert!(
+            real.starts_with(&format!("{dry} (")),
+            "dry run: {dry}\nsync:    {real}"
+        );
+        dry
+    };
+    // The ref moves: uv must rebuild the project, and the dry run says so.
+    let text = sb.read("hsm.toml").replace("v1.0.0", "v1.1.0");
+    sb.write("hsm.toml", &text);
+    let dry = dry_then_real(&sb);
+    assert_eq!(dry, "uv sync --reinstall-package st-app");
+    // Only the service's dependencies change: the checkout stays, no reinstall.
+    let text = sb.read("hsm.toml").replace("delta==1.0", "delta");
+    sb.write("hsm.toml", &text);
+    let dry = dry_then_real(&sb);
+    assert_eq!(dry, "uv sync");
+    assert_clean(&sb, "the dependency change");
+}
+
 // upstream uv workspaces ----------------------------------------------------
 
 /// uv: Install (the workspace root with its member, into the service's venv).

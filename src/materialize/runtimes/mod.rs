@@ -32,6 +32,10 @@ pub struct RuntimeCtx<'a> {
     pub txn: &'a mut FileTxn,
     /// What the previous sync recorded for this service.
     pub previous: Option<&'a LockedService>,
+    /// The commit a git service's checkout sits at once the git step ran
+    /// (in a dry run: the one it would check out; `None` when that takes a
+    /// fetch first, or for another source).
+    pub commit: Option<&'a str>,
     /// Edits of the service's files made before the tool ran (e.g. its
     /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
     pub edited: bool,

@@ -53,6 +53,7 @@ impl Syncer<'_> {
             .collect();
         let (root, opts) = (self.root.clone(), self.opts);
         let (journal, parent_txn) = (self.journal.clone(), &self.txn);
+        let commits = &self.commits;
         let progress = &mut self.progress;
         let results = pool::run(
             jobs.len(),
@@ -76,6 +77,7 @@ impl Syncer<'_> {
                     opts: &opts,
                     txn: &mut txn,
                     previous: p.previous.as_ref(),
+                    commit: commits.get(&p.sv.name).map(String::as_str),
                     edited: true,
                 };
                 let r = adapter.sync(&mut ctx, &p.target).map(|o| o.pins);
@@ -245,6 +247,7 @@ impl Syncer<'_> {
             opts: &opts,
             txn: &mut self.txn,
             previous: previous.as_ref(),
+            commit: self.commits.get(&sv.name).map(String::as_str),
             edited: false,
         };
         let edits = match unchanged {
