@@ -440,6 +440,34 @@ fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
     if cargo_target == CargoTarget::InCheckout {
         assert!(sb.exists(&format!("{target}/target")));
     }
+    // The upstream commits no `Cargo.lock`: hsm keeps the one cargo wrote.
+    let kept = "hsm.locks/svc/Cargo.lock";
+    assert_eq!(sb.read(kept), sb.read(&format!("{target}/Cargo.lock")));
+    // `--locked` without it: refused before any build, nothing changed.
+    let bytes = sb.read(kept);
+    std::fs::remove_file(sb.path(kept)).unwrap();
+    let lock_before = sb.read("hsm.lock");
+    let o = run(&sb, &["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sb.read("hsm.lock"), lock_before);
+    sb.write(kept, &bytes);
+    if cargo_target == CargoTarget::InCheckout {
+        // A fresh clone of the monorepo: the checkout and its build are
+        // gone. `--locked` clones again, puts the kept `Cargo.lock` back and
+        // has cargo build from it as it is (maturin gets `--locked`).
+        std::fs::remove_dir_all(sb.path(&target)).unwrap();
+        sync_ok(&sb, &["--locked"]);
+        assert_eq!(sb.read(&format!("{target}/Cargo.lock")), bytes);
+        assert_eq!(sb.read(kept), bytes);
+        assert_clean(&sb, "a locked sync from the kept Cargo.lock");
+    }
     // A commit that changes only the Rust source (same version in
     // `pyproject.toml` and `Cargo.toml`): uv alone would keep the old build.
     // Without service `dependencies` first, so that hsm's entries do not

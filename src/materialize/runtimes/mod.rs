@@ -36,6 +36,12 @@ pub struct RuntimeCtx<'a> {
     /// (in a dry run: the one it would check out; `None` when that takes a
     /// fetch first, or for another source).
     pub commit: Option<&'a str>,
+    /// hsm put build inputs into the checkout that the tool does not watch
+    /// (a kept `Cargo.lock`): the service's project must be built again.
+    pub rebuild: bool,
+    /// The project builds a Rust crate whose `Cargo.lock` must stay as it
+    /// is (`--locked`, `--frozen`): see [`build_env`].
+    pub locked_crate: bool,
     /// Edits of the service's files made before the tool ran (e.g. its
     /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
     pub edited: bool,
@@ -131,6 +137,33 @@ pub fn pins_path(sv: &PlannedService) -> Option<Utf8PathBuf> {
     sv.checkout_path.as_ref()?;
     let file = adapter(sv.runtime()?)?.pins_file()?;
     Some(crate::lock::committed_lock(&sv.name, Utf8Path::new(file)))
+}
+
+/// maturin's variable for the arguments of its PEP 517 build: the
+/// service's own value, else the user's.
+const MATURIN_ARGS: &str = "MATURIN_PEP517_ARGS";
+
+/// `env` (a service's resolved environment) for its runtime's tools: when
+/// its project builds a Rust crate whose `Cargo.lock` must stay as it is,
+/// maturin's build arguments gain `--locked`, so that cargo refuses to
+/// change it. cargo's `--locked` also for hsm's `--frozen`: cargo's
+/// `--frozen` would forbid the network as well, which hsm's does not.
+pub fn build_env(ctx: &RuntimeCtx<'_>, mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !ctx.locked_crate {
+        return env;
+    }
+    let own = env.iter().position(|(k, _)| k == MATURIN_ARGS);
+    let base = match own {
+        Some(i) => env.remove(i).1,
+        None => std::env::var(MATURIN_ARGS).unwrap_or_default(),
+    };
+    let args = if base.split_whitespace().any(|a| a == "--locked") {
+        base
+    } else {
+        format!("{base} --locked").trim_start().to_string()
+    };
+    env.push((MATURIN_ARGS.to_string(), args));
+    env
 }
 
 /// Whether `uv sync` in the project at `dir` would rewrite its `uv.lock`:

@@ -59,12 +59,13 @@ fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathB
 
 /// The service's own project when its git checkout sits (after the git
 /// step; in a dry run, would sit) at another commit than the previous sync
-/// recorded, or none was recorded. A dry run that must fetch before it
-/// knows the commit has already reported a checkout: so it moves.
+/// recorded, or none was recorded, or hsm put a kept `Cargo.lock` there. A
+/// dry run that must fetch before it knows the commit has already reported
+/// a checkout: so it moves.
 fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
     ctx.service.checkout_path.as_ref()?;
     let before = ctx.previous.and_then(|p| p.git.as_ref()).map(|g| &g.commit);
-    if before.is_some() && before.map(String::as_str) == ctx.commit {
+    if !ctx.rebuild && before.is_some() && before.map(String::as_str) == ctx.commit {
         return None;
     }
     let info = ProjectInfo::read(target);
@@ -214,7 +215,10 @@ impl RuntimeAdapter for UvAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let args = sync_args(ctx, target);
         commands.push(super::command_line(uv, &args));
-        let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
+        let env = super::build_env(
+            ctx,
+            crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?,
+        );
         run_tool_env(
             &format!("service `{name}`"),
             uv,

@@ -300,7 +300,7 @@ impl RuntimeAdapter for VenvAdapter {
         let python = find_tool("python3", &name, HINT)?;
         let venv = target.join(".venv");
         let venv_python = venv.join("bin").join("python");
-        let env = crate::envfile::resolved_env(ctx.workspace_root, sv)?;
+        let env = super::build_env(ctx, crate::envfile::resolved_env(ctx.workspace_root, sv)?);
         let run = |program: &Utf8Path, args: &[String]| {
             run_tool_env(&who, program, args, target, true, &env, &[])
         };
