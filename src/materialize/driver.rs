@@ -259,7 +259,7 @@ impl Syncer<'_> {
         let a = Action {
             action,
             component: component.into(),
-            message: message.into(),
+            message: crate::error::one_line(message),
             path: path.map(|p| p.to_owned()),
             command,
         };
