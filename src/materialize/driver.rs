@@ -50,7 +50,7 @@ pub(super) fn run(
         }
         None
     } else {
-        journal::recover(&root)
+        journal::recover(&root)?
     };
     if let Some(r) = &recovered {
         warnings.push(journal::recovery_note(r));
