@@ -528,3 +528,73 @@ fn a_sync_without_uv_leaves_no_venv() {
     let changed = diff(&before, &tree(&sb.root));
     assert!(changed.is_empty(), "{}", changed.join("\n"));
 }
+
+/// `cargo hsm up` after a sync killed with its journal pending recovers as
+/// `sync` does: its own sync rolls the journal back first, says so, then
+/// syncs and starts the service. With `--no-sync` (start from what is on
+/// disk) it rolls back first too, and starts from the restored workspace,
+/// not from half-written files.
+#[test]
+fn up_recovers_an_interrupted_sync_as_sync_does() {
+    if !require("uv") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    sb.uv_service("services/s0", "");
+    let manifest = |deps: &str| {
+        format!("[services]\nstandalone = [\"s0\"]\n[registry.services.s0]\ndependencies = [{deps}]\n[registry.services.s0.sources.prod]\ntype = \"local\"\npath = \"services/s0\"\n[registry.services.s0.deployment-profiles.default]\nruntime = \"uv\"\ncommand = [\"python\", \"-c\", \"import alpha; print('s0 ran')\"]\n")
+    };
+    sb.write("hsm.toml", &manifest("\"alpha\""));
+    sb.sync(&[]);
+    // What `up` itself writes: its run state and logs.
+    let ours = |d: &String| !d.contains(".hsm/run");
+    let kill_a_sync = |deps: &str| {
+        sb.write("hsm.toml", &manifest(deps));
+        let before = tree(&sb.root);
+        let edited = sb.read("services/s0/pyproject.toml");
+        let out = interrupted_sync(&sb, "after:environment services", Sig::Kill);
+        assert_eq!(out.status.code(), None, "not killed:\n{}", stderr(&out));
+        assert!(sb.exists(".hsm/journal/log"), "no journal left");
+        assert_ne!(
+            sb.read("services/s0/pyproject.toml"),
+            edited,
+            "the killed sync had not edited the service yet"
+        );
+        before
+    };
+
+    kill_a_sync("\"alpha\", \"beta\"");
+    let out = sb.cmd(&["up"]).env("UV_OFFLINE", "1").output().unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(
+        e.contains("an earlier sync was interrupted; it was rolled back before this command"),
+        "{e}"
+    );
+    assert!(o.contains("s0 ran"), "{o}\n{e}");
+    assert!(!sb.exists(".hsm/journal"), "journal left:\n{e}");
+    assert!(
+        sb.read("services/s0/pyproject.toml").contains("beta"),
+        "up synced"
+    );
+    let check = sb.run(&["check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    let before = kill_a_sync("\"alpha\"");
+    let out = sb
+        .cmd(&["up", "--no-sync"])
+        .env("UV_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(e.contains("it was rolled back before this command"), "{e}");
+    assert!(o.contains("s0 ran"), "{o}\n{e}");
+    assert!(!sb.exists(".hsm/journal"), "journal left:\n{e}");
+    let changed: Vec<String> = diff(&before, &tree(&sb.root))
+        .into_iter()
+        .filter(ours)
+        .collect();
+    assert!(changed.is_empty(), "not as before:\n{}", changed.join("\n"));
+}
