@@ -305,12 +305,56 @@ pub fn run_tool_env(
         if detail.is_empty() {
             detail = res.stdout.trim_end().to_string();
         }
-        return Err(Error::failed(format!(
+        let e = Error::failed(format!(
             "`{line}` failed for {who} (exit code {status}, in `{dir}`)"
         ))
-        .with_detail(detail));
+        .with_detail(detail);
+        return Err(match disk_full(dir, &res) {
+            Some(why) => e.with_help(why),
+            None => e,
+        });
     }
     Ok(res)
+}
+
+/// Below this, a file system counts as full: a tool that failed there
+/// most likely failed for want of space.
+const NEARLY_FULL: u64 = 1 << 20;
+
+/// When a tool failed in `dir` on a full disk: its words say so (`No space
+/// left on device`), or they do not (`python3 -m venv` hides ensurepip's)
+/// and the file system it wrote to has next to nothing free. The help then
+/// says what will fix it, which a new sync alone will not.
+fn disk_full(dir: &Utf8Path, out: &ToolOutput) -> Option<String> {
+    let said = [&out.stderr, &out.stdout]
+        .iter()
+        .any(|t| t.contains("No space left on device") || t.contains("Errno 28"));
+    let free = free_bytes(dir);
+    if !said && free.is_none_or(|f| f >= NEARLY_FULL) {
+        return None;
+    }
+    let left = free.map_or(String::new(), |f| format!(" ({} KiB free)", f / 1024));
+    Some(format!(
+        "the disk holding `{dir}` is full{left}: free some space, then run `cargo hsm sync` again"
+    ))
+}
+
+/// The bytes an unprivileged process may still write on `dir`'s file system.
+#[cfg(unix)]
+fn free_bytes(dir: &Utf8Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_str()).ok()?;
+    // SAFETY: `s` is plain data that `statvfs` fills in when it returns 0.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Utf8Path) -> Option<u64> {
+    None
 }
 
 /// A command line as a user would type it.

@@ -309,7 +309,15 @@ impl RuntimeAdapter for VenvAdapter {
             let a = vec!["-m".to_string(), "venv".into(), ".venv".into()];
             commands.push(super::command_line(&python, &a));
             run(&python, &a).map_err(|e| {
-                e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
+                // The module missing (a Debian python3 without
+                // python3-venv) in Python's words; any other cause (a full
+                // disk) keeps the help it has.
+                let text = e.plain();
+                if text.contains("ensurepip is not") || text.contains("No module named") {
+                    e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
+                } else {
+                    e
+                }
             })?;
         }
         let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {
