@@ -21,7 +21,7 @@ use std::process::Output;
 
 use layouts_support::*;
 use serde_json::Value;
-use sync_support::{names, require, stderr, stdout, Sandbox};
+use sync_support::{names, require, stderr, stdout, sync_actions, Sandbox};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
@@ -613,6 +613,80 @@ fn the_dry_run_shows_the_uv_sync_that_sync_runs() {
     let dry = dry_then_real(&sb);
     assert_eq!(dry, "uv sync");
     assert_clean(&sb, "the dependency change");
+}
+
+/// setuptools beside a Rust crate whose upstream commits no `Cargo.lock`:
+/// its `setup.py` writes one, as cargo does in a maturin build, when there
+/// is none (cargo keeps the one it finds while it still fits).
+const SETUPTOOLS_WITH_CRATE: Layout = Layout {
+    name: "setuptools-with-crate",
+    dist: "st-app",
+    write: |d, v| {
+        (SETUPTOOLS_PYPROJECT.write)(d, v);
+        std::fs::write(
+            d.join("Cargo.toml"),
+            "[package]\nname = \"ext\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("setup.py"),
+            "import pathlib\nlock = pathlib.Path(__file__).with_name('Cargo.lock')\nif not lock.exists():\n    lock.write_text('# written by the build\\n')\nfrom setuptools import setup\nsetup()\n",
+        )
+        .unwrap();
+    },
+    from_tag: false,
+    uv_refuses: false,
+};
+
+/// uv, git source, a crate whose upstream commits no `Cargo.lock`: the one
+/// the build wrote is kept in `hsm.locks/svc/`; a changed kept one (a
+/// teammate's update) is put back into the checkout and the project
+/// rebuilt, which the dry run predicts action for action; `--locked`
+/// without it is refused before anything runs.
+#[test]
+fn a_crate_lock_is_kept_put_back_and_predicted() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_WITH_CRATE, &["v1.0.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "v1.0.0"), "uv", ""));
+    let o = sync_ok(&sb, &[]);
+    let kept = "hsm.locks/svc/Cargo.lock";
+    assert_eq!(sb.read(kept), "# written by the build\n", "{}", stderr(&o));
+    assert_clean(&sb, "the first sync");
+
+    sb.write(kept, "# updated by a teammate\n");
+    let json = ["--message-format", "json"];
+    let dry = sync_ok(&sb, &["--dry-run", json[0], json[1]]);
+    let real = sync_ok(&sb, &json);
+    assert_eq!(sync_actions(&dry), sync_actions(&real));
+    let (d, r) = (
+        svc_sync_command(&dry).unwrap(),
+        svc_sync_command(&real).unwrap(),
+    );
+    assert_eq!(d, "uv sync --reinstall-package st-app");
+    assert!(r.starts_with(&format!("{d} (")), "{r}");
+    assert_eq!(
+        sb.read("services/svc/Cargo.lock"),
+        "# updated by a teammate\n"
+    );
+    assert_eq!(sb.read(kept), "# updated by a teammate\n");
+    assert_clean(&sb, "the teammate's lock");
+
+    std::fs::remove_file(sb.path(kept)).unwrap();
+    let lock_before = sb.read("hsm.lock");
+    let o = run(&sb, &["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sb.read("hsm.lock"), lock_before);
 }
 
 // upstream uv workspaces ----------------------------------------------------

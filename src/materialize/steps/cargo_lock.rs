@@ -19,6 +19,9 @@ pub(super) struct CargoLock {
     in_checkout: Utf8PathBuf,
     /// `hsm.locks/<service>/Cargo.lock`, when the upstream commits none.
     kept: Option<Utf8PathBuf>,
+    /// The kept one was put into the checkout (in a dry run: would be):
+    /// the crate must be built again, since uv does not watch `Cargo.lock`.
+    pub(super) placed: bool,
 }
 
 /// `hsm.locks/<service>/Cargo.lock` (relative to the workspace root), for
@@ -34,14 +37,13 @@ pub(super) fn kept_path(sv: &PlannedService) -> Option<Utf8PathBuf> {
 impl Syncer<'_> {
     /// For a git service whose target holds a Rust crate: puts the kept
     /// `Cargo.lock` into the checkout when it differs from the one there.
-    /// Returns the lock and whether it was put (the crate must then be
-    /// built again: uv does not watch `Cargo.lock`). With `--locked` or
-    /// `--frozen`, a kept lock must exist when the upstream commits none.
+    /// With `--locked` or `--frozen`, a kept lock must exist when the
+    /// upstream commits none.
     pub(super) fn place_cargo_lock(
         &mut self,
         sv: &PlannedService,
         target_rel: &Utf8Path,
-    ) -> Result<Option<(CargoLock, bool)>> {
+    ) -> Result<Option<CargoLock>> {
         let Some(co) = &sv.checkout_path else {
             return Ok(None);
         };
@@ -62,9 +64,13 @@ impl Syncer<'_> {
                 .snapshot(&abs)
                 .map_err(|e| Error::failed(format!("cannot read `{in_checkout}`: {e}")))?;
         }
-        let lock = CargoLock { in_checkout, kept };
+        let mut lock = CargoLock {
+            in_checkout,
+            kept,
+            placed: false,
+        };
         let Some(kept) = &lock.kept else {
-            return Ok(Some((lock, false)));
+            return Ok(Some(lock));
         };
         let Ok(bytes) = std::fs::read(self.root.join(kept)) else {
             if self.opts.locked || self.opts.frozen {
@@ -83,15 +89,16 @@ impl Syncer<'_> {
                      `Cargo.lock` in `{kept}`, then commit it"
                 )));
             }
-            return Ok(Some((lock, false)));
+            return Ok(Some(lock));
         };
         let dest = self.root.join(&lock.in_checkout);
         if std::fs::read(&dest).ok().as_deref() == Some(bytes.as_slice()) {
-            return Ok(Some((lock, false)));
+            return Ok(Some(lock));
         }
         let rel = lock.in_checkout.clone();
         self.write_file(&rel, &bytes, None)?;
-        Ok(Some((lock, true)))
+        lock.placed = true;
+        Ok(Some(lock))
     }
 
     /// After the runtime built the crate: the `Cargo.lock` cargo wrote goes
@@ -100,6 +107,11 @@ impl Syncer<'_> {
         let Some(kept) = &lock.kept else {
             return Ok(());
         };
+        if self.opts.dry_run && lock.placed {
+            // The checkout would hold the kept one: nothing to predict but
+            // what cargo may change in it, which only the build tells.
+            return Ok(());
+        }
         let Ok(bytes) = std::fs::read(self.root.join(&lock.in_checkout)) else {
             return Ok(());
         };

@@ -249,12 +249,11 @@ impl Syncer<'_> {
             .and_then(|_| self.recorded.get(&envfile::env_file_path(&sv.name)))
             .cloned();
         self.write_env_file(sv, &component, kept_env)?;
-        let (cargo, rebuild) = match unchanged {
-            Some(_) => (None, false),
-            None => self
-                .place_cargo_lock(sv, &target_rel)?
-                .map_or((None, false), |(c, r)| (Some(c), r)),
+        let cargo = match unchanged {
+            Some(_) => None,
+            None => self.place_cargo_lock(sv, &target_rel)?,
         };
+        let rebuild = cargo.as_ref().is_some_and(|c| c.placed);
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,
