@@ -400,6 +400,23 @@ enum CargoTarget {
     InCheckout,
 }
 
+/// Removes `hsm.locks/svc/Cargo.lock`: `sync --locked` is then refused
+/// (exit 1, naming the file) before anything builds, and changes nothing.
+fn locked_without_the_kept_cargo_lock_is_refused(sb: &Sandbox) {
+    std::fs::remove_file(sb.path("hsm.locks/svc/Cargo.lock")).unwrap();
+    let lock_before = sb.read("hsm.lock");
+    let o = run(sb, &["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sb.read("hsm.lock"), lock_before);
+}
+
 /// The whole protocol for a git-sourced maturin/PyO3 upstream inside the
 /// sandbox's Cargo workspace (a Rust monorepo), built by the machine's
 /// cargo, one job at a time. Then: the extension module imports and was
@@ -445,18 +462,7 @@ fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
     assert_eq!(sb.read(kept), sb.read(&format!("{target}/Cargo.lock")));
     // `--locked` without it: refused before any build, nothing changed.
     let bytes = sb.read(kept);
-    std::fs::remove_file(sb.path(kept)).unwrap();
-    let lock_before = sb.read("hsm.lock");
-    let o = run(&sb, &["sync", "--locked"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(
-            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
-        ),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(sb.read("hsm.lock"), lock_before);
+    locked_without_the_kept_cargo_lock_is_refused(&sb);
     sb.write(kept, &bytes);
     if cargo_target == CargoTarget::InCheckout {
         // A fresh clone of the monorepo: the checkout and its build are
@@ -675,18 +681,7 @@ fn a_crate_lock_is_kept_put_back_and_predicted() {
     assert_eq!(sb.read(kept), "# updated by a teammate\n");
     assert_clean(&sb, "the teammate's lock");
 
-    std::fs::remove_file(sb.path(kept)).unwrap();
-    let lock_before = sb.read("hsm.lock");
-    let o = run(&sb, &["sync", "--locked"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(
-            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
-        ),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(sb.read("hsm.lock"), lock_before);
+    locked_without_the_kept_cargo_lock_is_refused(&sb);
 }
 
 // upstream uv workspaces ----------------------------------------------------
