@@ -451,3 +451,88 @@ fn requirement_names_ending_in_a_separator_are_errors_not_panics() {
         );
     }
 }
+
+/// User text other than names, with a line break or an escape sequence.
+/// Where it can never be right (a url, a ref, a path, an image, a project
+/// path) it is refused at plan time, naming the key and the character.
+/// Elsewhere (a requirement, an env file's path) the message shows it
+/// escaped (`\n`, `\u{1b}`), as names are: the error stays on its one
+/// line and the terminal receives no escape sequence.
+#[test]
+fn control_characters_in_values_are_refused_or_shown_escaped() {
+    let w = ws("");
+    w.write(
+        "svc/pyproject.toml",
+        "[project]\nname = \"s\"\nversion = \"0\"\n",
+    );
+    let git = |field: &str| {
+        format!("[services]\nstandalone = [\"g\"]\n[registry.services.g.sources.prod]\ntype = \"git\"\nurl = \"file:///nonexistent/g.git\"\n{field}\n")
+    };
+    let refused_at_plan_time = [
+        (
+            git("").replace("g.git\"", "g.git\\nNEXT\""),
+            "registry.services.g.sources.prod.url",
+            "U+000A",
+        ),
+        (
+            git("ref = \"v1\\u001b[2J\""),
+            "registry.services.g.sources.prod.ref",
+            "U+001B",
+        ),
+        (
+            git("subdirectory = \"a\\rb\""),
+            "registry.services.g.sources.prod.subdirectory",
+            "U+000D",
+        ),
+        (
+            SVC.replace("path = \"svc\"", "path = \"svc\\nNEXT\""),
+            "registry.services.s.sources.prod.path",
+            "U+000A",
+        ),
+        (
+            "[services]\nstandalone = [\"c\"]\n[registry.services.c.sources.prod]\ntype = \"docker-image\"\nimage = \"redis\\n:7\"\n".to_string(),
+            "registry.services.c.sources.prod.image",
+            "U+000A",
+        ),
+        (
+            format!("[project]\nservices-dir = \"s\\tx\"\n\n{}", git("")),
+            "project.services-dir",
+            "U+0009",
+        ),
+    ];
+    for (manifest, key, char) in refused_at_plan_time {
+        w.write("hsm.toml", &manifest);
+        both(
+            &w,
+            &[key, &format!("contains the control character {char}")],
+        );
+    }
+    let shown_escaped = [
+        (
+            SVC.replace(
+                "[registry.services.s.sources.prod]",
+                "[registry.services.s]\ndependencies = [\"numpy>>2\\u001b[2J\\nNEXT\"]\n[registry.services.s.sources.prod]",
+            ),
+            r"`numpy>>2\u{1b}[2J\nNEXT` is neither a registry library nor a valid requirement",
+        ),
+        (
+            SVC.replace(
+                "[registry.services.s.sources.prod]",
+                "[registry.services.s]\nenv-file = [\"no\\nNEXT.env\"]\n[registry.services.s.sources.prod]",
+            ),
+            r"env file `no\nNEXT.env` of service `s` does not exist",
+        ),
+    ];
+    for (manifest, headline) in shown_escaped {
+        w.write("hsm.toml", &manifest);
+        for cmd in ["list", "sync"] {
+            refused(&w, &[cmd], &[]);
+            let out = w.run(&[cmd]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.contains('\x1b'), "{err:?}");
+            let first = err.lines().next().unwrap_or_default();
+            assert!(first.starts_with("error: "), "{err}");
+            assert!(first.contains(headline), "{cmd}: {first:?}\n{err}");
+        }
+    }
+}

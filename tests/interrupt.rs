@@ -528,3 +528,236 @@ fn a_sync_without_uv_leaves_no_venv() {
     let changed = diff(&before, &tree(&sb.root));
     assert!(changed.is_empty(), "{}", changed.join("\n"));
 }
+
+/// `cargo hsm up` after a sync killed with its journal pending recovers as
+/// `sync` does: its own sync rolls the journal back first, says so, then
+/// syncs and starts the service. With `--no-sync` (start from what is on
+/// disk) it rolls back first too, and starts from the restored workspace,
+/// not from half-written files.
+#[test]
+fn up_recovers_an_interrupted_sync_as_sync_does() {
+    if !require("uv") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    sb.uv_service("services/s0", "");
+    let manifest = |deps: &str| {
+        format!("[services]\nstandalone = [\"s0\"]\n[registry.services.s0]\ndependencies = [{deps}]\n[registry.services.s0.sources.prod]\ntype = \"local\"\npath = \"services/s0\"\n[registry.services.s0.deployment-profiles.default]\nruntime = \"uv\"\ncommand = [\"python\", \"-c\", \"import alpha; print('s0 ran')\"]\n")
+    };
+    sb.write("hsm.toml", &manifest("\"alpha\""));
+    sb.sync(&[]);
+    // What `up` itself writes: its run state and logs.
+    let ours = |d: &String| !d.contains(".hsm/run");
+    let kill_a_sync = |deps: &str| {
+        sb.write("hsm.toml", &manifest(deps));
+        let before = tree(&sb.root);
+        let edited = sb.read("services/s0/pyproject.toml");
+        let out = interrupted_sync(&sb, "after:environment services", Sig::Kill);
+        assert_eq!(out.status.code(), None, "not killed:\n{}", stderr(&out));
+        assert!(sb.exists(".hsm/journal/log"), "no journal left");
+        assert_ne!(
+            sb.read("services/s0/pyproject.toml"),
+            edited,
+            "the killed sync had not edited the service yet"
+        );
+        before
+    };
+
+    kill_a_sync("\"alpha\", \"beta\"");
+    let out = sb.cmd(&["up"]).env("UV_OFFLINE", "1").output().unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(
+        e.contains("an earlier sync was interrupted; it was rolled back before this command"),
+        "{e}"
+    );
+    assert!(o.contains("s0 ran"), "{o}\n{e}");
+    assert!(!sb.exists(".hsm/journal"), "journal left:\n{e}");
+    assert!(
+        sb.read("services/s0/pyproject.toml").contains("beta"),
+        "up synced"
+    );
+    let check = sb.run(&["check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    let before = kill_a_sync("\"alpha\"");
+    let out = sb
+        .cmd(&["up", "--no-sync"])
+        .env("UV_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{o}\n{e}");
+    assert!(e.contains("it was rolled back before this command"), "{e}");
+    assert!(o.contains("s0 ran"), "{o}\n{e}");
+    assert!(!sb.exists(".hsm/journal"), "journal left:\n{e}");
+    let changed: Vec<String> = diff(&before, &tree(&sb.root))
+        .into_iter()
+        .filter(ours)
+        .collect();
+    assert!(changed.is_empty(), "not as before:\n{}", changed.join("\n"));
+}
+
+/// A tmpfs of a few megabytes mounted for one test (as root), unmounted
+/// when dropped: a disk that fills up.
+struct SmallDisk {
+    _dir: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl SmallDisk {
+    /// `None`, with the reason printed, where mounting is impossible (not
+    /// root, no tmpfs); under `CI=true` that fails the test instead.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().canonicalize().unwrap().join("disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&mnt)
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => return Some(SmallDisk { _dir: dir, mnt }),
+            Ok(o) => stderr(&o),
+            Err(e) => e.to_string(),
+        };
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("the disk-full test needs `mount -t tmpfs` (root) under CI=true: {why}");
+        }
+        eprintln!("skipping: cannot mount a small tmpfs: {}", why.trim());
+        None
+    }
+
+    /// Fills the disk but for about `keep` bytes.
+    fn fill(&self, keep: u64) {
+        let free = fs_free(&self.mnt);
+        let n = free.saturating_sub(keep) as usize;
+        std::fs::write(self.mnt.join("ballast"), vec![0x5a_u8; n]).unwrap();
+    }
+
+    fn empty_again(&self) {
+        std::fs::remove_file(self.mnt.join("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mnt)
+            .status();
+    }
+}
+
+fn fs_free(path: &Path) -> u64 {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a zeroed statvfs filled in by the call on success.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
+        s.f_bavail as u64 * s.f_frsize as u64
+    }
+}
+
+/// A sync that fills the disk (`python3 -m venv` of a new service, uv and
+/// pip writing into environments on a full tmpfs): a clear error naming
+/// the cause, exit 1, and nothing half-written: the journal rolled back
+/// (the new venv removed, the edited files byte for byte as before,
+/// `hsm.lock` and the compose file untouched). With space again, the next
+/// sync succeeds and check is clean.
+#[test]
+fn a_sync_that_fills_the_disk_fails_clearly_and_rolls_back() {
+    if !require("uv") || !require("venv") {
+        return;
+    }
+    let Some(disk) = SmallDisk::mount("64m") else {
+        return;
+    };
+    let template = Sandbox::new();
+    template.root_pyproject("");
+    template.uv_service("services/s0", "");
+    let root = disk.mnt.join("ws");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&template.root)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sb = Sandbox::at(root);
+    let wheels = sb.path("wheels");
+    sb.write(
+        "services/vv/requirements.txt",
+        &format!(
+            "--no-index\n--find-links {}\nbeta==2.0.0\n",
+            wheels.display()
+        ),
+    );
+    let manifest = |b: bool| {
+        let mut m = format!(
+            "[services]\nstandalone = [\"s0\", \"pg\"{}]\n[registry.services.s0]\ndependencies = [{}]\n[registry.services.s0.sources.prod]\ntype = \"local\"\npath = \"services/s0\"\n[registry.services.s0.deployment-profiles.default]\nruntime = \"uv\"\n",
+            if b { ", \"vv\"" } else { "" },
+            if b { "\"alpha\", \"beta\"" } else { "\"alpha\"" },
+        );
+        m.push_str(&format!(
+            "[registry.services.pg]\nports = [\"{}:5432\"]\n[registry.services.pg.sources.prod]\ntype = \"docker-image\"\nimage = \"postgres:16\"\n",
+            if b { 5433 } else { 5432 }
+        ));
+        m.push_str("[registry.services.vv.sources.prod]\ntype = \"local\"\npath = \"services/vv\"\n[registry.services.vv.deployment-profiles.default]\nruntime = \"venv\"\n");
+        m
+    };
+    sb.write("hsm.toml", &manifest(false));
+    sb.sync(&[]);
+    sb.write("hsm.toml", &manifest(true));
+    let before = tree(&sb.root);
+    let (lock, compose) = (sb.read("hsm.lock"), sb.read("docker-compose.hsm.yml"));
+
+    // Room for the journal and the small edits, not for a venv with pip.
+    disk.fill(3 << 20);
+    let out = sb.run(&["sync"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("is full"), "{err}");
+    assert!(err.contains("free some space"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(
+        err.contains("services/vv/.venv"),
+        "the new venv, removed:\n{err}"
+    );
+    assert!(!sb.exists(".hsm/journal"), "journal left:\n{err}");
+    assert!(!sb.exists("services/vv/.venv"), "{err}");
+    assert_eq!(sb.read("hsm.lock"), lock);
+    assert_eq!(sb.read("docker-compose.hsm.yml"), compose);
+    let changed: Vec<String> = diff(&before, &tree(&sb.root))
+        .into_iter()
+        .filter(|d| !d.ends_with("ballast"))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "not as before:\n{}\n{err}",
+        changed.join("\n")
+    );
+
+    disk.empty_again();
+    let out = sb.run(&["sync"]);
+    assert!(
+        out.status.success(),
+        "sync with space again:\n{}",
+        stderr(&out)
+    );
+    let check = sb.run(&["check"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+}

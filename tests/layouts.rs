@@ -21,7 +21,7 @@ use std::process::Output;
 
 use layouts_support::*;
 use serde_json::Value;
-use sync_support::{names, require, stderr, stdout, Sandbox};
+use sync_support::{names, require, stderr, stdout, sync_actions, Sandbox};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
@@ -400,6 +400,23 @@ enum CargoTarget {
     InCheckout,
 }
 
+/// Removes `hsm.locks/svc/Cargo.lock`: `sync --locked` is then refused
+/// (exit 1, naming the file) before anything builds, and changes nothing.
+fn locked_without_the_kept_cargo_lock_is_refused(sb: &Sandbox) {
+    std::fs::remove_file(sb.path("hsm.locks/svc/Cargo.lock")).unwrap();
+    let lock_before = sb.read("hsm.lock");
+    let o = run(sb, &["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "`--locked` needs the `Cargo.lock` of service `svc` in `hsm.locks/svc/Cargo.lock`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sb.read("hsm.lock"), lock_before);
+}
+
 /// The whole protocol for a git-sourced maturin/PyO3 upstream inside the
 /// sandbox's Cargo workspace (a Rust monorepo), built by the machine's
 /// cargo, one job at a time. Then: the extension module imports and was
@@ -439,6 +456,23 @@ fn maturin_case(runtime: &str, cargo_target: CargoTarget) {
     assert!(sb.exists(&format!("{target}/Cargo.lock")));
     if cargo_target == CargoTarget::InCheckout {
         assert!(sb.exists(&format!("{target}/target")));
+    }
+    // The upstream commits no `Cargo.lock`: hsm keeps the one cargo wrote.
+    let kept = "hsm.locks/svc/Cargo.lock";
+    assert_eq!(sb.read(kept), sb.read(&format!("{target}/Cargo.lock")));
+    // `--locked` without it: refused before any build, nothing changed.
+    let bytes = sb.read(kept);
+    locked_without_the_kept_cargo_lock_is_refused(&sb);
+    sb.write(kept, &bytes);
+    if cargo_target == CargoTarget::InCheckout {
+        // A fresh clone of the monorepo: the checkout and its build are
+        // gone. `--locked` clones again, puts the kept `Cargo.lock` back and
+        // has cargo build from it as it is (maturin gets `--locked`).
+        std::fs::remove_dir_all(sb.path(&target)).unwrap();
+        sync_ok(&sb, &["--locked"]);
+        assert_eq!(sb.read(&format!("{target}/Cargo.lock")), bytes);
+        assert_eq!(sb.read(kept), bytes);
+        assert_clean(&sb, "a locked sync from the kept Cargo.lock");
     }
     // A commit that changes only the Rust source (same version in
     // `pyproject.toml` and `Cargo.toml`): uv alone would keep the old build.
@@ -532,6 +566,122 @@ fn a_checkout_moved_to_another_commit_is_installed_again() {
         .unwrap();
     assert_eq!(stdout(&o).trim(), "new", "{}", stderr(&o));
     assert_clean(&sb, "the moved checkout");
+}
+
+/// The command of the `sync` action for service `svc` in sync's JSON report.
+fn svc_sync_command(o: &Output) -> Option<String> {
+    let v: Value =
+        serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)));
+    v["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["action"] == "sync" && a["component"] == "service:svc")
+        .map(|a| a["command"].as_str().expect("a command").to_string())
+}
+
+/// uv, git source: the dry run shows the `uv sync` that sync then runs,
+/// `--reinstall-package` included exactly when the checkout moves (issue
+/// 14's invariant: the dry run's actions are sync's).
+#[test]
+fn the_dry_run_shows_the_uv_sync_that_sync_runs() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_PYPROJECT, &["v1.0.0", "v1.1.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "v1.0.0"), "uv", ""));
+    sync_ok(&sb, &[]);
+    let json = ["--message-format", "json"];
+    let dry_then_real = |sb: &Sandbox| {
+        let dry = svc_sync_command(&sync_ok(sb, &["--dry-run", json[0], json[1]]));
+        let real = svc_sync_command(&sync_ok(sb, &json));
+        let (dry, real) = (
+            dry.expect("the dry run syncs svc"),
+            real.expect("sync syncs svc"),
+        );
+        // sync adds which uv ran: `(<path> …)`.
+        assert!(
+            real.starts_with(&format!("{dry} (")),
+            "dry run: {dry}\nsync:    {real}"
+        );
+        dry
+    };
+    // The ref moves: uv must rebuild the project, and the dry run says so.
+    let text = sb.read("hsm.toml").replace("v1.0.0", "v1.1.0");
+    sb.write("hsm.toml", &text);
+    let dry = dry_then_real(&sb);
+    assert_eq!(dry, "uv sync --reinstall-package st-app");
+    // Only the service's dependencies change: the checkout stays, no reinstall.
+    let text = sb.read("hsm.toml").replace("delta==1.0", "delta");
+    sb.write("hsm.toml", &text);
+    let dry = dry_then_real(&sb);
+    assert_eq!(dry, "uv sync");
+    assert_clean(&sb, "the dependency change");
+}
+
+/// setuptools beside a Rust crate whose upstream commits no `Cargo.lock`:
+/// its `setup.py` writes one, as cargo does in a maturin build, when there
+/// is none (cargo keeps the one it finds while it still fits).
+const SETUPTOOLS_WITH_CRATE: Layout = Layout {
+    name: "setuptools-with-crate",
+    dist: "st-app",
+    write: |d, v| {
+        (SETUPTOOLS_PYPROJECT.write)(d, v);
+        std::fs::write(
+            d.join("Cargo.toml"),
+            "[package]\nname = \"ext\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("setup.py"),
+            "import pathlib\nlock = pathlib.Path(__file__).with_name('Cargo.lock')\nif not lock.exists():\n    lock.write_text('# written by the build\\n')\nfrom setuptools import setup\nsetup()\n",
+        )
+        .unwrap();
+    },
+    from_tag: false,
+    uv_refuses: false,
+};
+
+/// uv, git source, a crate whose upstream commits no `Cargo.lock`: the one
+/// the build wrote is kept in `hsm.locks/svc/`; a changed kept one (a
+/// teammate's update) is put back into the checkout and the project
+/// rebuilt, which the dry run predicts action for action; `--locked`
+/// without it is refused before anything runs.
+#[test]
+fn a_crate_lock_is_kept_put_back_and_predicted() {
+    if !tools_ok() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.root_pyproject("");
+    let url = git_upstream(&sb, "svc", &SETUPTOOLS_WITH_CRATE, &["v1.0.0"]);
+    sb.write("hsm.toml", &manifest(&git_source(&url, "v1.0.0"), "uv", ""));
+    let o = sync_ok(&sb, &[]);
+    let kept = "hsm.locks/svc/Cargo.lock";
+    assert_eq!(sb.read(kept), "# written by the build\n", "{}", stderr(&o));
+    assert_clean(&sb, "the first sync");
+
+    sb.write(kept, "# updated by a teammate\n");
+    let json = ["--message-format", "json"];
+    let dry = sync_ok(&sb, &["--dry-run", json[0], json[1]]);
+    let real = sync_ok(&sb, &json);
+    assert_eq!(sync_actions(&dry), sync_actions(&real));
+    let (d, r) = (
+        svc_sync_command(&dry).unwrap(),
+        svc_sync_command(&real).unwrap(),
+    );
+    assert_eq!(d, "uv sync --reinstall-package st-app");
+    assert!(r.starts_with(&format!("{d} (")), "{r}");
+    assert_eq!(
+        sb.read("services/svc/Cargo.lock"),
+        "# updated by a teammate\n"
+    );
+    assert_eq!(sb.read(kept), "# updated by a teammate\n");
+    assert_clean(&sb, "the teammate's lock");
+
+    locked_without_the_kept_cargo_lock_is_refused(&sb);
 }
 
 // upstream uv workspaces ----------------------------------------------------

@@ -54,11 +54,24 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// With `--no-sync`, `up` and `run` start from what is on disk: what an
+/// interrupted sync left half-written is rolled back first, and said, as
+/// every writing command does (without `--no-sync`, the sync does it).
+fn recover_first(shell: &Shell, plan: &crate::plan::Plan) -> Result<()> {
+    let root = &plan.project.workspace_root;
+    if let Some(r) = crate::materialize::journal::recover_interrupted(root)? {
+        shell.warn(crate::materialize::journal::recovery_note(&r));
+    }
+    Ok(())
+}
+
 /// `cargo hsm run SERVICE -- CMD…`: sync, then replace this process with
 /// `CMD` inside the service's environment (its exit code is ours).
 pub fn run_one_off(shell: &Shell, root: &Utf8Path, args: &RunArgs) -> Result<i32> {
     let (_, plan) = crate::plan(root)?;
-    if !args.no_sync {
+    if args.no_sync {
+        recover_first(shell, &plan)?;
+    } else {
         let opts = SyncOptions {
             tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
             ..Default::default()
@@ -275,7 +288,9 @@ fn up(shell: &Shell, root: &Utf8Path, args: &UpArgs) -> Result<i32> {
     for w in &plan.warnings {
         shell.warn(w);
     }
-    if !args.no_sync {
+    if args.no_sync {
+        recover_first(shell, &plan)?;
+    } else {
         let opts = SyncOptions {
             frozen: args.frozen,
             offline: args.offline,

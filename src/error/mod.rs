@@ -486,10 +486,31 @@ pub struct ConfigDiagnostic {
     redact: bool,
 }
 
+/// A message, a help or a label, which is one line by contract (more lines
+/// go to [`Error::with_detail`]): every control character in it is shown as
+/// its escape (`\n`, `\t`, `\u{1b}`), as names are, so that user text in it
+/// (a value, a path, a command, a ref, a URL) can neither break the line
+/// nor move the terminal's cursor.
+pub fn one_line(text: impl Into<String>) -> String {
+    let text = text.into();
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl ConfigDiagnostic {
     pub fn new(message: impl Into<String>) -> Self {
         ConfigDiagnostic {
-            message: message.into(),
+            message: one_line(message),
             help: None,
             file: None,
             key_path: None,
@@ -505,12 +526,12 @@ impl ConfigDiagnostic {
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(one_line(help));
         self
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.label = Some(one_line(label));
         self
     }
 
@@ -700,7 +721,7 @@ impl Error {
     }
     pub fn failed(message: impl Into<String>) -> Self {
         Error::Failed(Box::new(Failure {
-            message: message.into(),
+            message: one_line(message),
             help: None,
             detail: None,
             exit_code: None,
@@ -715,8 +736,8 @@ impl Error {
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         match &mut self {
-            Error::Config(d) => d.help = Some(help.into()),
-            Error::Failed(f) => f.help = Some(help.into()),
+            Error::Config(d) => d.help = Some(one_line(help)),
+            Error::Failed(f) => f.help = Some(one_line(help)),
         }
         self
     }

@@ -254,6 +254,21 @@ mod tests {
     }
 
     #[test]
+    fn user_text_in_a_message_or_help_cannot_break_its_line() {
+        let e = Error::failed("service `s` lives at `a\nb\u{1b}[2J`, which does not exist")
+            .with_help("create `a\nb`")
+            .with_detail("a tool's\noutput");
+        let out = render(&e, &plain());
+        assert_eq!(
+            out,
+            "error: service `s` lives at `a\\nb\\u{1b}[2J`, which does not exist\n\
+             a tool's\noutput\nhelp: create `a\\nb`\n"
+        );
+        let d = Error::config("`x\ty`").with_detail("more\nlines");
+        assert_eq!(render(&d, &plain()), "error: `x\\ty`\nmore\nlines\n");
+    }
+
+    #[test]
     fn wraps_at_spaces_but_never_inside_backticks() {
         let text = "add it with `registry service add api --strategy 1-of-N` and then run `cargo hsm sync` again";
         let lines = wrap(text, Some(30));

@@ -119,6 +119,9 @@ fn stale_local_packages(lock: &UvLock, lock_dir: &Utf8Path) -> Vec<String> {
                 add(Some(list));
             }
         }
+        // An extra that names the project itself (`cov = ["attrs[tests]"]`):
+        // uv records the other extra's requirements in its place.
+        declared.remove(&normalize_name(&p.name));
         let locked: BTreeSet<String> = requires_dist
             .iter()
             .map(|d| normalize_name(&d.name))
@@ -404,6 +407,27 @@ source = { registry = "../w" }
                 },
             ]
         );
+    }
+
+    /// attrs' layout: an extra that names the project's own other extras.
+    #[test]
+    fn a_self_referencing_extra_is_not_a_stale_lock() {
+        let (_d, dir) = crate::test_support::tmp();
+        std::fs::write(
+            dir.join("pyproject.toml"),
+            "[project]\nname = \"Attrs\"\ndynamic = [\"version\"]\n[project.optional-dependencies]\ntests = [\"pytest\"]\ncov = [\"attrs[tests]\", \"coverage\"]\n",
+        )
+        .unwrap();
+        let lock = |deps: &str| {
+            format!("version = 1\n[[package]]\nname = \"attrs\"\nsource = {{ editable = \".\" }}\n[package.metadata]\nrequires-dist = [{deps}]\n")
+        };
+        let flattened = lock("{ name = \"coverage\", marker = \"extra == 'cov'\" }, { name = \"pytest\", marker = \"extra == 'cov'\" }, { name = \"pytest\", marker = \"extra == 'tests'\" }");
+        let env = marker_environment("3.11.7").unwrap();
+        let (_, stale) = uv_lock_expectation(&flattened, Some(&dir), "attrs", &[], &env).unwrap();
+        assert!(stale.is_empty(), "{stale:?}");
+        let older = lock("{ name = \"pytest\", marker = \"extra == 'tests'\" }");
+        let (_, stale) = uv_lock_expectation(&older, Some(&dir), "attrs", &[], &env).unwrap();
+        assert_eq!(stale, ["attrs"]);
     }
 
     #[test]

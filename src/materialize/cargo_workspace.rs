@@ -20,9 +20,23 @@ use crate::error::{Error, Result};
 /// `[tool.maturin].manifest-path`) with no `[workspace]` table at or above
 /// it up to the checkout's root.
 pub fn crate_needs_exclude(checkout: &Utf8Path, target: &Utf8Path) -> bool {
-    let Some(manifest) = package_manifest(target) else {
-        return false;
-    };
+    package_manifest(target).is_some_and(|m| own_workspace(checkout, &m).is_none())
+}
+
+/// Where cargo writes the `Cargo.lock` of the crate that a Python build
+/// backend builds at `target` (absolute, inside the checkout at
+/// `checkout`): at the root of the crate's own workspace within the
+/// checkout, else beside its manifest. `None` when there is no crate.
+pub fn cargo_lock(checkout: &Utf8Path, target: &Utf8Path) -> Option<Utf8PathBuf> {
+    let manifest = package_manifest(target)?;
+    let dir =
+        own_workspace(checkout, &manifest).or_else(|| manifest.parent().map(Utf8Path::to_owned))?;
+    Some(dir.join("Cargo.lock"))
+}
+
+/// The directory of the `Cargo.toml` with a `[workspace]` table at or above
+/// `manifest`'s directory, up to the checkout's root.
+fn own_workspace(checkout: &Utf8Path, manifest: &Utf8Path) -> Option<Utf8PathBuf> {
     let mut dir = manifest.parent();
     while let Some(d) = dir {
         if !d.starts_with(checkout) {
@@ -33,11 +47,11 @@ pub fn crate_needs_exclude(checkout: &Utf8Path, target: &Utf8Path) -> bool {
             .parse::<DocumentMut>()
             .is_ok_and(|doc| doc.contains_key("workspace"))
         {
-            return false;
+            return Some(d.to_owned());
         }
         dir = d.parent();
     }
-    true
+    None
 }
 
 /// The Cargo manifest a Python build backend builds at `target`.
@@ -176,7 +190,10 @@ mod tests {
             !crate_needs_exclude(&co, &py),
             "the checkout's workspace holds it"
         );
+        assert_eq!(cargo_lock(&co, &py), Some(co.join("Cargo.lock")));
         std::fs::write(co.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
         assert!(crate_needs_exclude(&co, &py));
+        assert_eq!(cargo_lock(&co, &py), Some(py.join("rust/Cargo.lock")));
+        assert_eq!(cargo_lock(&co, &co.join("nothing")), None);
     }
 }

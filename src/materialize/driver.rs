@@ -89,7 +89,7 @@ pub(super) fn run(
         }
         None
     } else {
-        journal::recover(&root)
+        journal::recover(&root)?
     };
     if let Some(r) = &recovered {
         warnings.push(journal::recovery_note(r));
@@ -298,7 +298,7 @@ impl Syncer<'_> {
         let a = Action {
             action,
             component: component.into(),
-            message: message.into(),
+            message: crate::error::one_line(message),
             path: path.map(|p| p.to_owned()),
             command,
         };

@@ -96,6 +96,9 @@ pub struct Recovery {
     pub stopped: Vec<String>,
     /// What could not be undone, with the reason.
     pub failed: Vec<String>,
+    /// Something could not be undone: the journal stays on disk for the
+    /// next writing command to finish the rollback.
+    pub kept: bool,
 }
 
 impl Recovery {
@@ -137,6 +140,11 @@ impl Recovery {
         }
         if !self.failed.is_empty() {
             parts.push(format!("could NOT restore: {}", self.failed.join(", ")));
+        }
+        if self.kept {
+            parts.push(format!(
+                "the journal stays in `{JOURNAL_DIR}`: once the cause is fixed (a full disk?), the next `cargo hsm sync` finishes the rollback"
+            ));
         }
         if parts.is_empty() {
             "nothing had been changed yet".into()
@@ -329,14 +337,24 @@ pub fn pending(root: &Utf8Path) -> bool {
 }
 
 /// Rolls back the journal an interrupted sync left, if any; the caller
-/// holds the sync lock.
-pub fn recover(root: &Utf8Path) -> Option<Recovery> {
+/// holds the sync lock. When part of it cannot be undone (a full disk),
+/// the journal stays and the command must not go on: its own changes
+/// would be undone by the rollback that finishes later.
+pub fn recover(root: &Utf8Path) -> Result<Option<Recovery>> {
     if !pending(root) {
         // A journal directory without its log is a committed one.
         let _ = std::fs::remove_dir_all(root.join(JOURNAL_DIR));
-        return None;
+        return Ok(None);
     }
-    Some(replay(root))
+    let r = replay(root);
+    if r.kept {
+        return Err(Error::failed(
+            "an earlier sync was interrupted, and its rollback could not finish: nothing else was done",
+        )
+        .with_detail(r.summary())
+        .with_help("fix what stopped it (free disk space, permissions), then run the command again"));
+    }
+    Ok(Some(r))
 }
 
 /// [`recover`] for the commands that write outside a sync (the editing
@@ -347,7 +365,7 @@ pub fn recover_interrupted(root: &Utf8Path) -> Result<Option<Recovery>> {
         return Ok(None);
     }
     let _lock = super::acquire_sync_lock(root, &mut |_| {})?;
-    Ok(recover(root))
+    recover(root)
 }
 
 /// The sentence a command prints after recovering.
@@ -505,6 +523,13 @@ fn replay(root: &Utf8Path) -> Recovery {
     let dirs = r.removed.clone();
     r.removed
         .retain(|p| !dirs.iter().any(|d| d != p && p.starts_with(d)));
+    if !r.failed.is_empty() {
+        // Kept, backups and all: the next writing command replays it again
+        // (every record undoes idempotently) once the cause, a full disk
+        // say, is gone. Deleting it would lose the only copy of the files.
+        r.kept = true;
+        return r;
+    }
     // The log goes first: a journal without it is a finished rollback.
     let _ = std::fs::remove_file(dir.join(LOG));
     let _ = sync_dir(&dir);
@@ -588,7 +613,7 @@ mod tests {
         std::mem::forget(txn);
         drop(j);
         assert!(pending(&root));
-        let r = recover(&root).expect("a journal was pending");
+        let r = recover(&root).unwrap().expect("a journal was pending");
         assert_eq!(std::fs::read(&kept).unwrap(), b"original");
         assert!(!root.join("new").exists());
         assert!(!root.join("svc/.venv").exists());
@@ -601,6 +626,40 @@ mod tests {
         );
         assert!(!pending(&root));
         assert!(!root.join(JOURNAL_DIR).exists());
+    }
+
+    /// A file that cannot be put back (here a directory now stands in its
+    /// place; on a full disk, the write fails): the journal stays, the
+    /// command is refused, and once the cause is gone the next recovery
+    /// finishes the rollback.
+    #[test]
+    fn a_rollback_that_cannot_finish_keeps_the_journal() {
+        let (_d, root) = tmp();
+        let (a, b) = (root.join("a.toml"), root.join("b.toml"));
+        std::fs::write(&a, b"a1").unwrap();
+        std::fs::write(&b, b"b1").unwrap();
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&a, b"a2", None).unwrap();
+        txn.write(&b, b"b2", None).unwrap();
+        std::mem::forget(txn);
+        drop(j);
+        std::fs::remove_file(&a).unwrap();
+        std::fs::create_dir_all(a.join("in-the-way")).unwrap();
+        let e = recover(&root).unwrap_err();
+        let text = e.plain();
+        assert!(text.contains("could NOT restore: `a.toml`"), "{text}");
+        assert!(
+            text.contains("the journal stays in `.hsm/journal`"),
+            "{text}"
+        );
+        assert_eq!(std::fs::read(&b).unwrap(), b"b1", "the rest was undone");
+        assert!(pending(&root));
+        std::fs::remove_dir_all(&a).unwrap();
+        let r = recover(&root).unwrap().unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"a1");
+        assert!(r.failed.is_empty() && !r.kept, "{r:?}");
+        assert!(!pending(&root));
     }
 
     #[test]
@@ -616,7 +675,7 @@ mod tests {
             .open(root.join(JOURNAL_DIR).join(LOG))
             .unwrap();
         log.write_all(b"{\"op\":\"file\",\"pa").unwrap();
-        let r = recover(&root).unwrap();
+        let r = recover(&root).unwrap().unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"1");
         assert!(r.failed.is_empty(), "{r:?}");
 

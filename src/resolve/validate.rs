@@ -79,6 +79,16 @@ impl Resolver<'_> {
         ] {
             let Some(v) = value else { continue };
             let loc = self.at(project.key(key));
+            if let Some(c) = v.as_str().chars().find(|c| c.is_control()) {
+                return Err(self.bad(
+                    &loc,
+                    format!(
+                        "`project.{key}` contains the control character U+{:04X}",
+                        c as u32
+                    ),
+                    "write it as one line of printable text",
+                ));
+            }
             if v.as_str().trim().is_empty() {
                 return Err(self.bad(
                     &loc,
@@ -117,6 +127,53 @@ impl Resolver<'_> {
                     },
                 )
             };
+            // One line of printable text: a line break or an escape
+            // sequence would reach git's command line, a path or the
+            // terminal.
+            let fields: [(&str, Option<&str>); 3] = match src {
+                Source::Git {
+                    url,
+                    reference,
+                    subdirectory,
+                    ..
+                } => [
+                    ("url", Some(url)),
+                    ("ref", reference.as_deref()),
+                    ("subdirectory", subdirectory.as_ref().map(|p| p.as_str())),
+                ],
+                Source::Local { path, .. } => {
+                    [("path", Some(path.as_str())), ("", None), ("", None)]
+                }
+                Source::Build {
+                    path, dockerfile, ..
+                } => [
+                    ("path", Some(path.as_str())),
+                    ("dockerfile", dockerfile.as_ref().map(|p| p.as_str())),
+                    ("", None),
+                ],
+                Source::DockerImage { image, .. } => {
+                    [("image", Some(image)), ("", None), ("", None)]
+                }
+                Source::Pypi {
+                    package, version, ..
+                } => [
+                    ("package", package.as_deref()),
+                    ("version", version.as_deref()),
+                    ("", None),
+                ],
+            };
+            for (field, value) in fields {
+                if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
+                    return Err(self.bad(
+                        &loc.key(field),
+                        format!(
+                            "`sources.{key}.{field}` contains the control character U+{:04X}",
+                            c as u32
+                        ),
+                        "write it as one line of printable text",
+                    ));
+                }
+            }
             match src {
                 Source::Git {
                     url, subdirectory, ..

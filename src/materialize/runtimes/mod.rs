@@ -32,6 +32,16 @@ pub struct RuntimeCtx<'a> {
     pub txn: &'a mut FileTxn,
     /// What the previous sync recorded for this service.
     pub previous: Option<&'a LockedService>,
+    /// The commit a git service's checkout sits at once the git step ran
+    /// (in a dry run: the one it would check out; `None` when that takes a
+    /// fetch first, or for another source).
+    pub commit: Option<&'a str>,
+    /// hsm put build inputs into the checkout that the tool does not watch
+    /// (a kept `Cargo.lock`): the service's project must be built again.
+    pub rebuild: bool,
+    /// The project builds a Rust crate whose `Cargo.lock` must stay as it
+    /// is (`--locked`, `--frozen`): see [`build_env`].
+    pub locked_crate: bool,
     /// Edits of the service's files made before the tool ran (e.g. its
     /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
     pub edited: bool,
@@ -127,6 +137,33 @@ pub fn pins_path(sv: &PlannedService) -> Option<Utf8PathBuf> {
     sv.checkout_path.as_ref()?;
     let file = adapter(sv.runtime()?)?.pins_file()?;
     Some(crate::lock::committed_lock(&sv.name, Utf8Path::new(file)))
+}
+
+/// maturin's variable for the arguments of its PEP 517 build: the
+/// service's own value, else the user's.
+const MATURIN_ARGS: &str = "MATURIN_PEP517_ARGS";
+
+/// `env` (a service's resolved environment) for its runtime's tools: when
+/// its project builds a Rust crate whose `Cargo.lock` must stay as it is,
+/// maturin's build arguments gain `--locked`, so that cargo refuses to
+/// change it. cargo's `--locked` also for hsm's `--frozen`: cargo's
+/// `--frozen` would forbid the network as well, which hsm's does not.
+pub fn build_env(ctx: &RuntimeCtx<'_>, mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !ctx.locked_crate {
+        return env;
+    }
+    let own = env.iter().position(|(k, _)| k == MATURIN_ARGS);
+    let base = match own {
+        Some(i) => env.remove(i).1,
+        None => std::env::var(MATURIN_ARGS).unwrap_or_default(),
+    };
+    let args = if base.split_whitespace().any(|a| a == "--locked") {
+        base
+    } else {
+        format!("{base} --locked").trim_start().to_string()
+    };
+    env.push((MATURIN_ARGS.to_string(), args));
+    env
 }
 
 /// Whether `uv sync` in the project at `dir` would rewrite its `uv.lock`:
@@ -268,12 +305,56 @@ pub fn run_tool_env(
         if detail.is_empty() {
             detail = res.stdout.trim_end().to_string();
         }
-        return Err(Error::failed(format!(
+        let e = Error::failed(format!(
             "`{line}` failed for {who} (exit code {status}, in `{dir}`)"
         ))
-        .with_detail(detail));
+        .with_detail(detail);
+        return Err(match disk_full(dir, &res) {
+            Some(why) => e.with_help(why),
+            None => e,
+        });
     }
     Ok(res)
+}
+
+/// Below this, a file system counts as full: a tool that failed there
+/// most likely failed for want of space.
+const NEARLY_FULL: u64 = 1 << 20;
+
+/// When a tool failed in `dir` on a full disk: its words say so (`No space
+/// left on device`), or they do not (`python3 -m venv` hides ensurepip's)
+/// and the file system it wrote to has next to nothing free. The help then
+/// says what will fix it, which a new sync alone will not.
+fn disk_full(dir: &Utf8Path, out: &ToolOutput) -> Option<String> {
+    let said = [&out.stderr, &out.stdout]
+        .iter()
+        .any(|t| t.contains("No space left on device") || t.contains("Errno 28"));
+    let free = free_bytes(dir);
+    if !said && free.is_none_or(|f| f >= NEARLY_FULL) {
+        return None;
+    }
+    let left = free.map_or(String::new(), |f| format!(" ({} KiB free)", f / 1024));
+    Some(format!(
+        "the disk holding `{dir}` is full{left}: free some space, then run `cargo hsm sync` again"
+    ))
+}
+
+/// The bytes an unprivileged process may still write on `dir`'s file system.
+#[cfg(unix)]
+fn free_bytes(dir: &Utf8Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_str()).ok()?;
+    // SAFETY: `s` is plain data that `statvfs` fills in when it returns 0.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Utf8Path) -> Option<u64> {
+    None
 }
 
 /// A command line as a user would type it.

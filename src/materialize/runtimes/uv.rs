@@ -57,18 +57,33 @@ fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathB
     uv_workspace_root(target, &checkout)
 }
 
-/// The service's own project when its git checkout now sits at another
-/// commit than the previous sync recorded (or none was recorded).
+/// The service's own project when its git checkout sits (after the git
+/// step; in a dry run, would sit) at another commit than the previous sync
+/// recorded, or none was recorded, or hsm put a kept `Cargo.lock` there. A
+/// dry run that must fetch before it knows the commit has already reported
+/// a checkout: so it moves.
 fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
-    let checkout = ctx.workspace_root.join(ctx.service.checkout_path.as_ref()?);
-    let repo = crate::git::open(&checkout).ok().flatten()?;
-    let head = crate::git::head_commit(&repo)?.to_string();
+    ctx.service.checkout_path.as_ref()?;
     let before = ctx.previous.and_then(|p| p.git.as_ref()).map(|g| &g.commit);
-    if before == Some(&head) {
+    if !ctx.rebuild && before.is_some() && before.map(String::as_str) == ctx.commit {
         return None;
     }
     let info = ProjectInfo::read(target);
     info.name.filter(|_| info.has_project_table)
+}
+
+/// The arguments of the `uv sync` that sync runs, which the dry run shows.
+fn sync_args(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Vec<String> {
+    let mut args = vec!["sync".to_string()];
+    args.extend(mode_flags(ctx.opts));
+    if let Some(project) = moved_project(ctx, target) {
+        // uv rebuilds a project only when its `pyproject.toml` (or
+        // `setup.py`, `setup.cfg`) changed: a compiled extension (maturin,
+        // PyO3) would keep what the old commit built.
+        args.push("--reinstall-package".into());
+        args.push(project);
+    }
+    args
 }
 
 impl RuntimeAdapter for UvAdapter {
@@ -170,10 +185,8 @@ impl RuntimeAdapter for UvAdapter {
         Ok(!ctx.opts.frozen && (ctx.edited || super::uv_lock_would_change(target, ctx.opts)))
     }
 
-    fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
-        let mut args = vec!["uv".to_string(), "sync".to_string()];
-        args.extend(mode_flags(ctx.opts));
-        let line = args.join(" ");
+    fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
+        let line = super::command_line(Utf8Path::new("uv"), &sync_args(ctx, target));
         // Which uv will run (resolving a version manager's shim spawns it
         // once); its version only for `-v`, since asking costs a spawn.
         match (ctx.opts.dry_run, super::tool::uv(ctx.workspace_root)) {
@@ -195,23 +208,17 @@ impl RuntimeAdapter for UvAdapter {
             Some(_) => vec![("UV_PROJECT_ENVIRONMENT", venv.as_str())],
             None => Vec::new(),
         };
-        let flags = mode_flags(ctx.opts);
         let mut commands = Vec::new();
 
         ctx.txn
             .snapshot(&lock)
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
-        let mut args = vec!["sync".to_string()];
-        args.extend(flags);
-        if let Some(project) = moved_project(ctx, target) {
-            // uv rebuilds a project only when its `pyproject.toml` (or
-            // `setup.py`, `setup.cfg`) changed: a compiled extension (maturin,
-            // PyO3) would keep what the old commit built.
-            args.push("--reinstall-package".into());
-            args.push(project);
-        }
+        let args = sync_args(ctx, target);
         commands.push(super::command_line(uv, &args));
-        let env = crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?;
+        let env = super::build_env(
+            ctx,
+            crate::envfile::resolved_env(ctx.workspace_root, ctx.service)?,
+        );
         run_tool_env(
             &format!("service `{name}`"),
             uv,

@@ -300,7 +300,7 @@ impl RuntimeAdapter for VenvAdapter {
         let python = find_tool("python3", &name, HINT)?;
         let venv = target.join(".venv");
         let venv_python = venv.join("bin").join("python");
-        let env = crate::envfile::resolved_env(ctx.workspace_root, sv)?;
+        let env = super::build_env(ctx, crate::envfile::resolved_env(ctx.workspace_root, sv)?);
         let run = |program: &Utf8Path, args: &[String]| {
             run_tool_env(&who, program, args, target, true, &env, &[])
         };
@@ -309,7 +309,15 @@ impl RuntimeAdapter for VenvAdapter {
             let a = vec!["-m".to_string(), "venv".into(), ".venv".into()];
             commands.push(super::command_line(&python, &a));
             run(&python, &a).map_err(|e| {
-                e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
+                // The module missing (a Debian python3 without
+                // python3-venv) in Python's words; any other cause (a full
+                // disk) keeps the help it has.
+                let text = e.plain();
+                if text.contains("ensurepip is not") || text.contains("No module named") {
+                    e.with_help(format!("`python3 -m venv` needs the venv module: {HINT}"))
+                } else {
+                    e
+                }
             })?;
         }
         let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {

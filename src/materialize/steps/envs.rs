@@ -12,6 +12,8 @@ use crate::materialize::driver::{combine_failures, Syncer};
 use crate::materialize::fingerprint;
 use crate::materialize::runtimes::{self, RuntimeCtx};
 use crate::materialize::{interrupt, journal, pool, Action, ActionKind, Progress};
+
+use super::cargo_lock::{self, CargoLock};
 use crate::plan::PlannedService;
 
 /// An environment service after the first pass of
@@ -29,6 +31,10 @@ struct PreparedService<'p> {
     job: Option<Action>,
     /// The stored fingerprint, when it still holds (nothing to re-hash).
     unchanged: Option<String>,
+    /// The `Cargo.lock` of the Rust crate it builds, if any.
+    cargo: Option<CargoLock>,
+    /// hsm put a kept `Cargo.lock` into the checkout: build it again.
+    rebuild: bool,
 }
 
 impl Syncer<'_> {
@@ -53,6 +59,7 @@ impl Syncer<'_> {
             .collect();
         let (root, opts) = (self.root.clone(), self.opts);
         let (journal, parent_txn) = (self.journal.clone(), &self.txn);
+        let commits = &self.commits;
         let progress = &mut self.progress;
         let results = pool::run(
             jobs.len(),
@@ -76,6 +83,9 @@ impl Syncer<'_> {
                     opts: &opts,
                     txn: &mut txn,
                     previous: p.previous.as_ref(),
+                    commit: commits.get(&p.sv.name).map(String::as_str),
+                    rebuild: p.rebuild,
+                    locked_crate: p.cargo.is_some() && (opts.locked || opts.frozen),
                     edited: true,
                 };
                 let r = adapter.sync(&mut ctx, &p.target).map(|o| o.pins);
@@ -239,12 +249,20 @@ impl Syncer<'_> {
             .and_then(|_| self.recorded.get(&envfile::env_file_path(&sv.name)))
             .cloned();
         self.write_env_file(sv, &component, kept_env)?;
+        let cargo = match unchanged {
+            Some(_) => None,
+            None => self.place_cargo_lock(sv, &target_rel)?,
+        };
+        let rebuild = cargo.as_ref().is_some_and(|c| c.placed);
         let mut ctx = RuntimeCtx {
             workspace_root: &self.root,
             service: sv,
             opts: &opts,
             txn: &mut self.txn,
             previous: previous.as_ref(),
+            commit: self.commits.get(&sv.name).map(String::as_str),
+            rebuild,
+            locked_crate: cargo.is_some() && (opts.locked || opts.frozen),
             edited: false,
         };
         let edits = match unchanged {
@@ -272,6 +290,7 @@ impl Syncer<'_> {
                 .join(crate::python::venv::INCOMPLETE_MARKER)
                 .exists()
                 && edits.is_empty()
+                && !rebuild
                 && adapter.is_fresh(&ctx, &target)?);
         // With --dry-run: whether the tool will rewrite the service's lock
         // file (and so `hsm.lock`), as the real sync would find out.
@@ -356,6 +375,8 @@ impl Syncer<'_> {
             previous,
             job,
             unchanged,
+            cargo,
+            rebuild,
         }))
     }
 
@@ -453,6 +474,9 @@ impl Syncer<'_> {
                     None,
                 );
             }
+        }
+        if let Some(c) = &p.cargo {
+            self.keep_cargo_lock(&p.component, c)?;
         }
         if !self.opts.dry_run {
             let fp = match &p.unchanged {
@@ -560,6 +584,9 @@ fn service_fingerprint(root: &Utf8Path, sv: &PlannedService, target: &Utf8Path) 
     h.file(&root.join(envfile::env_file_path(&sv.name)));
     if let Some(pins) = runtimes::pins_path(sv) {
         h.file(&root.join(pins));
+    }
+    if let Some(kept) = cargo_lock::kept_path(sv) {
+        h.file(&root.join(kept));
     }
     // Local libraries the service depends on: their inputs too.
     for d in &sv.dependencies {
