@@ -58,8 +58,13 @@ fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathB
 }
 
 /// The service's own project when its git checkout now sits at another
-/// commit than the previous sync recorded (or none was recorded).
-fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
+/// commit than the previous sync recorded (or none was recorded) and its
+/// venv already exists: a new venv holds no old build, and uv's
+/// `--reinstall-package` costs a rebuild (about 0.4 s per service).
+fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path, venv: &Utf8Path) -> Option<String> {
+    if !venv.join("pyvenv.cfg").exists() {
+        return None;
+    }
     let checkout = ctx.workspace_root.join(ctx.service.checkout_path.as_ref()?);
     let repo = crate::git::open(&checkout).ok().flatten()?;
     let head = crate::git::head_commit(&repo)?.to_string();
@@ -203,7 +208,7 @@ impl RuntimeAdapter for UvAdapter {
             .map_err(|e| Error::failed(format!("cannot read `{lock}`: {e}")))?;
         let mut args = vec!["sync".to_string()];
         args.extend(flags);
-        if let Some(project) = moved_project(ctx, target) {
+        if let Some(project) = moved_project(ctx, target, &venv) {
             // uv rebuilds a project only when its `pyproject.toml` (or
             // `setup.py`, `setup.cfg`) changed: a compiled extension (maturin,
             // PyO3) would keep what the old commit built.
