@@ -438,6 +438,9 @@ fn replay(root: &Utf8Path) -> Recovery {
         let res: std::result::Result<(), String> = match rec {
             Record::File { path, backup, meta } => {
                 let abs = root.join(path);
+                // A write killed between its temporary file and the rename
+                // (sync prepares the next service while a runtime runs).
+                crate::fs::remove_temp_files(&abs);
                 let bytes = match backup {
                     Some(b) => match std::fs::read(dir.join(b)) {
                         Ok(bytes) => Some(bytes),
