@@ -163,6 +163,21 @@ fn short_name(path: &Utf8Path) -> String {
     name.chars().take(64).collect()
 }
 
+/// Removes the temporary files that an atomic write of `path` killed
+/// before its rename left beside it (`.<name>.<random>.tmp`).
+pub fn remove_temp_files(path: &Utf8Path) {
+    let prefix = format!(".{}.", short_name(path));
+    let Ok(entries) = parent_dir(path).read_dir_utf8() else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") && n.len() > prefix.len() + 4 {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Flushes a directory's entries (a rename or a new file in it) to disk.
 pub fn sync_dir(dir: &Utf8Path) -> std::io::Result<()> {
     #[cfg(unix)]

@@ -763,3 +763,92 @@ fn changed_url_with_clean_checkout_reclones() {
         "the old checkout is removed after success"
     );
 }
+
+/// Several new clones run in the background while the environment step
+/// goes on: the output still announces them in plan order, and a failure
+/// (a service that cannot resolve, then a ref the remote lacks) rolls
+/// back every checkout, venv and temporary clone, whichever were done.
+#[test]
+fn background_clones_keep_plan_order_and_a_failure_leaves_no_checkout_or_temporary_clone() {
+    if !require("uv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let names = ["aa", "bb", "cc", "dd"];
+    let mut section = String::new();
+    let mut urls = Vec::new();
+    for n in names {
+        let (url, _) = sb.git_remote(n, &["v1"]);
+        urls.push(url.clone());
+        section.push_str(&format!(
+            "\n[registry.services.{n}.sources.prod]\ntype = \"git\"\nurl = \"{url}\"\nref = \"v1\"\n[registry.services.{n}.deployment-profiles.default]\nruntime = \"uv\"\n"
+        ));
+    }
+    let manifest = |extra: &str| {
+        format!("[services]\nstandalone = [\"aa\", \"bb\", \"cc\", \"dd\"]\n{section}{extra}")
+    };
+    let left_behind = || -> Vec<String> {
+        std::fs::read_dir(sb.path("services"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // `bb` cannot resolve: `aa`'s venv may be done, `cc` and `dd` still
+    // cloning; nothing of it stays.
+    sb.write(
+        "hsm.toml",
+        &manifest("[registry.services.bb]\ndependencies = [\"no-such-package>=1\"]\n"),
+    );
+    let out = sb.run(&["sync", "-j", "2"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no-such-package"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(left_behind(), Vec::<String>::new(), "{err}");
+    assert!(!sb.exists("hsm.lock"));
+
+    // A ref `cc`'s remote lacks: the error names it, nothing stays.
+    sb.write(
+        "hsm.toml",
+        &manifest("").replace(
+            &format!("url = \"{}\"\nref = \"v1\"", urls[2]),
+            &format!("url = \"{}\"\nref = \"v9\"", urls[2]),
+        ),
+    );
+    let out = sb.run(&["sync"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("service `cc`"), "{err}");
+    assert!(err.contains("`v9`"), "{err}");
+    assert_eq!(left_behind(), Vec::<String>::new(), "{err}");
+    assert!(!sb.exists("hsm.lock"));
+
+    sb.write("hsm.toml", &manifest(""));
+    let out = sb.sync(&[]);
+    let err = stderr(&out);
+    let at = |what: &str| {
+        err.find(what)
+            .unwrap_or_else(|| panic!("no `{what}` in:\n{err}"))
+    };
+    let clones: Vec<usize> = names.iter().map(|n| at(&format!("Cloning {n}"))).collect();
+    assert!(clones.windows(2).all(|w| w[0] < w[1]), "{err}");
+    assert!(clones[3] < at("Syncing"), "{err}");
+    let mut made = left_behind();
+    made.sort();
+    assert_eq!(made, names);
+    let lock = sb.read("hsm.lock");
+    for n in names {
+        assert!(sb.exists(&format!("services/{n}/.venv/pyvenv.cfg")), "{n}");
+        let head = sb.git(&format!("services/{n}"), &["rev-parse", "HEAD"]);
+        assert!(
+            lock.contains(&format!("commit = \"{}\"", head.trim())),
+            "{lock}"
+        );
+    }
+    let again = sb.sync(&[]);
+    assert!(!stderr(&again).contains("Cloning"), "{}", stderr(&again));
+    assert_eq!(sb.read("hsm.lock"), lock);
+}

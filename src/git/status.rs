@@ -96,6 +96,22 @@ impl Artifacts {
             .map(|_| ())
             .map_err(|e| crate::error::Error::failed(format!("cannot write `{path}`: {e}")))
     }
+
+    /// [`Artifacts::write_exclude`] into a new clone in a temporary
+    /// directory: a plain write, no fsync and no rename, since a failed
+    /// or interrupted clone is thrown away whole (and every later sync
+    /// writes the file again when it differs).
+    pub fn write_new_exclude(&self, repo: &Repository) -> Result<()> {
+        let info = repo.path().join("info");
+        let write = std::fs::create_dir_all(&info)
+            .and_then(|()| std::fs::write(info.join("exclude"), self.exclude_file()));
+        write.map_err(|e| {
+            crate::error::Error::failed(format!(
+                "cannot write `{}`: {e}",
+                info.join("exclude").display()
+            ))
+        })
+    }
 }
 
 /// Everything in the checkout that replacing or moving it would lose, one

@@ -372,7 +372,11 @@ pub fn clone_into_temp(
     let dir = Utf8Path::from_path(tmp.path())
         .ok_or_else(|| Error::failed(format!("`{}` is not a UTF-8 path", tmp.path().display())))?
         .to_owned();
-    let repo = Repository::init(&dir).map_err(|e| {
+    // Without git's template directory (sample hooks, `description`):
+    // about fifteen files fewer to copy per clone, none of which hsm uses.
+    let mut init = git2::RepositoryInitOptions::new();
+    init.external_template(false);
+    let repo = Repository::init_opts(&dir, &init).map_err(|e| {
         git_err(
             format!("cannot create a clone for {}", remote.describe()),
             e,
@@ -381,7 +385,7 @@ pub fn clone_into_temp(
     repo.remote("origin", remote.url)
         .map_err(|e| git_err(format!("cannot add the remote of {}", remote.describe()), e))?;
     super::mark_managed(&repo)?;
-    artifacts.write_exclude(&repo)?;
+    artifacts.write_new_exclude(&repo)?;
     // A new shallow clone has nothing to collect: no `git maintenance run
     // --auto` after its fetch (one process less per clone, as `git clone`).
     let commit = fetch_inner(&repo, &dir, remote, want, NEW_CLONE_CONFIG)?;

@@ -122,7 +122,7 @@ pub(super) fn run(
         recorded,
         lock: HsmLock::new(),
         commits: BTreeMap::new(),
-        prefetched: BTreeMap::new(),
+        prefetched: Default::default(),
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
@@ -221,8 +221,8 @@ pub(super) struct Syncer<'a> {
     pub(super) lock: HsmLock,
     /// Resolved commit of each git-sourced service.
     pub(super) commits: BTreeMap<String, String>,
-    /// Clones made in parallel ahead of the git step, by service name.
-    pub(super) prefetched: BTreeMap<String, crate::git::Fetched>,
+    /// The clones the git step started in the background.
+    pub(super) prefetched: super::steps::clones::Clones,
     /// Each environment service's own lock file.
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,

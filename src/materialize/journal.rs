@@ -192,6 +192,21 @@ impl Journal {
         rec: impl FnOnce(Option<String>) -> Record,
         backup: Option<&[u8]>,
     ) -> std::io::Result<()> {
+        self.append_as(rec, backup, true)
+    }
+
+    /// [`Journal::append`]; with `durable` false the record is written but
+    /// not synced to disk by itself (the next durable record, or the
+    /// commit, syncs it too). It still reaches every later rollback and the
+    /// recovery after a killed process (the page cache survives a process);
+    /// only a power loss can drop it, so it is for records whose loss then
+    /// costs nothing: see [`Journal::dir_change`] and the spawn log.
+    fn append_as(
+        &self,
+        rec: impl FnOnce(Option<String>) -> Record,
+        backup: Option<&[u8]>,
+        durable: bool,
+    ) -> std::io::Result<()> {
         let mut st = self.state();
         if st.log.is_none() {
             std::fs::create_dir_all(&self.dir)?;
@@ -221,18 +236,30 @@ impl Journal {
         line.push('\n');
         let log = st.log.as_mut().expect("opened above");
         log.write_all(line.as_bytes())?;
-        log.sync_data()
+        if durable {
+            log.sync_data()?;
+        }
+        Ok(())
     }
 
     fn record(&self, rec: Record) -> Result<()> {
-        self.append(|_| rec, None).map_err(|e| {
+        self.record_as(rec, true)
+    }
+
+    fn record_as(&self, rec: Record, durable: bool) -> Result<()> {
+        self.append_as(|_| rec, None, durable).map_err(|e| {
             Error::failed(format!("cannot write the sync journal `{}`: {e}", self.dir))
         })
     }
 
-    /// Writes down a git checkout change before it is made.
+    /// Writes down a git checkout change before it is made. A new clone's
+    /// record is not synced by itself (one fsync less per clone): after a
+    /// power loss that drops it, the clone stays where nothing was, marked
+    /// as hsm's, and the next sync simply uses it; nothing of the user's
+    /// is at stake.
     pub(super) fn dir_change(&self, d: &DirChange) -> Result<()> {
-        self.record(match d {
+        let durable = !matches!(d, DirChange::Created(_));
+        let rec = match d {
             DirChange::Created(p) => Record::Clone { path: self.rel(p) },
             DirChange::MovedAside { orig, aside } => Record::MovedAside {
                 orig: self.rel(orig),
@@ -242,7 +269,8 @@ impl Journal {
                 path: self.rel(path),
                 previous: previous.to_string(),
             },
-        })
+        };
+        self.record_as(rec, durable)
     }
 
     /// Writes down that a tool is about to create or change the
@@ -313,9 +341,12 @@ impl TxnLog for Journal {
 }
 
 impl super::interrupt::SpawnLog for Journal {
+    /// Not synced by itself: the record only matters after hsm itself was
+    /// killed (to stop the process groups it left running), which keeps the
+    /// page cache; after a power loss no process is left to stop.
     fn spawned(&self, pgid: i32, program: &str) {
         let program = program.to_string();
-        let _ = self.append(|_| Record::Spawn { pgid, program }, None);
+        let _ = self.append_as(|_| Record::Spawn { pgid, program }, None, false);
     }
 }
 
@@ -425,6 +456,9 @@ fn replay(root: &Utf8Path) -> Recovery {
         let res: std::result::Result<(), String> = match rec {
             Record::File { path, backup, meta } => {
                 let abs = root.join(path);
+                // A write killed between its temporary file and the rename
+                // (sync prepares the next service while a runtime runs).
+                crate::fs::remove_temp_files(&abs);
                 let bytes = match backup {
                     Some(b) => match std::fs::read(dir.join(b)) {
                         Ok(bytes) => Some(bytes),

@@ -71,6 +71,101 @@ pub fn run<T: Send>(
         .collect()
 }
 
+/// What the calling thread of [`stream`] hears about job `i`.
+pub enum Msg<T> {
+    Started(usize),
+    Done(usize, T),
+}
+
+/// The calling thread's side of [`stream`]: hands out jobs, hears back.
+pub struct Feeder<J, T> {
+    tx: Option<mpsc::Sender<(usize, J)>>,
+    rx: mpsc::Receiver<Msg<T>>,
+    submitted: usize,
+    done: usize,
+}
+
+impl<J, T> Feeder<J, T> {
+    /// Queues `job`; returns its index (0, 1, … in the order submitted).
+    pub fn submit(&mut self, job: J) -> usize {
+        let i = self.submitted;
+        self.submitted += 1;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((i, job));
+        }
+        i
+    }
+
+    /// The events that have happened, without waiting.
+    pub fn ready(&mut self) -> Vec<Msg<T>> {
+        let mut out = Vec::new();
+        while let Ok(m) = self.rx.try_recv() {
+            self.count(&m);
+            out.push(m);
+        }
+        out
+    }
+
+    /// No more jobs: the next event, waiting for it; `None` once every
+    /// submitted job is done.
+    pub fn next_after_last(&mut self) -> Option<Msg<T>> {
+        self.tx = None;
+        if self.done == self.submitted {
+            return None;
+        }
+        let m = self.rx.recv().ok()?;
+        self.count(&m);
+        Some(m)
+    }
+
+    fn count(&mut self, m: &Msg<T>) {
+        if let Msg::Done(..) = m {
+            self.done += 1;
+        }
+    }
+}
+
+/// Runs `drive` on the calling thread, which submits jobs to up to `jobs`
+/// threads running `work` while it still prepares more, and hears about
+/// every job through its [`Feeder`] (so that progress output and the sync
+/// transaction stay single-threaded). `drive` should wait for every job it
+/// submitted ([`Feeder::next_after_last`]); the threads end with it.
+pub fn stream<J: Send, T: Send, R>(
+    jobs: usize,
+    work: impl Fn(J) -> T + Sync,
+    drive: impl FnOnce(&mut Feeder<J, T>) -> R,
+) -> R {
+    let (jtx, jrx) = mpsc::channel::<(usize, J)>();
+    let jrx = std::sync::Mutex::new(jrx);
+    std::thread::scope(|scope| {
+        let (etx, erx) = mpsc::channel::<Msg<T>>();
+        for _ in 0..jobs.max(1) {
+            let etx = etx.clone();
+            let (jrx, work) = (&jrx, &work);
+            scope.spawn(move || loop {
+                let next = jrx.lock().map(|rx| rx.recv());
+                let Ok(Ok((i, job))) = next else {
+                    break;
+                };
+                let _ = etx.send(Msg::Started(i));
+                let r = work(job);
+                let _ = etx.send(Msg::Done(i, r));
+            });
+        }
+        drop(etx);
+        let mut feeder = Feeder {
+            tx: Some(jtx),
+            rx: erx,
+            submitted: 0,
+            done: 0,
+        };
+        let r = drive(&mut feeder);
+        // The threads stop once the queue is empty and closed.
+        feeder.tx = None;
+        r
+    })
+}
+
 /// The default for `-j`: the machine's available parallelism.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -110,6 +205,40 @@ mod tests {
         assert_eq!(started, (0..8).collect::<Vec<_>>());
         let peak = peak.load(Ordering::SeqCst);
         assert!(peak > 1 && peak <= 3, "peak concurrency {peak}");
+    }
+
+    #[test]
+    fn stream_runs_jobs_while_the_caller_submits_and_reports_each() {
+        let mut started = Vec::new();
+        let mut done = Vec::new();
+        stream(
+            2,
+            |x: usize| {
+                std::thread::sleep(Duration::from_millis(5));
+                x * 10
+            },
+            |f| {
+                for x in 0..6 {
+                    assert_eq!(f.submit(x), x);
+                    for m in f.ready() {
+                        match m {
+                            Msg::Started(i) => started.push(i),
+                            Msg::Done(i, r) => done.push((i, r)),
+                        }
+                    }
+                }
+                while let Some(m) = f.next_after_last() {
+                    match m {
+                        Msg::Started(i) => started.push(i),
+                        Msg::Done(i, r) => done.push((i, r)),
+                    }
+                }
+            },
+        );
+        started.sort();
+        done.sort();
+        assert_eq!(started, (0..6).collect::<Vec<_>>());
+        assert_eq!(done, (0..6).map(|i| (i, i * 10)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -61,11 +61,16 @@ fn member_workspace(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<Utf8PathB
 /// step; in a dry run, would sit) at another commit than the previous sync
 /// recorded, or none was recorded, or hsm put a kept `Cargo.lock` there. A
 /// dry run that must fetch before it knows the commit has already reported
-/// a checkout: so it moves.
+/// a checkout: so it moves. Not for the first sync of a service into a new
+/// venv: it holds no old build, and uv's `--reinstall-package` costs a
+/// rebuild (about 0.4 s per freshly cloned service).
 fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
     ctx.service.checkout_path.as_ref()?;
     let before = ctx.previous.and_then(|p| p.git.as_ref()).map(|g| &g.commit);
     if !ctx.rebuild && before.is_some() && before.map(String::as_str) == ctx.commit {
+        return None;
+    }
+    if !ctx.rebuild && before.is_none() && !target.join(".venv/pyvenv.cfg").exists() {
         return None;
     }
     let info = ProjectInfo::read(target);

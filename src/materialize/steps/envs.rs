@@ -37,86 +37,164 @@ struct PreparedService<'p> {
     rebuild: bool,
 }
 
+/// One runtime to run, handed to a thread of [`pool::stream`].
+struct Job<'p> {
+    sv: &'p PlannedService,
+    runtime: RuntimeType,
+    target: Utf8PathBuf,
+    previous: Option<LockedService>,
+    txn: FileTxn,
+    /// The commit its checkout sits at (see [`RuntimeCtx::commit`]).
+    commit: Option<String>,
+    rebuild: bool,
+    locked_crate: bool,
+}
+
+type JobResult = (Result<Option<Vec<u8>>>, FileTxn);
+
+/// What the environment step hears from its jobs.
+#[derive(Default)]
+struct Heard {
+    /// By job index: the service and its `Syncing` action.
+    jobs: Vec<(String, Action)>,
+    /// Job index, service, error.
+    failed: Vec<(usize, String, Error)>,
+    /// By service.
+    pins: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl Heard {
+    fn hear(&mut self, s: &mut Syncer<'_>, m: pool::Msg<JobResult>) {
+        match m {
+            pool::Msg::Started(i) => (s.progress)(Progress::Action(&self.jobs[i].1)),
+            pool::Msg::Done(i, (r, txn)) => {
+                (s.progress)(Progress::Finished {
+                    component: &self.jobs[i].1.component,
+                    ok: r.is_ok(),
+                });
+                // Also after a failure: the rollback restores what it wrote.
+                s.txn.absorb(txn);
+                let name = self.jobs[i].0.clone();
+                match r {
+                    Ok(Some(bytes)) => {
+                        self.pins.insert(name, bytes);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.failed.push((i, name, e)),
+                }
+            }
+        }
+    }
+}
+
 impl Syncer<'_> {
-    /// Three passes over the environment services: prepare each in plan
-    /// order (env file, hsm's edits, fingerprint: `Fresh` or a job), run the
-    /// jobs' runtimes on up to `--jobs` threads, then record each service's
-    /// lock file and new fingerprint in plan order.
+    /// The environment services in plan order: each one prepared (its
+    /// clone moved into place, env file, hsm's edits, fingerprint: `Fresh`
+    /// or a job), each job's runtime started on one of up to `--jobs`
+    /// threads as soon as it is prepared (while the next service's clone
+    /// may still run), then, once all are done, each service's lock file
+    /// and new fingerprint recorded in plan order.
     pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
         let _workspaces = crate::python::project::remember_workspaces();
         let services: Vec<&PlannedService> = plan.environment_services().collect();
         let ahead = fingerprints_ahead(&self.root, &services);
-        let mut prepared = Vec::new();
-        for (sv, now) in services.into_iter().zip(ahead) {
-            if let Some(p) = self.prepare_service(sv, now)? {
-                prepared.push(p);
-            }
-        }
-        let jobs: Vec<(&PreparedService, &Action)> = prepared
-            .iter()
-            .filter_map(|p| p.job.as_ref().map(|a| (p, a)))
-            .collect();
         let (root, opts) = (self.root.clone(), self.opts);
-        let (journal, parent_txn) = (self.journal.clone(), &self.txn);
-        let commits = &self.commits;
-        let progress = &mut self.progress;
-        let results = pool::run(
-            jobs.len(),
-            opts.jobs(),
-            |i| {
-                let (p, _) = jobs[i];
-                let adapter = runtimes::adapter(p.runtime).expect("environment runtime");
-                let mut txn: FileTxn = parent_txn.child();
-                if let Err(e) = interrupt::check() {
+        let journal = self.journal.clone();
+        let work = |j: Job<'_>| -> JobResult {
+            let Job {
+                sv,
+                runtime,
+                target,
+                previous,
+                mut txn,
+                commit,
+                rebuild,
+                locked_crate,
+            } = j;
+            let adapter = runtimes::adapter(runtime).expect("environment runtime");
+            if let Err(e) = interrupt::check() {
+                return (Err(e), txn);
+            }
+            let env = env_dir(runtime, &target);
+            if let Some(j) = &journal {
+                if let Err(e) = j.env(&env) {
                     return (Err(e), txn);
                 }
-                let env = env_dir(p.runtime, &p.target);
-                if let Some(j) = &journal {
-                    if let Err(e) = j.env(&env) {
-                        return (Err(e), txn);
-                    }
-                }
-                let mut ctx = RuntimeCtx {
-                    workspace_root: &root,
-                    service: p.sv,
-                    opts: &opts,
-                    txn: &mut txn,
-                    previous: p.previous.as_ref(),
-                    commit: commits.get(&p.sv.name).map(String::as_str),
-                    rebuild: p.rebuild,
-                    locked_crate: p.cargo.is_some() && (opts.locked || opts.frozen),
-                    edited: true,
-                };
-                let r = adapter.sync(&mut ctx, &p.target).map(|o| o.pins);
-                if r.is_ok() {
-                    journal::env_done(&env);
-                }
-                (r, txn)
-            },
-            |e| match e {
-                pool::Event::Started(i) => progress(Progress::Action(jobs[i].1)),
-                pool::Event::Finished(i, (r, _)) => progress(Progress::Finished {
-                    component: &jobs[i].1.component,
-                    ok: r.is_ok(),
-                }),
-            },
-        );
-        let mut failed = Vec::new();
-        let mut pins = std::collections::BTreeMap::new();
-        for ((p, _), (r, txn)) in jobs.iter().zip(results) {
-            self.txn.absorb(txn);
-            match r {
-                Ok(Some(bytes)) => {
-                    pins.insert(p.sv.name.clone(), bytes);
-                }
-                Ok(None) => {}
-                Err(e) => failed.push((p.sv.name.clone(), e)),
             }
+            let mut ctx = RuntimeCtx {
+                workspace_root: &root,
+                service: sv,
+                opts: &opts,
+                txn: &mut txn,
+                previous: previous.as_ref(),
+                commit: commit.as_deref(),
+                rebuild,
+                locked_crate,
+                edited: true,
+            };
+            let r = adapter.sync(&mut ctx, &target).map(|o| o.pins);
+            if r.is_ok() {
+                journal::env_done(&env);
+            }
+            (r, txn)
+        };
+        let mut prepared = Vec::new();
+        let mut heard = Heard::default();
+        let first_error = pool::stream(opts.jobs(), work, |f| {
+            let mut error = None;
+            for (sv, now) in services.into_iter().zip(ahead) {
+                for m in f.ready() {
+                    heard.hear(self, m);
+                }
+                let p = match self
+                    .finish_clone(&sv.name)
+                    .and_then(|()| self.prepare_service(sv, now))
+                {
+                    Ok(Some(p)) => p,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                };
+                if let Some(a) = &p.job {
+                    heard.jobs.push((sv.name.clone(), a.clone()));
+                    f.submit(Job {
+                        sv,
+                        runtime: p.runtime,
+                        target: p.target.clone(),
+                        previous: p.previous.clone(),
+                        txn: self.txn.child(),
+                        commit: self.commits.get(&sv.name).cloned(),
+                        rebuild: p.rebuild,
+                        locked_crate: p.cargo.is_some() && (opts.locked || opts.frozen),
+                    });
+                }
+                prepared.push(p);
+            }
+            while let Some(m) = f.next_after_last() {
+                heard.hear(self, m);
+            }
+            error
+        });
+        let Heard {
+            mut failed,
+            mut pins,
+            ..
+        } = heard;
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if !failed.is_empty() {
-            return Err(combine_failures(failed));
+            // In plan order, as the jobs were submitted.
+            failed.sort_by_key(|(i, _, _)| *i);
+            return Err(combine_failures(
+                failed.into_iter().map(|(_, n, e)| (n, e)).collect(),
+            ));
         }
+        // Clones no environment service asked for (a container's build context).
+        self.finish_clones()?;
         for p in &prepared {
             self.record_service(p, pins.remove(&p.sv.name))?;
         }

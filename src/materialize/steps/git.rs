@@ -6,7 +6,7 @@
 //! commit (no network when the checkout has it, even for a branch); the
 //! pin moves when the manifest's `ref` or `url` changes.
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 
 use crate::error::{Error, Result};
 use crate::git::{self, redact_url, Artifacts, Remote, Want};
@@ -15,6 +15,7 @@ use crate::manifest::model::Source;
 use crate::materialize::driver::Syncer;
 use crate::materialize::journal::DirChange;
 use crate::materialize::pool;
+use crate::materialize::steps::clones::{CloneJob, Clones};
 use crate::materialize::ActionKind;
 use crate::plan::PlannedService;
 
@@ -88,40 +89,34 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// Clones the git services that have no checkout yet, up to `--jobs` at
-    /// a time, into temporary directories; `git_service` then moves each into
-    /// place in plan order (or drops it, removing it, if it is not used).
-    /// Network-bound clones overlap; every decision stays sequential.
+    /// Starts the clones of the git services that have no checkout yet, up
+    /// to `--jobs` at a time, into temporary directories (see
+    /// [`super::clones`]); `git_service` then announces each in plan order
+    /// and a later step moves it into place. Network-bound clones overlap
+    /// each other and the environment syncs; every decision stays
+    /// sequential.
     fn prefetch_clones(&mut self) {
         if self.opts.dry_run || self.opts.offline {
             return;
         }
-        let todo: Vec<(GitService, Want, Utf8PathBuf)> = git_services(self.plan)
+        let todo: Vec<CloneJob> = git_services(self.plan)
             .filter(|g| !self.root.join(g.checkout).exists())
             .filter_map(|g| {
                 let want = self.want(&g).ok()?;
-                let dest = self.root.join(g.checkout);
-                Some((g, want, dest))
+                Some(CloneJob {
+                    service: g.sv.name.clone(),
+                    url: g.url.to_string(),
+                    reference: g.reference.map(str::to_string),
+                    want,
+                    artifacts: g.artifacts.clone(),
+                    dest: self.root.join(g.checkout),
+                })
             })
             .collect();
         if todo.len() < 2 {
             return;
         }
-        let results = pool::run(
-            todo.len(),
-            clone_jobs(&self.opts),
-            |i| {
-                let (g, want, dest) = &todo[i];
-                git::transport::clone_into_temp(&g.remote(), *want, &g.artifacts, dest)
-            },
-            |_| {},
-        );
-        for ((g, _, _), r) in todo.into_iter().zip(results) {
-            // A failed clone is retried (and reported) by `git_service`.
-            if let Ok(f) = r {
-                self.prefetched.insert(g.sv.name.clone(), f);
-            }
-        }
+        self.prefetched = Clones::start(todo, clone_jobs(&self.opts));
     }
 
     fn locked_git(&self, name: &str) -> Option<&LockedGit> {
@@ -171,15 +166,15 @@ impl Syncer<'_> {
     }
 
     /// With `--locked`, the commit must be the one in `hsm.lock`.
-    fn check_locked_commit(&self, sv: &PlannedService, oid: git2::Oid) -> Result<()> {
+    pub(super) fn check_locked_commit(&self, service: &str, oid: git2::Oid) -> Result<()> {
         if !self.opts.locked || self.opts.frozen {
             return Ok(());
         }
-        let locked = self.locked_git(&sv.name).map(|g| g.commit.clone());
+        let locked = self.locked_git(service).map(|g| g.commit.clone());
         if locked.as_deref() != Some(oid.to_string().as_str()) {
             return Err(Error::failed(format!(
                 "`--locked`: service `{}` resolves to commit {}, but `hsm.lock` has {}",
-                sv.name,
+                service,
                 oid,
                 locked.as_deref().unwrap_or("no commit")
             ))
@@ -318,11 +313,17 @@ impl Syncer<'_> {
                 return Ok(());
             }
             drop(repo);
-            let fetched = match self.prefetched.remove(&sv.name) {
-                Some(f) => f,
-                None => git::transport::clone_into_temp(&remote, want, &g.artifacts, &abs)?,
+            if !reclone && self.prefetched.started(&sv.name) {
+                // Moved into place when a later step needs it.
+                self.prefetched.defer(&sv.name, checkout.to_owned());
+                return Ok(());
+            }
+            let fetched = match self.prefetched.take(&sv.name) {
+                Some(Ok(f)) => f,
+                // A failed clone is made again here, and reported.
+                _ => git::transport::clone_into_temp(&remote, want, &g.artifacts, &abs)?,
             };
-            self.check_locked_commit(sv, fetched.commit)?;
+            self.check_locked_commit(&sv.name, fetched.commit)?;
             if reclone {
                 self.move_aside(&sv.name, &abs, checkout)?;
             } else if abs.exists() {
@@ -394,7 +395,7 @@ impl Syncer<'_> {
                 git::transport::fetch(&repo, &abs, &remote, want)?
             }
         };
-        self.check_locked_commit(sv, target)?;
+        self.check_locked_commit(&sv.name, target)?;
         let head = git::head_commit(&repo);
         if head == Some(target) {
             self.act(

@@ -2,6 +2,7 @@
 //! each, every one an `impl` block on the driver's `Syncer`.
 
 pub(super) mod cargo_lock;
+pub(super) mod clones;
 pub(super) mod compose;
 pub(super) mod envs;
 pub(super) mod git;

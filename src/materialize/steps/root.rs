@@ -53,7 +53,7 @@ impl Syncer<'_> {
     /// The checkouts of Rust-crate services (maturin/PyO3) that the
     /// workspace's `Cargo.toml` must exclude, so that cargo builds them
     /// (see [`crate::materialize::cargo_workspace`]).
-    fn cargo_workspace(&mut self) -> Result<()> {
+    pub(in crate::materialize) fn cargo_workspace(&mut self) -> Result<()> {
         let mut paths = Vec::new();
         let mut first = None;
         for sv in self.plan.environment_services() {
