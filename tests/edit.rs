@@ -395,9 +395,14 @@ fn refusals_leave_every_file_byte_identical() {
         "type=docker-image,image=x",
     ]);
     assert!(e.contains("already registered"), "{e}");
-    // Still selected: resolution refuses the removal.
+    // Still selected: the removal is refused, with the place that selects it.
     let e = sb.refused(&["registry", "service", "remove", "worker"]);
-    assert!(e.contains("unknown service `worker`"), "{e}");
+    assert!(
+        e.contains("cannot remove the service `worker`")
+            && e.contains("selected in `[services].standalone`")
+            && e.contains("remove worker --purge"),
+        "{e}"
+    );
     // A bad field is caught by loading the edited registry from memory.
     let e = sb.refused(&[
         "registry",
@@ -607,7 +612,11 @@ options = ["db", "web"]
     // Removing a library is refused while a group option implies it.
     let e = sb.refused(&["registry", "library", "remove", "tok"]);
     assert!(
-        e.contains("unknown library `tok`") && e.contains("vector-client.toml"),
+        e.contains("cannot remove the library `tok`")
+            && e.contains(
+                "the option `milvus-adapter` of the library group `vector-client` implies it"
+            )
+            && e.contains("vector-client.toml"),
         "{e}"
     );
     assert_data_eq!(
@@ -728,8 +737,6 @@ sources.prod = { type = "docker-image", image = "postgres:16" }
 +[package.metadata.hsm.registry.services.cache.sources.prod]
 +type = "docker-image"
 +image = "redis:7"
-+
-+[package.metadata.hsm.registry.services.cache.deployment-profiles.default]
 +
 
 "#]]

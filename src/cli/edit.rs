@@ -235,7 +235,7 @@ pub enum ImpliesCmd {
 
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// Prod source, `key=value` pairs: `type=git,url=…,ref=v1`, `type=pypi,version=>=2`, `type=docker-image,image=…`, `type=local,path=…`, `type=build,path=…,dockerfile=…`
+    /// Prod source, `key=value` pairs: `type=git,url=…,ref=v1`, `type=pypi,version=>=2`, `type=docker-image,image=…`, `type=local,path=…`, `type=build,path=…,dockerfile=…`; or a TOML inline table for values with commas: `{ type = "pypi", version = ">=1.26,<3" }`
     #[arg(long, value_name = "SPEC")]
     pub prod: Option<SourceSpec>,
     /// Dev source, same form as `--prod` (usually `type=local,path=…,editable=true`)
@@ -310,9 +310,9 @@ pub struct ServiceFields {
     /// docker, podman, uv, pixi or venv
     #[arg(long, value_parser = parse_runtime)]
     pub runtime: Option<RuntimeType>,
-    /// The command, split on whitespace (`"python -m embedder"`)
-    #[arg(long)]
-    pub command: Option<String>,
+    /// The command, split with shell rules (`"python -m embedder"`, `"sh -c 'echo hello'"`)
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<super::add::CommandLine>,
     /// Directory the command runs in, relative to the service
     #[arg(long)]
     pub working_dir: Option<String>,
@@ -494,6 +494,26 @@ fn edit(
     report(shell, root, what, &out)
 }
 
+/// [`edit`] for a session staged already: validates, tells what the new
+/// state means (`notes` of its Plan: "stays selected because …"), writes,
+/// and reports.
+pub(super) fn edit_reporting(
+    shell: &Shell,
+    root: &Utf8Path,
+    what: &str,
+    s: Session,
+    notes: impl FnOnce(&crate::Plan) -> Vec<String>,
+) -> Result<i32> {
+    let loaded = s.validate()?;
+    let plan = crate::resolve(&loaded)?;
+    let out = s.commit()?;
+    let code = report(shell, root, what, &out)?;
+    for n in notes(&plan) {
+        shell.warn(n);
+    }
+    Ok(code)
+}
+
 fn implied(select: &[String], params: &[(String, String)]) -> Implied {
     if !params.is_empty() {
         Implied::Params(params.to_vec())
@@ -598,13 +618,20 @@ pub fn run_library(shell: &Shell, root: &Utf8Path, cmd: &LibraryCmd) -> Result<i
             },
         ),
         LibraryCmd::Remove(a) => {
-            edit(
+            let mut s = Session::open(root)?;
+            match &a.group {
+                Some(g) => sel::remove_option(&mut s, Some(k), g, &a.name)?,
+                None => sel::remove(&mut s, k, &a.name)?,
+            }
+            edit_reporting(
                 shell,
                 root,
                 &format!("library remove {}", a.name),
-                |s| match &a.group {
-                    Some(g) => sel::remove_option(s, Some(k), g, &a.name),
-                    None => sel::remove(s, k, &a.name),
+                s,
+                |plan| {
+                    super::add::still_selected(plan, k, &a.name)
+                        .map(|why| vec![format!("the library `{}` stays selected: {why}", a.name)])
+                        .unwrap_or_default()
                 },
             )
         }
@@ -637,13 +664,20 @@ pub fn run_service(shell: &Shell, root: &Utf8Path, cmd: &ServiceCmd) -> Result<i
             },
         ),
         ServiceCmd::Remove(a) => {
-            edit(
+            let mut s = Session::open(root)?;
+            match &a.group {
+                Some(g) => sel::remove_option(&mut s, Some(k), g, &a.name)?,
+                None => sel::remove(&mut s, k, &a.name)?,
+            }
+            edit_reporting(
                 shell,
                 root,
                 &format!("service remove {}", a.name),
-                |s| match &a.group {
-                    Some(g) => sel::remove_option(s, Some(k), g, &a.name),
-                    None => sel::remove(s, k, &a.name),
+                s,
+                |plan| {
+                    super::add::still_selected(plan, k, &a.name)
+                        .map(|why| vec![format!("the service `{}` stays selected: {why}", a.name)])
+                        .unwrap_or_default()
                 },
             )
         }
@@ -748,10 +782,7 @@ fn service_spec(f: &ServiceFields) -> ServiceSpec {
         profile: Some(f.profile.clone()),
         profile_mode: f.profile_mode.clone(),
         runtime: f.runtime,
-        command: f
-            .command
-            .as_ref()
-            .map(|c| c.split_whitespace().map(str::to_string).collect()),
+        command: f.command.as_ref().map(|c| c.0.clone()),
         working_dir: f.working_dir.clone(),
         profile_env: f.profile_env.clone(),
         external: f.external.clone(),

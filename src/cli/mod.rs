@@ -2,6 +2,7 @@
 //! with `cargo metadata`, and error rendering. Each command is a thin pair:
 //! parse arguments, call one library function.
 
+mod add;
 mod check;
 mod compose;
 mod edit;
@@ -53,6 +54,10 @@ pub enum Command {
     List,
     /// Write the compose file of the container services (docker, podman)
     Compose(compose::ComposeArgs),
+    /// Register (when new) and select a library or service in one step: `add requests@>=2.31`, `add --service redis --image redis:7-alpine`
+    Add(add::AddArgs),
+    /// Unselect a library or service; `--purge` also removes its registry entry
+    Remove(add::RemoveArgs),
     // ---- init and the editing commands (issue 5) ----
     /// Create the manifest, the registry directory and `.gitignore` lines
     Init(edit::InitArgs),
@@ -160,6 +165,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::Compose(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             compose::run(shell, &root, args)
+        }
+        Command::Add(a) => add::run_add(shell, &workspace_root(cli.manifest_path.as_deref())?, a),
+        Command::Remove(a) => {
+            add::run_remove(shell, &workspace_root(cli.manifest_path.as_deref())?, a)
         }
         // ---- init and the editing commands (issue 5) ----
         Command::Init(a) => {

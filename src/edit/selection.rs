@@ -256,9 +256,68 @@ fn set_entry_key(arr: &mut toml_edit::Array, i: usize, key: &str, value: &str) {
     }
 }
 
+/// The error for removing a name the registry does not define: not the
+/// "register it first" of adding one, but what is there to remove.
+pub fn unknown_for_removal(s: &Session, kind: Component, name: &str) -> Error {
+    let e = Error::config(format!(
+        "there is no {} `{name}` to remove: it is neither selected nor in the registry",
+        kind.word()
+    ));
+    let known = known(s, kind);
+    match names::did_you_mean(name, known.iter().map(String::as_str)) {
+        Some(k) => e.with_help(format!("did you mean `{k}`?")),
+        None => e.with_help("`cargo hsm list` shows what is selected"),
+    }
+}
+
+/// Whether `name` is a registered `kind`.
+pub fn is_known(s: &Session, kind: Component, name: &str) -> bool {
+    known(s, kind).iter().any(|k| k == name)
+}
+
+/// Whether the manifest selects `name` on its own (`standalone`).
+pub fn is_standalone(s: &Session, kind: Component, name: &str) -> bool {
+    match kind {
+        Component::Library => s
+            .loaded
+            .manifest
+            .libraries
+            .standalone
+            .iter()
+            .any(|l| l.name == name),
+        Component::Service => s
+            .loaded
+            .manifest
+            .services
+            .standalone
+            .iter()
+            .any(|l| l.name == name),
+    }
+}
+
+/// Removes `name` from `[modes]` (it left the selection for good).
+pub fn remove_modes_key(s: &mut Session, name: &str) -> Result<()> {
+    let m = s.manifest()?;
+    let empty = match m.get_mut("modes").and_then(Item::as_table_like_mut) {
+        Some(t) => {
+            t.remove(name);
+            t.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        m.remove("modes");
+    }
+    Ok(())
+}
+
 /// Unselects a standalone component. Not selected: nothing to do.
 pub fn remove(s: &mut Session, kind: Component, name: &str) -> Result<()> {
-    require_component(s, kind, name)?;
+    names::validate(name)
+        .map_err(|why| Error::config(format!("invalid {} name: {why}", kind.word())))?;
+    if !is_known(s, kind, name) {
+        return Err(unknown_for_removal(s, kind, name));
+    }
     let m = s.manifest()?;
     if let Some(i) = find_standalone(m, kind, name) {
         let arr = standalone(m, kind)?;
