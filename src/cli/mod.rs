@@ -11,6 +11,7 @@ mod list;
 pub mod shell;
 mod sync;
 mod up;
+mod update;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -88,6 +89,8 @@ pub enum Command {
     Check,
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
+    /// Move branch refs to their tips and re-resolve the locks (all, or of the named services), then sync; shows old -> new
+    Update(update::UpdateArgs),
     /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
     Up(up::UpArgs),
     /// Stop the services `up` started (from any shell), dependents first; then `compose down`
@@ -192,6 +195,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         Command::Sync(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             sync::run(shell, &root, args)
+        }
+        Command::Update(args) => {
+            update::run(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }
         Command::Up(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;

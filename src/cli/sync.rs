@@ -98,8 +98,25 @@ pub(super) fn sync_and_verify(
     opts: &SyncOptions,
     verify: bool,
 ) -> Result<(materialize::SyncReport, Option<crate::inspect::Report>)> {
+    sync_and_verify_with(shell, plan, opts, verify, None)
+}
+
+/// [`sync_and_verify`]; with `update`, as `cargo hsm update` of those
+/// components (empty: all).
+pub(super) fn sync_and_verify_with(
+    shell: &Shell,
+    plan: &crate::Plan,
+    opts: &SyncOptions,
+    verify: bool,
+    update: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(materialize::SyncReport, Option<crate::inspect::Report>)> {
     let mut display = Display::new(shell);
-    let result = materialize::sync_with_progress(plan, opts, &mut |p| display.event(p));
+    let result = match update {
+        Some(names) => {
+            materialize::update_with_progress(plan, opts, names, &mut |p| display.event(p))
+        }
+        None => materialize::sync_with_progress(plan, opts, &mut |p| display.event(p)),
+    };
     display.finish(result.is_ok());
     let report = result?;
     for w in &report.warnings {

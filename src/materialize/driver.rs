@@ -52,6 +52,7 @@ fn fresh_or_refused(
 pub(super) fn run(
     plan: &Plan,
     opts: &SyncOptions,
+    update: Option<&std::collections::BTreeSet<String>>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
     let root = plan.project.workspace_root.clone();
@@ -126,6 +127,7 @@ pub(super) fn run(
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
+        update: update.cloned(),
         lock_changes: false,
         actions: Vec::new(),
         warnings,
@@ -227,6 +229,9 @@ pub(super) struct Syncer<'a> {
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,
     pub(super) root_exists: bool,
+    /// `cargo hsm update`: the components whose pins (git commits, the
+    /// tools' locks) are resolved again; empty: all of them.
+    pub(super) update: Option<std::collections::BTreeSet<String>>,
     /// With `--dry-run`: a tool is predicted to rewrite a lock file, so
     /// `hsm.lock` will change although the lock built here looks the same.
     pub(super) lock_changes: bool,
@@ -266,6 +271,14 @@ pub(super) fn combine_failures(mut failed: Vec<(String, Error)>) -> Error {
 }
 
 impl Syncer<'_> {
+    /// Whether `cargo hsm update` re-resolves `name` (a service, or
+    /// `libraries`): its lock pins do not hold.
+    pub(super) fn updating(&self, name: &str) -> bool {
+        self.update
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.contains(name))
+    }
+
     fn run_steps(&mut self) -> StepResult {
         for name in STEPS {
             interrupt::test_point(&format!("before:{name}"));

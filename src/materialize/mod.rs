@@ -381,5 +381,17 @@ pub fn sync_with_progress(
     opts: &SyncOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
-    driver::run(plan, opts, progress)
+    driver::run(plan, opts, None, progress)
+}
+
+/// `cargo hsm update`: [`sync_with_progress`], with the pins of `names`
+/// (services, or `libraries`; empty: everything) resolved again: branch
+/// refs move to their tips, and uv re-resolves their locks (`--upgrade`).
+pub fn update_with_progress(
+    plan: &Plan,
+    opts: &SyncOptions,
+    names: &std::collections::BTreeSet<String>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<SyncReport> {
+    driver::run(plan, opts, Some(names), progress)
 }

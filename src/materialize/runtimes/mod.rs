@@ -35,6 +35,9 @@ pub struct RuntimeCtx<'a> {
     /// Edits of the service's files made before the tool ran (e.g. its
     /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
     pub edited: bool,
+    /// `cargo hsm update`: the tool re-resolves the service's lock
+    /// (`uv sync --upgrade`).
+    pub upgrade: bool,
 }
 
 /// A file an adapter wants changed before its tool runs.

@@ -173,6 +173,9 @@ impl RuntimeAdapter for UvAdapter {
     fn describe(&self, ctx: &RuntimeCtx<'_>, _target: &Utf8Path) -> String {
         let mut args = vec!["uv".to_string(), "sync".to_string()];
         args.extend(mode_flags(ctx.opts));
+        if ctx.upgrade && !ctx.opts.locked && !ctx.opts.frozen {
+            args.push("--upgrade".to_string());
+        }
         let line = args.join(" ");
         // Which uv will run (resolving a version manager's shim spawns it
         // once); its version only for `-v`, since asking costs a spawn.
@@ -195,7 +198,10 @@ impl RuntimeAdapter for UvAdapter {
             Some(_) => vec![("UV_PROJECT_ENVIRONMENT", venv.as_str())],
             None => Vec::new(),
         };
-        let flags = mode_flags(ctx.opts);
+        let mut flags = mode_flags(ctx.opts);
+        if ctx.upgrade && !ctx.opts.locked && !ctx.opts.frozen {
+            flags.push("--upgrade".to_string());
+        }
         let mut commands = Vec::new();
 
         ctx.txn

@@ -29,6 +29,8 @@ struct PreparedService<'p> {
     job: Option<Action>,
     /// The stored fingerprint, when it still holds (nothing to re-hash).
     unchanged: Option<String>,
+    /// `cargo hsm update` re-resolves its lock.
+    upgrade: bool,
 }
 
 impl Syncer<'_> {
@@ -77,6 +79,7 @@ impl Syncer<'_> {
                     txn: &mut txn,
                     previous: p.previous.as_ref(),
                     edited: true,
+                    upgrade: p.upgrade,
                 };
                 let r = adapter.sync(&mut ctx, &p.target).map(|o| o.pins);
                 if r.is_ok() {
@@ -219,13 +222,17 @@ impl Syncer<'_> {
         // Nothing changed since the last successful sync: no process
         // spawned, and (a dry run predicts the same) nothing to edit, since
         // the fingerprint covers the Plan entry and the edited files.
-        let now = match ahead {
-            Some(fp) => fp,
-            None => self.service_fingerprint(sv, &target),
+        let upgrade = self.updating(&sv.name);
+        let unchanged = if upgrade {
+            None
+        } else {
+            let now = match ahead {
+                Some(fp) => fp,
+                None => self.service_fingerprint(sv, &target),
+            };
+            self.fingerprints
+                .unchanged(&component, now.as_deref(), opts.frozen)
         };
-        let unchanged = self
-            .fingerprints
-            .unchanged(&component, now.as_deref(), opts.frozen);
         // An unchanged fingerprint covers every sign of a half-made venv
         // (the marker, `pyvenv.cfg`, the interpreter, `site-packages`), so
         // only a changed one needs a look.
@@ -246,6 +253,7 @@ impl Syncer<'_> {
             txn: &mut self.txn,
             previous: previous.as_ref(),
             edited: false,
+            upgrade,
         };
         let edits = match unchanged {
             Some(_) => Vec::new(),
@@ -266,13 +274,15 @@ impl Syncer<'_> {
             // A service's pyproject.toml may be another's workspace root.
             crate::python::project::forget_workspaces();
         }
-        // An unchanged fingerprint saw no marker of an unfinished sync.
-        let fresh = unchanged.is_some()
-            || (!env_dir(runtime, &target)
-                .join(crate::python::venv::INCOMPLETE_MARKER)
-                .exists()
-                && edits.is_empty()
-                && adapter.is_fresh(&ctx, &target)?);
+        // An unchanged fingerprint saw no marker of an unfinished sync;
+        // `cargo hsm update` always runs the tool.
+        let fresh = !upgrade
+            && (unchanged.is_some()
+                || (!env_dir(runtime, &target)
+                    .join(crate::python::venv::INCOMPLETE_MARKER)
+                    .exists()
+                    && edits.is_empty()
+                    && adapter.is_fresh(&ctx, &target)?));
         // With --dry-run: whether the tool will rewrite the service's lock
         // file (and so `hsm.lock`), as the real sync would find out.
         if opts.dry_run && !fresh && adapter.lockfile_would_change(&ctx, &target)? {
@@ -356,6 +366,7 @@ impl Syncer<'_> {
             previous,
             job,
             unchanged,
+            upgrade,
         }))
     }
 

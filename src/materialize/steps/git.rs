@@ -125,6 +125,10 @@ impl Syncer<'_> {
     }
 
     fn locked_git(&self, name: &str) -> Option<&LockedGit> {
+        if self.updating(name) {
+            // `cargo hsm update`: the ref is resolved again.
+            return None;
+        }
         self.previous
             .as_ref()
             .and_then(|l| l.service(name))
