@@ -8,6 +8,7 @@ mod compose;
 mod edit;
 mod generate;
 mod list;
+mod package;
 pub mod shell;
 mod sync;
 mod up;
@@ -52,7 +53,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the resolved libraries and services (the Plan)
-    List,
+    List(package::PackageArgs),
     /// Write the compose file of the container services (docker, podman)
     Compose(compose::ComposeArgs),
     /// Register (when new) and select a library or service in one step: `add requests@>=2.31`, `add --service redis --image redis:7-alpine`
@@ -86,7 +87,7 @@ pub enum Command {
     },
     // ---- end of issue 5 commands ----
     /// Inspect what sync made: environments, git checkouts, compose and env files, hsm.lock
-    Check,
+    Check(package::PackageArgs),
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
     /// Move branch refs to their tips and re-resolve the locks (all, or of the named services), then sync; shows old -> new
@@ -160,10 +161,10 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         // Need no workspace.
         Command::Completions(a) => generate::completions(shell, a),
         Command::Man(a) => generate::man(shell, a),
-        Command::Check => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?),
-        Command::List => {
+        Command::Check(p) => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?, p),
+        Command::List(p) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
-            list::run(shell, &root)
+            list::run(shell, &root, p)
         }
         Command::Compose(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;

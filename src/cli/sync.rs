@@ -35,6 +35,8 @@ pub struct SyncArgs {
     /// Skip the inspection of the result (`cargo hsm check`) at the end
     #[arg(long)]
     pub no_verify: bool,
+    #[command(flatten)]
+    pub packages: super::package::PackageArgs,
 }
 
 /// The JSON document of `sync --message-format json`.
@@ -62,7 +64,22 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         jobs: args.jobs.map_or(0, usize::from),
         tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
     };
-    let (report, verification) = sync_and_verify(shell, &plan, &opts, !args.no_verify)?;
+    let only = args.packages.selected(&plan)?;
+    let scope = materialize::Scope {
+        update: None,
+        only: only.clone(),
+    };
+    let (report, mut verification) =
+        sync_and_verify_with(shell, &plan, &opts, !args.no_verify, &scope)?;
+    let plan = match &only {
+        Some(names) => {
+            if let Some(v) = verification.as_mut() {
+                super::package::filter_report(v, &plan, names);
+            }
+            super::package::filter_plan(&plan, names)
+        }
+        None => plan,
+    };
     let mut code = EXIT_OK;
     match shell.format {
         MessageFormat::Json => shell.document(
@@ -98,25 +115,20 @@ pub(super) fn sync_and_verify(
     opts: &SyncOptions,
     verify: bool,
 ) -> Result<(materialize::SyncReport, Option<crate::inspect::Report>)> {
-    sync_and_verify_with(shell, plan, opts, verify, None)
+    sync_and_verify_with(shell, plan, opts, verify, &materialize::Scope::default())
 }
 
-/// [`sync_and_verify`]; with `update`, as `cargo hsm update` of those
-/// components (empty: all).
+/// [`sync_and_verify`] of a part of the selection (`-p`), or as `cargo hsm
+/// update`.
 pub(super) fn sync_and_verify_with(
     shell: &Shell,
     plan: &crate::Plan,
     opts: &SyncOptions,
     verify: bool,
-    update: Option<&std::collections::BTreeSet<String>>,
+    scope: &materialize::Scope,
 ) -> Result<(materialize::SyncReport, Option<crate::inspect::Report>)> {
     let mut display = Display::new(shell);
-    let result = match update {
-        Some(names) => {
-            materialize::update_with_progress(plan, opts, names, &mut |p| display.event(p))
-        }
-        None => materialize::sync_with_progress(plan, opts, &mut |p| display.event(p)),
-    };
+    let result = materialize::sync_scoped(plan, opts, scope, &mut |p| display.event(p));
     display.finish(result.is_ok());
     let report = result?;
     for w in &report.warnings {

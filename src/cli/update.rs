@@ -195,8 +195,12 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &UpdateArgs) -> Result<i32> {
         tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
     };
     let names: BTreeSet<String> = args.names.iter().cloned().collect();
+    let scope = crate::materialize::Scope {
+        update: Some(names),
+        only: None,
+    };
     let (report, verification) =
-        super::sync::sync_and_verify_with(shell, &plan, &opts, !args.no_verify, Some(&names))?;
+        super::sync::sync_and_verify_with(shell, &plan, &opts, !args.no_verify, &scope)?;
     let changes = changes(previous.as_ref(), &report.lock, &before, root);
     match shell.format {
         MessageFormat::Json => shell.document(

@@ -52,7 +52,7 @@ fn fresh_or_refused(
 pub(super) fn run(
     plan: &Plan,
     opts: &SyncOptions,
-    update: Option<&std::collections::BTreeSet<String>>,
+    scope: &super::Scope,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
     let root = plan.project.workspace_root.clone();
@@ -127,7 +127,8 @@ pub(super) fn run(
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
-        update: update.cloned(),
+        update: scope.update.clone(),
+        only: scope.only.clone(),
         lock_changes: false,
         actions: Vec::new(),
         warnings,
@@ -232,6 +233,9 @@ pub(super) struct Syncer<'a> {
     /// `cargo hsm update`: the components whose pins (git commits, the
     /// tools' locks) are resolved again; empty: all of them.
     pub(super) update: Option<std::collections::BTreeSet<String>>,
+    /// `sync -p NAME…`: the services (or libraries) acted on; the others'
+    /// pins and recorded hashes are carried over from `hsm.lock`.
+    pub(super) only: Option<std::collections::BTreeSet<String>>,
     /// With `--dry-run`: a tool is predicted to rewrite a lock file, so
     /// `hsm.lock` will change although the lock built here looks the same.
     pub(super) lock_changes: bool,
@@ -277,6 +281,11 @@ impl Syncer<'_> {
         self.update
             .as_ref()
             .is_some_and(|u| u.is_empty() || u.contains(name))
+    }
+
+    /// Whether this sync acts on `name` (a service, or `libraries`).
+    pub(super) fn acts_on(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(name))
     }
 
     fn run_steps(&mut self) -> StepResult {

@@ -381,17 +381,26 @@ pub fn sync_with_progress(
     opts: &SyncOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
-    driver::run(plan, opts, None, progress)
+    driver::run(plan, opts, &Scope::default(), progress)
 }
 
-/// `cargo hsm update`: [`sync_with_progress`], with the pins of `names`
-/// (services, or `libraries`; empty: everything) resolved again: branch
-/// refs move to their tips, and uv re-resolves their locks (`--upgrade`).
-pub fn update_with_progress(
+/// What part of the selection a sync acts on, and what it resolves again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `cargo hsm update`: the components (services, library names, or
+    /// `libraries`) whose pins do not hold; empty: all.
+    pub update: Option<std::collections::BTreeSet<String>>,
+    /// `sync -p NAME…`: only these services (or `libraries`) are synced;
+    /// the others keep what `hsm.lock` recorded for them.
+    pub only: Option<std::collections::BTreeSet<String>>,
+}
+
+/// [`sync_with_progress`] of a [`Scope`].
+pub fn sync_scoped(
     plan: &Plan,
     opts: &SyncOptions,
-    names: &std::collections::BTreeSet<String>,
+    scope: &Scope,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
-    driver::run(plan, opts, Some(names), progress)
+    driver::run(plan, opts, scope, progress)
 }

@@ -41,7 +41,15 @@ impl Syncer<'_> {
     pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
         let _workspaces = crate::python::project::remember_workspaces();
-        let services: Vec<&PlannedService> = plan.environment_services().collect();
+        let mut services: Vec<&PlannedService> = Vec::new();
+        for sv in plan.environment_services() {
+            if self.acts_on(&sv.name) {
+                services.push(sv);
+            } else {
+                // `sync -p` of other services.
+                self.carry_service(sv);
+            }
+        }
         let ahead = fingerprints_ahead(&self.root, &services);
         let mut prepared = Vec::new();
         for (sv, now) in services.into_iter().zip(ahead) {
@@ -114,6 +122,40 @@ impl Syncer<'_> {
             self.record_service(p, pins.remove(&p.sv.name))?;
         }
         Ok(())
+    }
+
+    /// `sync -p` of other services: what `hsm.lock` recorded for this one
+    /// (its lock file, its generated files' hashes) and its fingerprint
+    /// stay as they were.
+    fn carry_service(&mut self, sv: &PlannedService) {
+        let Some(prev) = self.previous.as_ref() else {
+            return;
+        };
+        if let Some(f) = prev.service(&sv.name).and_then(|s| s.lockfile.clone()) {
+            self.lockfiles.insert(sv.name.clone(), f);
+        }
+        let env = envfile::env_file_path(&sv.name);
+        let committed = crate::lock::committed_lock(&sv.name, Utf8Path::new(""));
+        let carried: Vec<LockedFile> = prev
+            .files
+            .iter()
+            .filter(|f| {
+                f.path == env
+                    || f.path.starts_with(&committed)
+                    || sv
+                        .target_path
+                        .as_ref()
+                        .is_some_and(|t| f.path.starts_with(t))
+            })
+            .cloned()
+            .collect();
+        for f in carried {
+            self.lock.record_hash(f.path, f.sha256);
+        }
+        let component = format!("service:{}", sv.name);
+        if let Some(fp) = self.fingerprints.get(&component) {
+            self.new_fingerprints.insert(component, fp.to_string());
+        }
     }
 
     /// The fingerprint of a service as it is on disk now.

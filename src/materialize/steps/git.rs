@@ -83,6 +83,15 @@ impl Syncer<'_> {
         let plan = self.plan;
         self.prefetch_clones();
         for g in git_services(plan) {
+            if !self.acts_on(&g.sv.name) {
+                // `sync -p`: another service's checkout stays as it is.
+                if let Some(l) = self.previous.as_ref().and_then(|l| l.service(&g.sv.name)) {
+                    if let Some(git) = &l.git {
+                        self.commits.insert(g.sv.name.clone(), git.commit.clone());
+                    }
+                }
+                continue;
+            }
             self.git_service(&g)?;
         }
         Ok(())
@@ -97,7 +106,7 @@ impl Syncer<'_> {
             return;
         }
         let todo: Vec<(GitService, Want, Utf8PathBuf)> = git_services(self.plan)
-            .filter(|g| !self.root.join(g.checkout).exists())
+            .filter(|g| self.acts_on(&g.sv.name) && !self.root.join(g.checkout).exists())
             .filter_map(|g| {
                 let want = self.want(&g).ok()?;
                 let dest = self.root.join(g.checkout);

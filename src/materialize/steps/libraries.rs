@@ -44,6 +44,15 @@ impl Syncer<'_> {
         if !self.root_exists {
             return Ok(());
         }
+        let named = self.plan.libraries.iter().any(|l| self.acts_on(&l.name));
+        if !self.acts_on("libraries") && !named {
+            // `sync -p` of services: the shared project keeps its lock.
+            self.lock.root = self.previous.as_ref().and_then(|p| p.root.clone());
+            if let Some(fp) = self.fingerprints.get("libraries") {
+                self.new_fingerprints.insert("libraries", fp.to_string());
+            }
+            return Ok(());
+        }
         let project_dir = self.plan.project.python_project.clone();
         let abs_dir = crate::paths::normalize(&self.root.join(&project_dir));
         let lock_rel = crate::paths::normalize(&project_dir.join("uv.lock"));
