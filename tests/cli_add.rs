@@ -303,3 +303,34 @@ fn commands_split_with_shell_rules_and_sources_take_inline_toml() {
     );
     assert!(err.contains("unterminated quote"), "{err}");
 }
+
+#[test]
+fn init_ignores_target_add_creates_the_root_project_and_service_init_git_inits() {
+    if !require("uv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    // The monorepo is a git repository already: `--git-init` must still
+    // give the service a repository of its own.
+    sync_support::git_in(&sb.root, &["init", "-q"]);
+    ok(&sb, &["init"]);
+    assert!(sb.read(".gitignore").lines().any(|l| l == "/target"));
+    assert!(!sb.exists("pyproject.toml"));
+    let err = ok(&sb, &["add", "alpha"]);
+    assert!(err.contains("Created `pyproject.toml`"), "{err}");
+    let pp = sb.read("pyproject.toml");
+    assert!(
+        pp.contains("[project]") && pp.contains("requires-python"),
+        "{pp}"
+    );
+
+    ok(&sb, &["service", "init", "api", "--git-init"]);
+    assert!(sb.exists("services/api/.git"), "its own repository");
+    assert!(sb.read(".gitignore").contains("!/services/api/"));
+    ok(&sb, &["remove", "api", "--purge"]);
+    assert!(
+        !sb.read(".gitignore").contains("!/services/api/"),
+        "{}",
+        sb.read(".gitignore")
+    );
+}

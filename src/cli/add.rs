@@ -312,6 +312,9 @@ pub fn run_add(shell: &Shell, root: &Utf8Path, a: &AddArgs) -> Result<i32> {
             a.profile.as_deref(),
         )?,
     }
+    if kind == Component::Library {
+        crate::init::stage_root_pyproject(&mut s)?;
+    }
     edit_reporting(shell, root, &format!("add {name}"), s, |_| Vec::new())
 }
 

@@ -603,20 +603,18 @@ fn cwd_path(p: &Utf8Path) -> Result<Utf8PathBuf> {
 pub fn run_library(shell: &Shell, root: &Utf8Path, cmd: &LibraryCmd) -> Result<i32> {
     let k = Component::Library;
     match cmd {
-        LibraryCmd::Add(a) => edit(
-            shell,
-            root,
-            &format!("library add {}", a.name),
-            |s| match &a.group {
+        LibraryCmd::Add(a) => edit(shell, root, &format!("library add {}", a.name), |s| {
+            match &a.group {
                 Some(g) => {
                     if a.mode.is_some() {
                         return Err(Error::config("`--mode` applies to standalone selections; set a group option's mode with `cargo hsm library mode NAME dev|prod`"));
                     }
-                    sel::add_option(s, Some(k), g, &a.name)
+                    sel::add_option(s, Some(k), g, &a.name)?
                 }
-                None => sel::add(s, k, &a.name, a.mode.map(Mode::from), None),
-            },
-        ),
+                None => sel::add(s, k, &a.name, a.mode.map(Mode::from), None)?,
+            }
+            crate::init::stage_root_pyproject(s).map(|_| ())
+        }),
         LibraryCmd::Remove(a) => {
             let mut s = Session::open(root)?;
             match &a.group {

@@ -168,6 +168,9 @@ pub fn remove_entry_unchecked(s: &mut Session, kind: EntryKind, name: &str) -> R
     let Some(at) = origin(s, kind, name) else {
         return Err(unknown(s, kind, name));
     };
+    if kind == EntryKind::Service {
+        drop_reinclude(s, name)?;
+    }
     if at.key_path.is_empty() {
         s.remove_file(&at.file);
         return Ok(());
@@ -179,6 +182,39 @@ pub fn remove_entry_unchecked(s: &mut Session, kind: EntryKind, name: &str) -> R
         .and_then(Item::as_table_like_mut)
     {
         t.remove(name);
+    }
+    Ok(())
+}
+
+/// The `!/<path>/` line that `service init` added to `.gitignore` for a
+/// local service, removed with the service's entry.
+fn drop_reinclude(s: &mut Session, name: &str) -> Result<()> {
+    let Some(e) = s.loaded.registry.services.get(name) else {
+        return Ok(());
+    };
+    let lines: Vec<String> = [&e.value.sources.prod, &e.value.sources.dev]
+        .into_iter()
+        .flatten()
+        .filter_map(|src| match src {
+            crate::manifest::model::Source::Local { path, .. } => Some(format!(
+                "!/{}/",
+                path.as_str().trim_start_matches("./").trim_end_matches('/')
+            )),
+            _ => None,
+        })
+        .collect();
+    let gi = s.root.join(".gitignore");
+    let Some(text) = s.text(&gi)? else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !lines.iter().any(|x| x == l.trim()))
+        .collect();
+    if kept.len() != text.lines().count() {
+        let mut t = kept.join("\n");
+        t.push('\n');
+        s.set_text(&gi, t);
     }
     Ok(())
 }
