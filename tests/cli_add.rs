@@ -103,7 +103,16 @@ fn one_step_add_of_a_pypi_library_an_image_service_and_a_git_service_then_sync_a
         .read("hsm-registry/libraries/alpha.toml")
         .contains("version = \">=0.9\""));
 
-    sb.sync(&[]);
+    let o = sb.sync(&[]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("Finished sync in") && err.contains("; verified: no drift"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("] Resolved"),
+        "the tools' output only with -vv:\n{err}"
+    );
     let root = sb.installed(".");
     assert!(
         root.iter().any(|(n, v)| n == "alpha" && v == "1.0.0"),

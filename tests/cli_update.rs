@@ -74,9 +74,12 @@ runtime = "uv"
     assert_eq!(sb.read("services/api/VERSION"), "v1\n");
 
     // `update api`: the branch moves, the library stays.
-    let o = sb.run(&["update", "api"]);
+    let o = sb.run(&["-vv", "update", "api"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
+    // `-vv` shows uv's own output as it streams, after the component.
+    assert!(err.contains("[service `api`] Resolved"), "{err}");
+    assert!(err.contains("Finished update in"), "{err}");
     assert!(
         err.contains(&format!(
             "Updating api: main {} -> {}",

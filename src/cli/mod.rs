@@ -147,6 +147,10 @@ pub fn main() -> i32 {
         Verbosity::Normal
     };
     let shell = Shell::new(verbosity, cli.color, cli.message_format);
+    // `-vv`: the tools' own output as it streams (never into a JSON stdout).
+    crate::materialize::runtimes::stream_tool_output(
+        cli.verbose > 1 && cli.message_format == MessageFormat::Human,
+    );
     match run(&cli, &shell) {
         Ok(code) => code,
         Err(e) => {

@@ -51,6 +51,7 @@ struct SyncDocument<'a> {
 }
 
 pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
     for w in &plan.warnings {
@@ -98,12 +99,48 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
             if let Some(v) = verification.as_ref().filter(|v| !v.clean) {
                 super::check::print_report(shell, v, &plan);
             }
+            let what = match (&only, report.dry_run) {
+                (_, true) => "dry run".to_string(),
+                (Some(names), false) => format!(
+                    "sync of {}",
+                    names.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                (None, false) => "sync".to_string(),
+            };
+            finished(shell, started, &what, verification.as_ref());
         }
     }
     if verification.is_some_and(|v| !v.clean) {
         code = EXIT_PROBLEM;
     }
     Ok(code)
+}
+
+/// cargo's closing line: `Finished sync in 1.23s; verified: no drift`.
+pub(super) fn finished(
+    shell: &Shell,
+    started: std::time::Instant,
+    what: &str,
+    verification: Option<&crate::inspect::Report>,
+) {
+    let verified = match verification {
+        None => String::new(),
+        Some(v) if v.clean => "; verified: no drift".to_string(),
+        Some(v) => {
+            let n = v.findings.len();
+            format!(
+                "; verification found {n} problem{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    };
+    shell.status(
+        "Finished",
+        format!(
+            "{what} in {:.2}s{verified}",
+            started.elapsed().as_secs_f64()
+        ),
+    );
 }
 
 /// Runs the sync with its progress display, then (unless `verify` is

@@ -174,6 +174,7 @@ fn check_names(plan: &crate::Plan, names: &[String]) -> Result<()> {
 }
 
 pub fn run(shell: &Shell, root: &Utf8Path, args: &UpdateArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     let (_, plan) = crate::plan(root)?;
     for w in &plan.warnings {
         shell.warn(w);
@@ -245,6 +246,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &UpdateArgs) -> Result<i32> {
             if let Some(v) = verification.as_ref().filter(|v| !v.clean) {
                 super::check::print_report(shell, v, &plan);
             }
+            super::sync::finished(shell, started, "update", verification.as_ref());
         }
     }
     Ok(if verification.is_some_and(|v| !v.clean) {
