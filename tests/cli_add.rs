@@ -343,3 +343,54 @@ fn init_ignores_target_add_creates_the_root_project_and_service_init_git_inits()
         sb.read(".gitignore")
     );
 }
+
+#[test]
+fn mode_dev_then_prod_leaves_the_manifest_as_it_was_and_dev_without_a_dev_source_warns() {
+    let sb = Sandbox::new();
+    let manifest = r#"[libraries]
+standalone = ["numpy", "tok"]   # mine
+groups.vec = { strategy = "1-of-N", selection = "qd" }
+
+[registry.libraries.numpy.sources.prod]
+type = "pypi"
+
+[registry.libraries.tok.sources.prod]
+type = "pypi"
+
+[registry.libraries.tok.sources.dev]
+type = "local"
+path = "tok"
+
+[registry.libraries.qd.sources.prod]
+type = "pypi"
+
+[registry.library_groups.vec]
+strategy = "1-of-N"
+options = ["qd"]
+"#;
+    sb.write("hsm.toml", manifest);
+    std::fs::create_dir_all(sb.path("tok")).unwrap();
+    ok(&sb, &["mode", "dev"]);
+    let dev = sb.read("hsm.toml");
+    assert!(dev.contains(r#"{ name = "numpy", mode = "dev" }"#), "{dev}");
+    assert!(dev.contains("[modes]\nqd = \"dev\""), "{dev}");
+    ok(&sb, &["mode", "prod"]);
+    assert_eq!(
+        sb.read("hsm.toml"),
+        manifest,
+        "the round trip undoes the first switch"
+    );
+
+    let err = ok(&sb, &["library", "mode", "numpy", "dev"]);
+    assert!(
+        err.contains(
+            "warning: the library `numpy` has no dev source: in dev mode it uses its prod source"
+        ),
+        "{err}"
+    );
+    let err = ok(&sb, &["library", "mode", "tok", "dev"]);
+    assert!(!err.contains("warning"), "{err}");
+    ok(&sb, &["library", "mode", "numpy", "prod"]);
+    ok(&sb, &["library", "mode", "tok", "prod"]);
+    assert_eq!(sb.read("hsm.toml"), manifest);
+}

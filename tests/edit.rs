@@ -135,7 +135,7 @@ fn mode_of_a_standalone_entry_changes_only_its_value() {
         str![[r#"
 @@ 16
 -  { name = "api", mode = "dev" },   # api comment
-+  { name = "api", mode = "prod" },   # api comment
++  "api",   # api comment
 
 "#]]
     );
@@ -143,16 +143,20 @@ fn mode_of_a_standalone_entry_changes_only_its_value() {
     assert_data_eq!(
         sb.edit_diff("hsm.toml", &["library", "mode", "qdrant-adapter", "prod"]),
         str![[r#"
-@@ 23
+@@ 21
+-[modes]
+-# group members' modes
 -qdrant-adapter = "dev"
-+qdrant-adapter = "prod"
+-
 
 "#]]
     );
     assert_data_eq!(
         sb.edit_diff("hsm.toml", &["service", "mode", "postgres", "dev"]),
         str![[r#"
-@@ 24
+@@ 56
++
++[modes]
 +postgres = "dev"
 
 "#]]

@@ -379,7 +379,7 @@ pub fn run_remove(shell: &Shell, root: &Utf8Path, a: &RemoveArgs) -> Result<i32>
             ));
         }
         reg::remove_entry_unchecked(&mut s, ek, name)?;
-        sel::remove_modes_key(&mut s, name)?;
+        sel::forget_mode(&mut s, name)?;
     }
     let (kind_word, owned) = (kind.word(), name.to_string());
     edit_reporting(shell, root, &format!("remove {name}"), s, move |plan| {

@@ -514,6 +514,30 @@ pub(super) fn edit_reporting(
     Ok(code)
 }
 
+/// The warning for `dev` on an entry without a dev source: prod is used.
+fn no_dev_source(s: &Session, kind: Component, name: &str, mode: Mode) -> Option<String> {
+    if mode != Mode::Dev {
+        return None;
+    }
+    let r = &s.loaded.registry;
+    let sources = match kind {
+        Component::Library => &r.libraries.get(name)?.value.sources,
+        Component::Service => &r.services.get(name)?.value.sources,
+    };
+    if sources.dev.is_some() {
+        return None;
+    }
+    let prod = sources
+        .prod
+        .as_ref()
+        .map(|p| format!(" (`{}`)", p.describe()))
+        .unwrap_or_default();
+    Some(format!(
+        "the {} `{name}` has no dev source: in dev mode it uses its prod source{prod}",
+        kind.word()
+    ))
+}
+
 fn implied(select: &[String], params: &[(String, String)]) -> Implied {
     if !params.is_empty() {
         Implied::Params(params.to_vec())
@@ -633,9 +657,14 @@ pub fn run_library(shell: &Shell, root: &Utf8Path, cmd: &LibraryCmd) -> Result<i
                 },
             )
         }
-        LibraryCmd::Mode(a) => edit(shell, root, &format!("library mode {}", a.name), |s| {
-            sel::set_mode(s, k, &a.name, a.mode.into())
-        }),
+        LibraryCmd::Mode(a) => {
+            let mut s = Session::open(root)?;
+            sel::set_mode(&mut s, k, &a.name, a.mode.into())?;
+            let note = no_dev_source(&s, k, &a.name, a.mode.into());
+            edit_reporting(shell, root, &format!("library mode {}", a.name), s, |_| {
+                note.into_iter().collect()
+            })
+        }
         LibraryCmd::Init { name, git_init } => {
             let c = init::library_init(root, name, *git_init)?;
             shell.status("Created", format!("library `{name}` in `{}`", c.dir));
@@ -679,9 +708,14 @@ pub fn run_service(shell: &Shell, root: &Utf8Path, cmd: &ServiceCmd) -> Result<i
                 },
             )
         }
-        ServiceCmd::Mode(a) => edit(shell, root, &format!("service mode {}", a.name), |s| {
-            sel::set_mode(s, k, &a.name, a.mode.into())
-        }),
+        ServiceCmd::Mode(a) => {
+            let mut s = Session::open(root)?;
+            sel::set_mode(&mut s, k, &a.name, a.mode.into())?;
+            let note = no_dev_source(&s, k, &a.name, a.mode.into());
+            edit_reporting(shell, root, &format!("service mode {}", a.name), s, |_| {
+                note.into_iter().collect()
+            })
+        }
         ServiceCmd::Init {
             name,
             runtime,
