@@ -1,7 +1,8 @@
 //! `cargo hsm update` (issue 16): a branch ref pinned in `hsm.lock` stays
 //! put on `sync` and moves to its tip on `update`, and a library locked in
 //! the shared project's `uv.lock` moves to a newer version; the summary
-//! says old -> new. Real git (a local bare repository) and real uv.
+//! says old -> new; then `clean` removes what sync rebuilds and keeps a
+//! clone with local work. Real git (a local bare repository) and real uv.
 
 mod sync_support;
 
@@ -117,6 +118,43 @@ runtime = "uv"
     // Nothing newer: said so; and `check` agrees with the result.
     let o = sb.run(&["update"]);
     assert!(stderr(&o).contains("Unchanged"), "{}", stderr(&o));
+    let check = sb.run(&["check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    // clean: environments and caches go; a clone with local work stays.
+    sb.write("services/api/VERSION", "mine\n");
+    let o = sb.run(&["clean"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("Removed `services/api/.venv`") && err.contains("Removed `.venv`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kept the clone `services/api`: it has local work: modified: VERSION"),
+        "{err}"
+    );
+    assert_eq!(sb.read("services/api/VERSION"), "mine\n");
+    sb.write("services/api/VERSION", "v2\n");
+    let o = sb.run(&["clean", "api"]);
+    assert!(
+        stderr(&o).contains("Removed `services/api`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!sb.exists("services/api"));
+    // An interrupted sync's journal: refused, nothing removed.
+    sb.write(".hsm/journal/log", "");
+    let o = sb.run(&["clean"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted sync"), "{}", stderr(&o));
+    std::fs::remove_file(sb.path(".hsm/journal/log")).unwrap();
+    sb.sync(&["--frozen"]);
+    assert_eq!(
+        sb.read("services/api/VERSION"),
+        "v2\n",
+        "the locked commit again"
+    );
     let check = sb.run(&["check"]);
     assert!(check.status.success(), "{}", stderr(&check));
 

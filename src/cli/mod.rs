@@ -4,6 +4,7 @@
 
 mod add;
 mod check;
+mod clean;
 mod compose;
 mod edit;
 mod generate;
@@ -92,6 +93,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Move branch refs to their tips and re-resolve the locks (all, or of the named services), then sync; shows old -> new
     Update(update::UpdateArgs),
+    /// Remove what sync rebuilds: service environments, the clones hsm made (kept when they hold local work), the shared `.venv`, `.hsm/` caches
+    Clean(clean::CleanArgs),
     /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
     Up(up::UpArgs),
     /// Stop the services `up` started (from any shell), dependents first; then `compose down`
@@ -203,6 +206,9 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         }
         Command::Update(args) => {
             update::run(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Clean(args) => {
+            clean::run(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }
         Command::Up(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
