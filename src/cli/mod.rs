@@ -10,6 +10,7 @@ mod edit;
 mod generate;
 mod list;
 mod package;
+mod registry;
 pub mod shell;
 mod sync;
 mod up;
@@ -84,7 +85,7 @@ pub enum Command {
     /// Show, search and edit the registry
     Registry {
         #[command(subcommand)]
-        cmd: edit::RegistryCmd,
+        cmd: registry::RegistryCmd,
     },
     // ---- end of issue 5 commands ----
     /// Inspect what sync made: environments, git checkouts, compose and env files, hsm.lock
@@ -198,7 +199,7 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             edit::run_group(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         }
         Command::Registry { cmd } => {
-            edit::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+            registry::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         } // ---- end of issue 5 commands ----
         Command::Sync(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
