@@ -9,7 +9,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::shell::{MessageFormat, Shell};
 use crate::error::{Error, Result, EXIT_OK};
-use crate::lock::{sha256_hex, HsmLock};
+use crate::lock::HsmLock;
 use crate::manifest::model::{RuntimeType, Source};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -52,16 +52,7 @@ fn clone_kept(
     }
     let artifacts = crate::git::Artifacts::new(subdirectory.map(Utf8Path::as_str));
     // hsm's own recorded edits (a uv service's `pyproject.toml`) are not work.
-    let is_ours = |p: &Utf8Path| {
-        let rel = checkout.join(p);
-        match (
-            lock.and_then(|l| l.recorded_hash(&rel)),
-            std::fs::read(root.join(&rel)),
-        ) {
-            (Some(h), Ok(bytes)) => sha256_hex(&bytes) == h,
-            _ => false,
-        }
-    };
+    let is_ours = |p: &Utf8Path| lock.is_some_and(|l| l.holds(root, &checkout.join(p)));
     let lost = crate::git::local_work(&repo, &artifacts, &is_ours)?;
     Ok((!lost.is_empty()).then(|| format!("it has local work: {}", lost.join("; "))))
 }
