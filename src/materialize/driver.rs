@@ -21,6 +21,7 @@ use crate::plan::Plan;
 fn fresh_or_refused(
     plan: &Plan,
     opts: &SyncOptions,
+    scope: &super::Scope,
     progress: &mut dyn FnMut(Progress<'_>),
     holders: &[String],
 ) -> Result<SyncReport> {
@@ -28,7 +29,7 @@ fn fresh_or_refused(
         dry_run: true,
         ..*opts
     };
-    let mut report = run(plan, &dry, &mut |_| {})?;
+    let mut report = run(plan, &dry, scope, &mut |_| {})?;
     let changes: Vec<String> = report
         .actions
         .iter()
@@ -75,7 +76,7 @@ pub(super) fn run(
             // `cargo hsm up` runs services: a sync with nothing to do
             // goes ahead (it writes nothing), any other is refused.
             super::Locked::InUse(holders) => {
-                return fresh_or_refused(plan, opts, progress, &holders)
+                return fresh_or_refused(plan, opts, scope, progress, &holders)
             }
         }
     };
