@@ -366,7 +366,9 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
                     std::fs::create_dir_all(parent)
                         .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
                 }
-                let vcs = if o.git_init { "git" } else { "none" };
+                // `--vcs git` does nothing inside an existing repository
+                // (the monorepo): `git init` below, as asked, for every runtime.
+                let vcs = "none";
                 run_tool(
                     "uv",
                     &[
@@ -409,7 +411,7 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
                 write_module(&abs, &vars, &module)?;
             }
         }
-        if o.git_init && o.runtime != RuntimeType::Uv {
+        if o.git_init {
             run_tool("git", &["init", "--quiet"], &abs)?;
         }
         Ok(())
@@ -468,6 +470,61 @@ fn stage_root_exclusion(s: &mut Session, root: &Utf8Path) -> Result<()> {
     Ok(())
 }
 
+/// Stages the shared project's `pyproject.toml`, as `uv init --bare`
+/// writes it, when the edited selection has libraries and there is none:
+/// the fix sync's error would otherwise suggest. `Some(path)` when staged.
+pub fn stage_root_pyproject(s: &mut Session) -> Result<Option<Utf8PathBuf>> {
+    let loaded = s.validate()?;
+    let plan = crate::resolve(&loaded)?;
+    let abs = s
+        .root
+        .join(&plan.project.python_project)
+        .join("pyproject.toml");
+    if plan.libraries.is_empty() || abs.exists() || s.text(&abs)?.is_some() {
+        return Ok(None);
+    }
+    let name: String = plan
+        .project
+        .name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string();
+    let name = if name.is_empty() {
+        "workspace".to_string()
+    } else {
+        name
+    };
+    // uv's own text (with the `requires-python` of the Python it finds),
+    // made in a scratch directory so that the edit stays one transaction.
+    let from_uv = tempfile::tempdir().ok().and_then(|d| {
+        let dir = Utf8Path::from_path(d.path())?.to_owned();
+        run_tool(
+            "uv",
+            &[
+                "init",
+                "--bare",
+                "--no-workspace",
+                "--vcs",
+                "none",
+                "--name",
+                &name,
+                dir.as_str(),
+            ],
+            &dir,
+        )
+        .ok()?;
+        std::fs::read_to_string(dir.join("pyproject.toml")).ok()
+    });
+    let text = from_uv.unwrap_or_else(|| {
+        format!("[project]\nname = \"{name}\"\nversion = \"0.1.0\"\ndependencies = []\n")
+    });
+    s.set_text(&abs, text);
+    Ok(Some(abs))
+}
+
 fn write_module(dir: &Utf8Path, vars: &[(&str, &str)], module: &str) -> Result<()> {
     write_new(
         &dir.join(module).join("__init__.py"),
@@ -506,7 +563,8 @@ pub fn library_init(root: &Utf8Path, name: &str, git_init: bool) -> Result<Creat
     add_standalone_unchecked(&mut s, Component::Library, name, Some(Mode::Dev))?;
     s.validate()?;
     let abs = root.join(&rel);
-    let vcs = if git_init { "git" } else { "none" };
+    // `--vcs git` does nothing inside an existing repository: `git init` below.
+    let vcs = "none";
     let created = (|| -> Result<()> {
         std::fs::create_dir_all(root.join(PACKAGES_DIR))
             .map_err(|e| Error::failed(format!("cannot create `{PACKAGES_DIR}`: {e}")))?;
@@ -523,7 +581,11 @@ pub fn library_init(root: &Utf8Path, name: &str, git_init: bool) -> Result<Creat
                 abs.as_str(),
             ],
             root,
-        )
+        )?;
+        if git_init {
+            run_tool("git", &["init", "--quiet"], &abs)?;
+        }
+        Ok(())
     })();
     if let Err(e) = created {
         cleanup(&abs, existed);

@@ -295,6 +295,15 @@ impl HsmLock {
     }
 
     /// The recorded hash of a generated file or lock file, by path.
+    /// Whether the file at `rel` (under `root`) is the one recorded here:
+    /// hsm's own edit, not the user's work.
+    pub fn holds(&self, root: &Utf8Path, rel: &Utf8Path) -> bool {
+        match (self.recorded_hash(rel), std::fs::read(root.join(rel))) {
+            (Some(h), Ok(bytes)) => sha256_hex(&bytes) == h,
+            _ => false,
+        }
+    }
+
     pub fn recorded_hash(&self, path: &Utf8Path) -> Option<&str> {
         self.files
             .iter()

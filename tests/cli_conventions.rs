@@ -90,6 +90,13 @@ fn every_command_prints_one_document_with_schema_and_reason() {
         (&["registry", "search", "vector"], "registry"),
         (&["registry", "show", "postgres"], "registry-entry"),
         (&["mode", "dev"], "edit"),
+        (
+            &["add", "--service", "extra-cache", "--image", "redis:7"],
+            "edit",
+        ),
+        (&["remove", "extra-cache", "--purge"], "edit"),
+        (&["update", "no-such-service"], "error"),
+        (&["remove", "no-such-service"], "error"),
         (&["service", "add", "no-such-service"], "error"),
         (&["registry", "show", "no-such-entry"], "error"),
     ];

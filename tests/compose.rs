@@ -282,7 +282,7 @@ help: run `cargo hsm compose` to bring it up to date
         .assert()
         .success()
         .stderr_eq(str![[r#"
-       Fresh `docker-compose.hsm.yml` is up to date
+       Fresh `docker-compose.hsm.yml` (3 container services: cache, gateway, postgres)
 
 "#]]);
     let edited = sb.read(FILE).replace("redis:7-alpine", "redis:6");
@@ -334,7 +334,7 @@ fn file_is_removed_when_no_container_service_remains() {
         .assert()
         .code(1)
         .stderr_eq(str![[r#"
-error: `docker-compose.hsm.yml` exists, but no container service is selected any more
+error: `docker-compose.hsm.yml` exists, but no container service (docker, podman) is selected
 help: run `cargo hsm compose` to bring it up to date
 
 "#]]);
@@ -449,8 +449,10 @@ fn json_output_names_the_action() {
         [json!({
             "schema": 1,
             "reason": "compose",
-            "action": "written",
             "path": "docker-compose.hsm.yml",
+            // The file's state in `compose --check`'s words.
+            "result": { "status": "fresh" },
+            "action": "written",
             "services": ["cache", "gateway", "postgres"]
         })]
     );

@@ -135,7 +135,7 @@ fn mode_of_a_standalone_entry_changes_only_its_value() {
         str![[r#"
 @@ 16
 -  { name = "api", mode = "dev" },   # api comment
-+  { name = "api", mode = "prod" },   # api comment
++  "api",   # api comment
 
 "#]]
     );
@@ -143,16 +143,20 @@ fn mode_of_a_standalone_entry_changes_only_its_value() {
     assert_data_eq!(
         sb.edit_diff("hsm.toml", &["library", "mode", "qdrant-adapter", "prod"]),
         str![[r#"
-@@ 23
+@@ 21
+-[modes]
+-# group members' modes
 -qdrant-adapter = "dev"
-+qdrant-adapter = "prod"
+-
 
 "#]]
     );
     assert_data_eq!(
         sb.edit_diff("hsm.toml", &["service", "mode", "postgres", "dev"]),
         str![[r#"
-@@ 24
+@@ 56
++
++[modes]
 +postgres = "dev"
 
 "#]]
@@ -395,9 +399,14 @@ fn refusals_leave_every_file_byte_identical() {
         "type=docker-image,image=x",
     ]);
     assert!(e.contains("already registered"), "{e}");
-    // Still selected: resolution refuses the removal.
+    // Still selected: the removal is refused, with the place that selects it.
     let e = sb.refused(&["registry", "service", "remove", "worker"]);
-    assert!(e.contains("unknown service `worker`"), "{e}");
+    assert!(
+        e.contains("cannot remove the service `worker`")
+            && e.contains("selected in `[services].standalone`")
+            && e.contains("remove worker --purge"),
+        "{e}"
+    );
     // A bad field is caught by loading the edited registry from memory.
     let e = sb.refused(&[
         "registry",
@@ -607,7 +616,11 @@ options = ["db", "web"]
     // Removing a library is refused while a group option implies it.
     let e = sb.refused(&["registry", "library", "remove", "tok"]);
     assert!(
-        e.contains("unknown library `tok`") && e.contains("vector-client.toml"),
+        e.contains("cannot remove the library `tok`")
+            && e.contains(
+                "the option `milvus-adapter` of the library group `vector-client` implies it"
+            )
+            && e.contains("vector-client.toml"),
         "{e}"
     );
     assert_data_eq!(
@@ -728,8 +741,6 @@ sources.prod = { type = "docker-image", image = "postgres:16" }
 +[package.metadata.hsm.registry.services.cache.sources.prod]
 +type = "docker-image"
 +image = "redis:7"
-+
-+[package.metadata.hsm.registry.services.cache.deployment-profiles.default]
 +
 
 "#]]

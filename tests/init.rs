@@ -21,7 +21,8 @@ fn init_creates_manifest_registry_and_gitignore() {
 /target
 
 # cargo hsm: clones of git-sourced services (services created with
-# `cargo hsm service init` are re-included below), hsm's state, environments
+# `cargo hsm service init` are re-included below), hsm's state, environments,
+# and cargo's build output
 /services/*
 /.hsm/
 .venv/

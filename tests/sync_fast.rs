@@ -132,9 +132,18 @@ fn noop_sync_with_recording_uv_stand_in_spawns_nothing_and_writes_nothing() {
     let out = sb.cmd(&["sync"]).env("PATH", &path).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!log.exists(), "uv was called:\n{}", sb.read("uv-calls.log"));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
     assert_eq!(
-        stderr(&out),
-        "       Fresh 4 components unchanged (`-v` lists them)\n"
+        lines[0],
+        "       Fresh 4 components unchanged (`-v` lists them)"
+    );
+    // cargo's closing line, with the time taken.
+    assert!(
+        lines[1].starts_with("    Finished sync in ")
+            && lines[1].ends_with("s; verified: no drift"),
+        "{err}"
     );
     assert_eq!(before, mtimes(&sb.root), "a no-op sync touched a file");
 

@@ -6,9 +6,10 @@ use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::inspect::{Finding, Report};
 
-pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArgs) -> Result<i32> {
     crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
+    let only = packages.selected(&plan)?;
     for w in &plan.warnings {
         shell.warn(w);
     }
@@ -17,8 +18,15 @@ pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
     let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
         shell.status("Blocking", format!("waiting for file lock on {p}"))
     })?;
-    let report = crate::check(&plan)?;
-    Ok(print_report(shell, &report, &plan))
+    let mut report = crate::check(&plan)?;
+    match only {
+        Some(names) => {
+            super::package::filter_report(&mut report, &plan, &names);
+            let shown = super::package::filter_plan(&plan, &names);
+            Ok(print_report(shell, &report, &shown))
+        }
+        None => Ok(print_report(shell, &report, &plan)),
+    }
 }
 
 /// Prints a report (human on stderr, JSON on stdout) and returns the exit code.

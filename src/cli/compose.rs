@@ -32,21 +32,22 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
             );
         }
         let problem = match status {
+            // The same words as `compose` for the same state.
             ComposeStatus::Fresh => {
-                shell.status("Fresh", format!("`{shown}` is up to date"));
-                return Ok(EXIT_OK);
-            }
-            ComposeStatus::Absent => {
+                let services: Vec<String> =
+                    plan.container_services().map(|s| s.name.clone()).collect();
                 shell.status(
                     "Fresh",
-                    format!("no container service is selected and there is no `{shown}`"),
+                    format!("`{shown}` ({})", services_phrase(&services)),
                 );
                 return Ok(EXIT_OK);
             }
+            ComposeStatus::Absent => {
+                shell.status("Skipping", format!("`{shown}`: {NONE_SELECTED}"));
+                return Ok(EXIT_OK);
+            }
             ComposeStatus::Missing => Error::failed(format!("`{shown}` is missing")),
-            ComposeStatus::Stale => Error::failed(format!(
-                "`{shown}` exists, but no container service is selected any more"
-            )),
+            ComposeStatus::Stale => Error::failed(format!("`{shown}` exists, but {NONE_SELECTED}")),
             ComposeStatus::Differs { diff } => Error::failed(format!(
                 "`{shown}` differs from what the manifest generates"
             ))
@@ -74,7 +75,12 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
     };
     txn.commit();
     if shell.format == MessageFormat::Json {
-        let mut doc = serde_json::json!({ "path": shown });
+        // The file's state now, in the words of `compose --check`'s `result`.
+        let status = match outcome {
+            ComposeOutcome::Written { .. } | ComposeOutcome::Unchanged { .. } => "fresh",
+            ComposeOutcome::Removed { .. } | ComposeOutcome::NotNeeded { .. } => "absent",
+        };
+        let mut doc = serde_json::json!({ "path": shown, "result": { "status": status } });
         if let (Some(d), Ok(serde_json::Value::Object(o))) =
             (doc.as_object_mut(), serde_json::to_value(&outcome))
         {
@@ -95,14 +101,12 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &ComposeArgs) -> Result<i32> {
             "Fresh",
             format!("`{shown}` ({})", services_phrase(services)),
         ),
-        ComposeOutcome::Removed { .. } => shell.status(
-            "Removing",
-            format!("`{shown}`: no container service (docker, podman) is selected"),
-        ),
-        ComposeOutcome::NotNeeded { .. } => shell.status(
-            "Skipping",
-            format!("`{shown}`: no container service (docker, podman) is selected"),
-        ),
+        ComposeOutcome::Removed { .. } => {
+            shell.status("Removing", format!("`{shown}`: {NONE_SELECTED}"))
+        }
+        ComposeOutcome::NotNeeded { .. } => {
+            shell.status("Skipping", format!("`{shown}`: {NONE_SELECTED}"))
+        }
     }
     match lock {
         LockUpdate::Written => {
@@ -144,6 +148,9 @@ fn record_in_lock(plan: &crate::Plan, txn: &mut FileTxn) -> Result<LockUpdate> {
         LockUpdate::Unchanged
     })
 }
+
+/// Why there is no compose file, in every command's words.
+const NONE_SELECTED: &str = "no container service (docker, podman) is selected";
 
 fn services_phrase(services: &[String]) -> String {
     let noun = if services.len() == 1 {

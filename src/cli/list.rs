@@ -11,9 +11,13 @@ use crate::plan::{
     SelectedBy, PLAN_SCHEMA,
 };
 
-pub fn run(shell: &Shell, root: &Utf8Path) -> Result<i32> {
+pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArgs) -> Result<i32> {
     let verbose = shell.verbosity == Verbosity::Verbose;
     let (_, plan) = crate::plan(root)?;
+    let plan = match packages.selected(&plan)? {
+        Some(names) => super::package::filter_plan(&plan, &names),
+        None => plan,
+    };
     match shell.format {
         MessageFormat::Json => shell.document(
             "plan",

@@ -2,14 +2,19 @@
 //! with `cargo metadata`, and error rendering. Each command is a thin pair:
 //! parse arguments, call one library function.
 
+mod add;
 mod check;
+mod clean;
 mod compose;
 mod edit;
 mod generate;
 mod list;
+mod package;
+mod registry;
 pub mod shell;
 mod sync;
 mod up;
+mod update;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -50,9 +55,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the resolved libraries and services (the Plan)
-    List,
+    List(package::PackageArgs),
     /// Write the compose file of the container services (docker, podman)
     Compose(compose::ComposeArgs),
+    /// Register (when new) and select a library or service in one step: `add requests@>=2.31`, `add --service redis --image redis:7-alpine`
+    Add(add::AddArgs),
+    /// Unselect a library or service; `--purge` also removes its registry entry
+    Remove(add::RemoveArgs),
     // ---- init and the editing commands (issue 5) ----
     /// Create the manifest, the registry directory and `.gitignore` lines
     Init(edit::InitArgs),
@@ -76,13 +85,17 @@ pub enum Command {
     /// Show, search and edit the registry
     Registry {
         #[command(subcommand)]
-        cmd: edit::RegistryCmd,
+        cmd: registry::RegistryCmd,
     },
     // ---- end of issue 5 commands ----
     /// Inspect what sync made: environments, git checkouts, compose and env files, hsm.lock
-    Check,
+    Check(package::PackageArgs),
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
+    /// Move branch refs to their tips and re-resolve the locks (all, or of the named services), then sync; shows old -> new
+    Update(update::UpdateArgs),
+    /// Remove what sync rebuilds: service environments, the clones hsm made (kept when they hold local work), the shared `.venv`, `.hsm/` caches
+    Clean(clean::CleanArgs),
     /// Sync, then run the selected services (environments and containers, wired to each other) in the foreground
     Up(up::UpArgs),
     /// Stop the services `up` started (from any shell), dependents first; then `compose down`
@@ -138,6 +151,10 @@ pub fn main() -> i32 {
         Verbosity::Normal
     };
     let shell = Shell::new(verbosity, cli.color, cli.message_format);
+    // `-vv`: the tools' own output as it streams (never into a JSON stdout).
+    crate::materialize::runtimes::stream_tool_output(
+        cli.verbose > 1 && cli.message_format == MessageFormat::Human,
+    );
     match run(&cli, &shell) {
         Ok(code) => code,
         Err(e) => {
@@ -152,14 +169,18 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         // Need no workspace.
         Command::Completions(a) => generate::completions(shell, a),
         Command::Man(a) => generate::man(shell, a),
-        Command::Check => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?),
-        Command::List => {
+        Command::Check(p) => check::run(shell, &workspace_root(cli.manifest_path.as_deref())?, p),
+        Command::List(p) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
-            list::run(shell, &root)
+            list::run(shell, &root, p)
         }
         Command::Compose(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             compose::run(shell, &root, args)
+        }
+        Command::Add(a) => add::run_add(shell, &workspace_root(cli.manifest_path.as_deref())?, a),
+        Command::Remove(a) => {
+            add::run_remove(shell, &workspace_root(cli.manifest_path.as_deref())?, a)
         }
         // ---- init and the editing commands (issue 5) ----
         Command::Init(a) => {
@@ -178,11 +199,17 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
             edit::run_group(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         }
         Command::Registry { cmd } => {
-            edit::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+            registry::run_registry(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         } // ---- end of issue 5 commands ----
         Command::Sync(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;
             sync::run(shell, &root, args)
+        }
+        Command::Update(args) => {
+            update::run(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Clean(args) => {
+            clean::run(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
         }
         Command::Up(args) => {
             let root = workspace_root(cli.manifest_path.as_deref())?;

@@ -7,6 +7,7 @@
 //! leaves every file byte for byte as it was.
 
 pub mod array;
+pub mod references;
 pub mod registry;
 pub mod selection;
 

@@ -139,11 +139,38 @@ fn entry_document(entry: Table) -> DocumentMut {
     doc
 }
 
-/// Removes an entry: its file, or its inline table.
+/// Removes an entry: its file, or its inline table. Refused, with every
+/// place that names it, while anything still does (its selection in the
+/// manifest included).
 pub fn remove_entry(s: &mut Session, kind: EntryKind, name: &str) -> Result<()> {
+    if origin(s, kind, name).is_none() {
+        return Err(unknown(s, kind, name));
+    }
+    let refs = super::references::references(s, kind, name);
+    if !refs.is_empty() {
+        let help = if refs.iter().all(|r| r.selection)
+            && !matches!(kind, EntryKind::LibraryGroup | EntryKind::ServiceGroup)
+        {
+            format!("unselect it and remove it in one step with `cargo hsm remove {name} --purge`")
+        } else {
+            "remove or change those places first (`cargo hsm remove`, `cargo hsm group remove-option`, `cargo hsm registry … implies remove`)".to_string()
+        };
+        return Err(super::references::still_referenced(
+            s, kind, name, &refs, &help,
+        ));
+    }
+    remove_entry_unchecked(s, kind, name)
+}
+
+/// [`remove_entry`] without looking for references: for a caller that
+/// removed them in the same session (`remove --purge`).
+pub fn remove_entry_unchecked(s: &mut Session, kind: EntryKind, name: &str) -> Result<()> {
     let Some(at) = origin(s, kind, name) else {
         return Err(unknown(s, kind, name));
     };
+    if kind == EntryKind::Service {
+        drop_reinclude(s, name)?;
+    }
     if at.key_path.is_empty() {
         s.remove_file(&at.file);
         return Ok(());
@@ -155,6 +182,39 @@ pub fn remove_entry(s: &mut Session, kind: EntryKind, name: &str) -> Result<()> 
         .and_then(Item::as_table_like_mut)
     {
         t.remove(name);
+    }
+    Ok(())
+}
+
+/// The `!/<path>/` line that `service init` added to `.gitignore` for a
+/// local service, removed with the service's entry.
+fn drop_reinclude(s: &mut Session, name: &str) -> Result<()> {
+    let Some(e) = s.loaded.registry.services.get(name) else {
+        return Ok(());
+    };
+    let lines: Vec<String> = [&e.value.sources.prod, &e.value.sources.dev]
+        .into_iter()
+        .flatten()
+        .filter_map(|src| match src {
+            crate::manifest::model::Source::Local { path, .. } => Some(format!(
+                "!/{}/",
+                path.as_str().trim_start_matches("./").trim_end_matches('/')
+            )),
+            _ => None,
+        })
+        .collect();
+    let gi = s.root.join(".gitignore");
+    let Some(text) = s.text(&gi)? else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !lines.iter().any(|x| x == l.trim()))
+        .collect();
+    if kept.len() != text.lines().count() {
+        let mut t = kept.join("\n");
+        t.push('\n');
+        s.set_text(&gi, t);
     }
     Ok(())
 }
@@ -179,6 +239,33 @@ fn entry_table<'s>(s: &'s mut Session, kind: EntryKind, name: &str) -> Result<&'
             ))
             .with_help(format!("write it as a `[{path}]` table"))
         })
+}
+
+/// Sets `sources.<which>` of an existing entry (`add requests@>=2.32` on a
+/// registered library); `false` when it already says that.
+pub fn set_source(
+    s: &mut Session,
+    kind: EntryKind,
+    name: &str,
+    which: &str,
+    spec: &SourceSpec,
+) -> Result<bool> {
+    let t = entry_table(s, kind, name)?;
+    let sources = section(t, "sources", "sources")?;
+    let want: Option<toml::Table> = entry_document(spec.table()).to_string().parse().ok();
+    let have: Option<toml::Table> = match sources.get(which) {
+        Some(Item::Table(t)) => entry_document(t.clone()).to_string().parse().ok(),
+        Some(Item::Value(Value::InlineTable(t))) => entry_document(t.clone().into_table())
+            .to_string()
+            .parse()
+            .ok(),
+        _ => None,
+    };
+    if want.is_some() && want == have {
+        return Ok(false);
+    }
+    sources.insert(which, Item::Table(spec.table()));
+    Ok(true)
 }
 
 /// The value of an implication.
@@ -386,14 +473,21 @@ pub struct SourceSpec(pub Vec<(String, String)>);
 
 impl std::str::FromStr for SourceSpec {
     type Err = String;
+    /// `type=git,url=…,ref=v1`, or a TOML inline table for values with
+    /// commas: `{ type = "pypi", version = ">=1.26,<3" }`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let mut v = Vec::new();
-        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, val) = part.split_once('=').ok_or_else(|| {
-                format!("`{part}` is not `key=value`; write a source as `type=git,url=…,ref=…`, `type=local,path=…`, `type=pypi,version=…`, `type=docker-image,image=…` or `type=build,path=…`")
-            })?;
-            v.push((k.trim().to_string(), val.trim().to_string()));
-        }
+        let v = if s.trim_start().starts_with('{') {
+            inline_source(s)?
+        } else {
+            let mut v = Vec::new();
+            for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+                let (k, val) = part.split_once('=').ok_or_else(|| {
+                    format!("`{part}` is not `key=value`; write a source as `type=git,url=…,ref=…`, `type=local,path=…`, `type=pypi,version=…`, `type=docker-image,image=…` or `type=build,path=…`, or, for a value with a comma, as a TOML inline table: `{{ type = \"pypi\", version = \">=1.26,<3\" }}`")
+                })?;
+                v.push((k.trim().to_string(), val.trim().to_string()));
+            }
+            v
+        };
         if !v.iter().any(|(k, _)| k == "type") {
             return Err("a source needs `type=` (git, local, pypi, docker-image or build)".into());
         }
@@ -401,7 +495,45 @@ impl std::str::FromStr for SourceSpec {
     }
 }
 
+/// The fields of a source written as a TOML inline table.
+fn inline_source(s: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let doc: toml::Table = toml::from_str(&format!("source = {s}"))
+        .map_err(|e| format!("`{s}` is not a TOML inline table: {}", e.message()))?;
+    let Some(toml::Value::Table(t)) = doc.get("source") else {
+        return Err(format!("`{s}` is not a TOML inline table"));
+    };
+    t.iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(x) => Ok((k.clone(), x.clone())),
+            toml::Value::Boolean(b) => Ok((k.clone(), b.to_string())),
+            other => Err(format!(
+                "`{k}` is a {}; the fields of a source are strings (and `editable`, a boolean)",
+                other.type_str()
+            )),
+        })
+        .collect()
+}
+
 impl SourceSpec {
+    /// `pypi, version >=2.31`: the source in words, for status lines.
+    pub fn describe(&self) -> String {
+        let ty = self
+            .0
+            .iter()
+            .find(|(k, _)| k == "type")
+            .map_or("source", |(_, v)| v.as_str());
+        let rest: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k != "type")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if rest.is_empty() {
+            ty.to_string()
+        } else {
+            format!("{ty}, {}", rest.join(", "))
+        }
+    }
     pub fn local(path: &str, editable: Option<bool>) -> SourceSpec {
         let mut v = vec![
             ("type".to_string(), "local".to_string()),
@@ -561,7 +693,9 @@ impl ServiceSpec {
         if !self.external.is_empty() {
             p.insert("external", Item::Value(pairs_table(&self.external)));
         }
-        if !p.is_empty() || self.profile.is_some() {
+        // A named profile is worth writing even when empty (it exists, with
+        // the defaults); an empty `default` says nothing.
+        if !p.is_empty() || self.profile.as_deref().is_some_and(|n| n != "default") {
             let mut profiles = Table::new();
             profiles.set_implicit(true);
             profiles.insert(self.profile.as_deref().unwrap_or("default"), Item::Table(p));

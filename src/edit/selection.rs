@@ -256,9 +256,107 @@ fn set_entry_key(arr: &mut toml_edit::Array, i: usize, key: &str, value: &str) {
     }
 }
 
+/// The error for removing a name the registry does not define: not the
+/// "register it first" of adding one, but what is there to remove.
+pub fn unknown_for_removal(s: &Session, kind: Component, name: &str) -> Error {
+    let e = Error::config(format!(
+        "there is no {} `{name}` to remove: it is neither selected nor in the registry",
+        kind.word()
+    ));
+    let known = known(s, kind);
+    match names::did_you_mean(name, known.iter().map(String::as_str)) {
+        Some(k) => e.with_help(format!("did you mean `{k}`?")),
+        None => e.with_help("`cargo hsm list` shows what is selected"),
+    }
+}
+
+/// Whether `name` is a registered `kind`.
+pub fn is_known(s: &Session, kind: Component, name: &str) -> bool {
+    known(s, kind).iter().any(|k| k == name)
+}
+
+/// Whether the manifest selects `name` on its own (`standalone`).
+pub fn is_standalone(s: &Session, kind: Component, name: &str) -> bool {
+    match kind {
+        Component::Library => s
+            .loaded
+            .manifest
+            .libraries
+            .standalone
+            .iter()
+            .any(|l| l.name == name),
+        Component::Service => s
+            .loaded
+            .manifest
+            .services
+            .standalone
+            .iter()
+            .any(|l| l.name == name),
+    }
+}
+
+/// Removes `name` from `[modes]` (it left the selection for good).
+pub fn forget_mode(s: &mut Session, name: &str) -> Result<()> {
+    remove_modes_key(s.manifest()?, name)
+}
+
+fn remove_modes_key(m: &mut Table, name: &str) -> Result<()> {
+    let empty = match m.get_mut("modes").and_then(Item::as_table_like_mut) {
+        Some(t) => {
+            t.remove(name);
+            t.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        m.remove("modes");
+    }
+    Ok(())
+}
+
+/// What `[modes]` says for `name`, if anything.
+fn modes_value(m: &Table, name: &str) -> Option<String> {
+    m.get("modes")?.get(name)?.as_str().map(str::to_string)
+}
+
+/// Sets the mode of the standalone entry `i`. `prod`, the default, is
+/// written by removing the key (and `{ name = "x" }` becomes `"x"` again),
+/// unless `[modes]` says otherwise for the name: switching to dev and back
+/// leaves the file as it was.
+fn set_entry_mode(m: &mut Table, kind: Component, i: usize, name: &str, mode: Mode) -> Result<()> {
+    let explicit =
+        mode != Mode::Prod || modes_value(m, name).is_some_and(|v| v != Mode::Prod.as_str());
+    let arr = standalone(m, kind)?;
+    if explicit {
+        set_entry_key(arr, i, "mode", mode.as_str());
+        return Ok(());
+    }
+    let Some(v) = arr.get_mut(i) else {
+        return Ok(());
+    };
+    if let Value::InlineTable(t) = v {
+        if t.remove("mode").is_none() {
+            return Ok(());
+        }
+        if t.len() == 1 && t.contains_key("name") {
+            let decor = t.decor().clone();
+            let mut nv = Value::from(name);
+            *nv.decor_mut() = decor;
+            *v = nv;
+        } else {
+            t.fmt();
+        }
+    }
+    Ok(())
+}
+
 /// Unselects a standalone component. Not selected: nothing to do.
 pub fn remove(s: &mut Session, kind: Component, name: &str) -> Result<()> {
-    require_component(s, kind, name)?;
+    names::validate(name)
+        .map_err(|why| Error::config(format!("invalid {} name: {why}", kind.word())))?;
+    if !is_known(s, kind, name) {
+        return Err(unknown_for_removal(s, kind, name));
+    }
     let m = s.manifest()?;
     if let Some(i) = find_standalone(m, kind, name) {
         let arr = standalone(m, kind)?;
@@ -273,16 +371,17 @@ pub fn set_mode(s: &mut Session, kind: Component, name: &str, mode: Mode) -> Res
     require_component(s, kind, name)?;
     let m = s.manifest()?;
     match find_standalone(m, kind, name) {
-        Some(i) => {
-            let arr = standalone(m, kind)?;
-            set_entry_key(arr, i, "mode", mode.as_str());
-        }
+        Some(i) => set_entry_mode(m, kind, i, name, mode)?,
         None => set_modes_key(m, name, mode)?,
     }
     Ok(())
 }
 
 fn set_modes_key(m: &mut Table, name: &str, mode: Mode) -> Result<()> {
+    if mode == Mode::Prod {
+        // The default: the key goes (and a `[modes]` left empty with it).
+        return remove_modes_key(m, name);
+    }
     let modes = section(m, "modes", "modes")?;
     modes.set_implicit(false);
     match modes.get_mut(name) {
@@ -303,19 +402,6 @@ fn set_modes_key(m: &mut Table, name: &str, mode: Mode) -> Result<()> {
 pub fn set_all_modes(s: &mut Session, mode: Mode) -> Result<()> {
     let plan = crate::resolve(&s.loaded)?;
     let m = s.manifest()?;
-    for kind in [Component::Library, Component::Service] {
-        let n = m
-            .get(kind.section())
-            .and_then(|t| t.get("standalone"))
-            .and_then(Item::as_array)
-            .map_or(0, |a| a.len());
-        if n > 0 {
-            let arr = standalone(m, kind)?;
-            for i in 0..n {
-                set_entry_key(arr, i, "mode", mode.as_str());
-            }
-        }
-    }
     let existing: Vec<String> = m
         .get("modes")
         .and_then(Item::as_table_like)
@@ -336,6 +422,27 @@ pub fn set_all_modes(s: &mut Session, mode: Mode) -> Result<()> {
     for name in others {
         if seen.insert(name.clone()) {
             set_modes_key(m, &name, mode)?;
+        }
+    }
+    // Standalone entries last: `prod` drops their `mode` key once
+    // `[modes]` no longer says otherwise.
+    for kind in [Component::Library, Component::Service] {
+        let n = m
+            .get(kind.section())
+            .and_then(|t| t.get("standalone"))
+            .and_then(Item::as_array)
+            .map_or(0, |a| a.len());
+        for i in 0..n {
+            let name = m
+                .get(kind.section())
+                .and_then(|t| t.get("standalone"))
+                .and_then(Item::as_array)
+                .and_then(|a| a.get(i))
+                .and_then(value_name)
+                .map(str::to_string);
+            if let Some(name) = name {
+                set_entry_mode(m, kind, i, &name, mode)?;
+            }
         }
     }
     Ok(())

@@ -203,7 +203,22 @@ pub fn redact_text(text: &str) -> String {
 pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want) -> Result<Oid> {
     let fetch_head = repo.path().join("FETCH_HEAD");
     let saved = std::fs::read(&fetch_head).ok();
+    let record = fetched_ref(remote.reference);
+    let before = repo.refname_to_id(&record).ok();
     let r = fetch_inner(repo, dir, remote, want, &[]);
+    if let (Ok(now), Some(old)) = (&r, before) {
+        if *now != old {
+            // A branch that moved (`cargo hsm update`): the commit fetched
+            // before still came from the remote, so the checkout sitting
+            // at it (until it moves, or after a rollback) holds no local work.
+            let _ = repo.reference(
+                &format!("{record}.previous"),
+                old,
+                true,
+                "cargo hsm: fetched before",
+            );
+        }
+    }
     if r.is_err() {
         let _ = match &saved {
             Some(bytes) => std::fs::write(&fetch_head, bytes),

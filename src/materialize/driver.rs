@@ -21,6 +21,7 @@ use crate::plan::Plan;
 fn fresh_or_refused(
     plan: &Plan,
     opts: &SyncOptions,
+    scope: &super::Scope,
     progress: &mut dyn FnMut(Progress<'_>),
     holders: &[String],
 ) -> Result<SyncReport> {
@@ -28,7 +29,7 @@ fn fresh_or_refused(
         dry_run: true,
         ..*opts
     };
-    let mut report = run(plan, &dry, &mut |_| {})?;
+    let mut report = run(plan, &dry, scope, &mut |_| {})?;
     let changes: Vec<String> = report
         .actions
         .iter()
@@ -52,6 +53,7 @@ fn fresh_or_refused(
 pub(super) fn run(
     plan: &Plan,
     opts: &SyncOptions,
+    scope: &super::Scope,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
     let root = plan.project.workspace_root.clone();
@@ -74,7 +76,7 @@ pub(super) fn run(
             // `cargo hsm up` runs services: a sync with nothing to do
             // goes ahead (it writes nothing), any other is refused.
             super::Locked::InUse(holders) => {
-                return fresh_or_refused(plan, opts, progress, &holders)
+                return fresh_or_refused(plan, opts, scope, progress, &holders)
             }
         }
     };
@@ -126,6 +128,8 @@ pub(super) fn run(
         lockfiles: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
+        update: scope.update.clone(),
+        only: scope.only.clone(),
         lock_changes: false,
         actions: Vec::new(),
         warnings,
@@ -227,6 +231,12 @@ pub(super) struct Syncer<'a> {
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
     pub(super) root_edited: bool,
     pub(super) root_exists: bool,
+    /// `cargo hsm update`: the components whose pins (git commits, the
+    /// tools' locks) are resolved again; empty: all of them.
+    pub(super) update: Option<std::collections::BTreeSet<String>>,
+    /// `sync -p NAME…`: the services (or libraries) acted on; the others'
+    /// pins and recorded hashes are carried over from `hsm.lock`.
+    pub(super) only: Option<std::collections::BTreeSet<String>>,
     /// With `--dry-run`: a tool is predicted to rewrite a lock file, so
     /// `hsm.lock` will change although the lock built here looks the same.
     pub(super) lock_changes: bool,
@@ -266,6 +276,19 @@ pub(super) fn combine_failures(mut failed: Vec<(String, Error)>) -> Error {
 }
 
 impl Syncer<'_> {
+    /// Whether `cargo hsm update` re-resolves `name` (a service, or
+    /// `libraries`): its lock pins do not hold.
+    pub(super) fn updating(&self, name: &str) -> bool {
+        self.update
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.contains(name))
+    }
+
+    /// Whether this sync acts on `name` (a service, or `libraries`).
+    pub(super) fn acts_on(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(name))
+    }
+
     fn run_steps(&mut self) -> StepResult {
         for name in STEPS {
             interrupt::test_point(&format!("before:{name}"));

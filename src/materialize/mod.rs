@@ -381,5 +381,26 @@ pub fn sync_with_progress(
     opts: &SyncOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<SyncReport> {
-    driver::run(plan, opts, progress)
+    driver::run(plan, opts, &Scope::default(), progress)
+}
+
+/// What part of the selection a sync acts on, and what it resolves again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// `cargo hsm update`: the components (services, library names, or
+    /// `libraries`) whose pins do not hold; empty: all.
+    pub update: Option<std::collections::BTreeSet<String>>,
+    /// `sync -p NAME…`: only these services (or `libraries`) are synced;
+    /// the others keep what `hsm.lock` recorded for them.
+    pub only: Option<std::collections::BTreeSet<String>>,
+}
+
+/// [`sync_with_progress`] of a [`Scope`].
+pub fn sync_scoped(
+    plan: &Plan,
+    opts: &SyncOptions,
+    scope: &Scope,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<SyncReport> {
+    driver::run(plan, opts, scope, progress)
 }

@@ -45,6 +45,9 @@ pub struct RuntimeCtx<'a> {
     /// Edits of the service's files made before the tool ran (e.g. its
     /// `pyproject.toml`); an adapter that sees one never reports `Fresh`.
     pub edited: bool,
+    /// `cargo hsm update`: the tool re-resolves the service's lock
+    /// (`uv sync --upgrade`).
+    pub upgrade: bool,
 }
 
 /// A file an adapter wants changed before its tool runs.
@@ -257,16 +260,18 @@ pub fn run_tool_env(
     env: &[(String, String)],
     own: &[(&str, &str)],
 ) -> Result<ToolOutput> {
-    let mut expr = duct::cmd(program.as_std_path(), args)
-        .dir(dir.as_std_path())
-        .stdout_capture()
-        .stderr_capture()
-        .stdin_null()
-        .unchecked()
-        .before_spawn(|cmd| {
-            super::interrupt::prepare_child(cmd);
-            Ok(())
-        });
+    let streaming = check && STREAM_OUTPUT.load(std::sync::atomic::Ordering::Relaxed);
+    let mut expr = duct::cmd(program.as_std_path(), args).dir(dir.as_std_path());
+    expr = if streaming {
+        // `-vv`: both streams, merged, read line by line below.
+        expr.stderr_to_stdout()
+    } else {
+        expr.stdout_capture().stderr_capture()
+    };
+    let mut expr = expr.stdin_null().unchecked().before_spawn(|cmd| {
+        super::interrupt::prepare_child(cmd);
+        Ok(())
+    });
     // duct applies the outermost (last) call first: the leaky variables are
     // removed, then the service's env is set, then hsm's own choices.
     for (k, v) in own {
@@ -283,6 +288,9 @@ pub fn run_tool_env(
     let line = command_line(program, args);
     let cannot = |e: std::io::Error| Error::failed(format!("cannot run `{line}` for {who}: {e}"));
     super::interrupt::check()?;
+    if streaming {
+        return stream(expr, who, &line, dir, program);
+    }
     let handle = expr.start().map_err(cannot)?;
     let name = program.file_name().unwrap_or(program.as_str());
     let registered = handle
@@ -355,6 +363,69 @@ fn free_bytes(dir: &Utf8Path) -> Option<u64> {
 #[cfg(not(unix))]
 fn free_bytes(_dir: &Utf8Path) -> Option<u64> {
     None
+}
+
+/// `-vv`: the tools' own output is shown as it streams.
+static STREAM_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Shows (`true`) the output of the tools a sync runs as it comes, each
+/// line after the component's name, as `cargo -vv` shows build scripts'.
+pub fn stream_tool_output(on: bool) {
+    STREAM_OUTPUT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`run_tool_env`] under `-vv`: each line of the merged output goes to
+/// stderr as it comes, and is kept for the error when the tool fails.
+fn stream(
+    expr: duct::Expression,
+    who: &str,
+    line: &str,
+    dir: &Utf8Path,
+    program: &Utf8Path,
+) -> Result<ToolOutput> {
+    use std::io::{BufRead, Write};
+    let cannot = |e: std::io::Error| Error::failed(format!("cannot run `{line}` for {who}: {e}"));
+    let reader = expr.reader().map_err(cannot)?;
+    let registered = reader
+        .pids()
+        .first()
+        .map(|&pid| super::interrupt::register_child(pid, program.as_str()));
+    let mut all = String::new();
+    let mut lines = std::io::BufReader::new(&reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let l = String::from_utf8_lossy(&buf);
+                let _ = write!(std::io::stderr().lock(), "       [{who}] {l}");
+                if !l.ends_with('\n') {
+                    let _ = writeln!(std::io::stderr().lock());
+                }
+                all.push_str(&l);
+            }
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    let status = match reader.try_wait() {
+        Ok(Some(out)) => out.status.code().unwrap_or(-1),
+        Ok(None) => -1,
+        Err(e) => return Err(cannot(e)),
+    };
+    drop(registered);
+    super::interrupt::check()?;
+    if status != 0 {
+        return Err(Error::failed(format!(
+            "`{line}` failed for {who} (exit code {status}, in `{dir}`)"
+        ))
+        .with_detail(all.trim_end().to_string()));
+    }
+    Ok(ToolOutput {
+        status,
+        stdout: all,
+        stderr: String::new(),
+    })
 }
 
 /// A command line as a user would type it.

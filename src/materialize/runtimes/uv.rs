@@ -81,6 +81,10 @@ fn moved_project(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Option<String> {
 fn sync_args(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Vec<String> {
     let mut args = vec!["sync".to_string()];
     args.extend(mode_flags(ctx.opts));
+    if ctx.upgrade && !ctx.opts.locked && !ctx.opts.frozen {
+        // `cargo hsm update`: re-resolve the service's lock.
+        args.push("--upgrade".to_string());
+    }
     if let Some(project) = moved_project(ctx, target) {
         // uv rebuilds a project only when its `pyproject.toml` (or
         // `setup.py`, `setup.cfg`) changed: a compiled extension (maturin,

@@ -35,6 +35,8 @@ struct PreparedService<'p> {
     cargo: Option<CargoLock>,
     /// hsm put a kept `Cargo.lock` into the checkout: build it again.
     rebuild: bool,
+    /// `cargo hsm update` re-resolves its lock.
+    upgrade: bool,
 }
 
 /// One runtime to run, handed to a thread of [`pool::stream`].
@@ -48,6 +50,7 @@ struct Job<'p> {
     commit: Option<String>,
     rebuild: bool,
     locked_crate: bool,
+    upgrade: bool,
 }
 
 type JobResult = (Result<Option<Vec<u8>>>, FileTxn);
@@ -97,7 +100,15 @@ impl Syncer<'_> {
     pub(in crate::materialize) fn environment_services(&mut self) -> Result<()> {
         let plan = self.plan;
         let _workspaces = crate::python::project::remember_workspaces();
-        let services: Vec<&PlannedService> = plan.environment_services().collect();
+        let mut services: Vec<&PlannedService> = Vec::new();
+        for sv in plan.environment_services() {
+            if self.acts_on(&sv.name) {
+                services.push(sv);
+            } else {
+                // `sync -p` of other services.
+                self.carry_service(sv);
+            }
+        }
         let ahead = fingerprints_ahead(&self.root, &services);
         let (root, opts) = (self.root.clone(), self.opts);
         let journal = self.journal.clone();
@@ -111,6 +122,7 @@ impl Syncer<'_> {
                 commit,
                 rebuild,
                 locked_crate,
+                upgrade,
             } = j;
             let adapter = runtimes::adapter(runtime).expect("environment runtime");
             if let Err(e) = interrupt::check() {
@@ -132,6 +144,7 @@ impl Syncer<'_> {
                 rebuild,
                 locked_crate,
                 edited: true,
+                upgrade,
             };
             let r = adapter.sync(&mut ctx, &target).map(|o| o.pins);
             if r.is_ok() {
@@ -169,6 +182,7 @@ impl Syncer<'_> {
                         commit: self.commits.get(&sv.name).cloned(),
                         rebuild: p.rebuild,
                         locked_crate: p.cargo.is_some() && (opts.locked || opts.frozen),
+                        upgrade: p.upgrade,
                     });
                 }
                 prepared.push(p);
@@ -199,6 +213,40 @@ impl Syncer<'_> {
             self.record_service(p, pins.remove(&p.sv.name))?;
         }
         Ok(())
+    }
+
+    /// `sync -p` of other services: what `hsm.lock` recorded for this one
+    /// (its lock file, its generated files' hashes) and its fingerprint
+    /// stay as they were.
+    fn carry_service(&mut self, sv: &PlannedService) {
+        let Some(prev) = self.previous.as_ref() else {
+            return;
+        };
+        if let Some(f) = prev.service(&sv.name).and_then(|s| s.lockfile.clone()) {
+            self.lockfiles.insert(sv.name.clone(), f);
+        }
+        let env = envfile::env_file_path(&sv.name);
+        let committed = crate::lock::committed_lock(&sv.name, Utf8Path::new(""));
+        let carried: Vec<LockedFile> = prev
+            .files
+            .iter()
+            .filter(|f| {
+                f.path == env
+                    || f.path.starts_with(&committed)
+                    || sv
+                        .target_path
+                        .as_ref()
+                        .is_some_and(|t| f.path.starts_with(t))
+            })
+            .cloned()
+            .collect();
+        for f in carried {
+            self.lock.record_hash(f.path, f.sha256);
+        }
+        let component = format!("service:{}", sv.name);
+        if let Some(fp) = self.fingerprints.get(&component) {
+            self.new_fingerprints.insert(component, fp.to_string());
+        }
     }
 
     /// The fingerprint of a service as it is on disk now.
@@ -307,13 +355,17 @@ impl Syncer<'_> {
         // Nothing changed since the last successful sync: no process
         // spawned, and (a dry run predicts the same) nothing to edit, since
         // the fingerprint covers the Plan entry and the edited files.
-        let now = match ahead {
-            Some(fp) => fp,
-            None => self.service_fingerprint(sv, &target),
+        let upgrade = self.updating(&sv.name);
+        let unchanged = if upgrade {
+            None
+        } else {
+            let now = match ahead {
+                Some(fp) => fp,
+                None => self.service_fingerprint(sv, &target),
+            };
+            self.fingerprints
+                .unchanged(&component, now.as_deref(), opts.frozen)
         };
-        let unchanged = self
-            .fingerprints
-            .unchanged(&component, now.as_deref(), opts.frozen);
         // An unchanged fingerprint covers every sign of a half-made venv
         // (the marker, `pyvenv.cfg`, the interpreter, `site-packages`), so
         // only a changed one needs a look.
@@ -342,6 +394,7 @@ impl Syncer<'_> {
             rebuild,
             locked_crate: cargo.is_some() && (opts.locked || opts.frozen),
             edited: false,
+            upgrade,
         };
         let edits = match unchanged {
             Some(_) => Vec::new(),
@@ -363,13 +416,15 @@ impl Syncer<'_> {
             crate::python::project::forget_workspaces();
         }
         // An unchanged fingerprint saw no marker of an unfinished sync.
-        let fresh = unchanged.is_some()
-            || (!env_dir(runtime, &target)
-                .join(crate::python::venv::INCOMPLETE_MARKER)
-                .exists()
-                && edits.is_empty()
-                && !rebuild
-                && adapter.is_fresh(&ctx, &target)?);
+        // `cargo hsm update` always runs the tool.
+        let fresh = !upgrade
+            && (unchanged.is_some()
+                || (!env_dir(runtime, &target)
+                    .join(crate::python::venv::INCOMPLETE_MARKER)
+                    .exists()
+                    && edits.is_empty()
+                    && !rebuild
+                    && adapter.is_fresh(&ctx, &target)?));
         // With --dry-run: whether the tool will rewrite the service's lock
         // file (and so `hsm.lock`), as the real sync would find out.
         if opts.dry_run && !fresh && adapter.lockfile_would_change(&ctx, &target)? {
@@ -455,6 +510,7 @@ impl Syncer<'_> {
             unchanged,
             cargo,
             rebuild,
+            upgrade,
         }))
     }
 

@@ -84,6 +84,15 @@ impl Syncer<'_> {
         let plan = self.plan;
         self.prefetch_clones();
         for g in git_services(plan) {
+            if !self.acts_on(&g.sv.name) {
+                // `sync -p`: another service's checkout stays as it is.
+                if let Some(l) = self.previous.as_ref().and_then(|l| l.service(&g.sv.name)) {
+                    if let Some(git) = &l.git {
+                        self.commits.insert(g.sv.name.clone(), git.commit.clone());
+                    }
+                }
+                continue;
+            }
             self.git_service(&g)?;
         }
         Ok(())
@@ -100,7 +109,7 @@ impl Syncer<'_> {
             return;
         }
         let todo: Vec<CloneJob> = git_services(self.plan)
-            .filter(|g| !self.root.join(g.checkout).exists())
+            .filter(|g| self.acts_on(&g.sv.name) && !self.root.join(g.checkout).exists())
             .filter_map(|g| {
                 let want = self.want(&g).ok()?;
                 Some(CloneJob {
@@ -120,6 +129,10 @@ impl Syncer<'_> {
     }
 
     fn locked_git(&self, name: &str) -> Option<&LockedGit> {
+        if self.updating(name) {
+            // `cargo hsm update`: the ref is resolved again.
+            return None;
+        }
         self.previous
             .as_ref()
             .and_then(|l| l.service(name))

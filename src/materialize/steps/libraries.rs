@@ -44,17 +44,52 @@ impl Syncer<'_> {
         if !self.root_exists {
             return Ok(());
         }
+        let named = self.plan.libraries.iter().any(|l| self.acts_on(&l.name));
+        if !self.acts_on("libraries") && !named {
+            // `sync -p` of services: the shared project keeps its lock.
+            self.lock.root = self.previous.as_ref().and_then(|p| p.root.clone());
+            if let Some(fp) = self.fingerprints.get("libraries") {
+                self.new_fingerprints.insert("libraries", fp.to_string());
+            }
+            return Ok(());
+        }
         let project_dir = self.plan.project.python_project.clone();
         let abs_dir = crate::paths::normalize(&self.root.join(&project_dir));
         let lock_rel = crate::paths::normalize(&project_dir.join("uv.lock"));
         let lock_abs = self.root.join(&lock_rel);
-        let flags = runtimes::uv_mode_flags(&self.opts);
+        let mut flags = runtimes::uv_mode_flags(&self.opts);
+        // `cargo hsm update`: all of the shared project's lock, or the
+        // named libraries' packages only.
+        let packages: Vec<String> = if self.updating("libraries") {
+            Vec::new()
+        } else {
+            self.plan
+                .libraries
+                .iter()
+                .filter(|l| self.update.as_ref().is_some_and(|u| u.contains(&l.name)))
+                .map(|l| {
+                    crate::python::requirements::parse_requirement(&l.requirement)
+                        .map(|r| r.name.to_string())
+                        .unwrap_or_else(|_| l.name.clone())
+                })
+                .collect()
+        };
+        let upgrade = self.updating("libraries") || !packages.is_empty();
+        if upgrade && !self.opts.locked && !self.opts.frozen {
+            if packages.is_empty() {
+                flags.push("--upgrade".to_string());
+            }
+            for p in packages {
+                flags.push("--upgrade-package".to_string());
+                flags.push(p);
+            }
+        }
         let describe = format!("uv sync {}", flags.join(" "))
             .trim_end()
             .to_string();
         // Fresh when nothing changed since the last successful sync: no
         // process spawned (a dry run predicts the same).
-        let unchanged = if self.root_edited {
+        let unchanged = if self.root_edited || upgrade {
             None
         } else {
             self.fingerprints.unchanged(
