@@ -119,10 +119,18 @@ fn l3_uv_service_gets_own_venv_matching_its_lock_and_root_keeps_only_libraries()
     let err = stderr(&out);
     assert!(err.contains("Fresh foo (uv)"), "{err}");
     assert!(err.contains("Fresh libraries"), "{err}");
-    // One summary line at normal verbosity.
+    // One summary line at normal verbosity, then cargo's closing line.
     let err = stderr(&sb.sync(&[]));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
     assert_eq!(
-        err, "       Fresh 2 components unchanged (`-v` lists them)\n",
+        lines[0], "       Fresh 2 components unchanged (`-v` lists them)",
+        "{err}"
+    );
+    // cargo's closing line, with the time taken.
+    assert!(
+        lines[1].starts_with("    Finished sync in ")
+            && lines[1].ends_with("s; verified: no drift"),
         "{err}"
     );
     assert!(!err.contains("Syncing"), "{err}");
