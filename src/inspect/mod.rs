@@ -441,61 +441,82 @@ fn inspect_python_env(
     })
 }
 
+/// One environment service's findings, and the packages its environment
+/// may hold (for the root's check).
+fn inspect_service_env(
+    plan: &Plan,
+    svc: &crate::plan::PlannedService,
+) -> (Vec<Finding>, BTreeSet<String>) {
+    let mut findings = Vec::new();
+    let mut allowed = BTreeSet::new();
+    let component = format!("service:{}", svc.name);
+    let Some(target) = &svc.target_path else {
+        return (findings, allowed);
+    };
+    let dir = plan.project.workspace_root.join(target);
+    match svc.runtime() {
+        Some(rt @ (RuntimeType::Uv | RuntimeType::Venv)) => {
+            let deps: Vec<String> = svc
+                .dependencies
+                .iter()
+                .map(|d| match d {
+                    crate::plan::Dependency::Library { requirement, .. } => requirement.clone(),
+                    crate::plan::Dependency::Requirement { requirement } => requirement.clone(),
+                })
+                .collect();
+            if let Some(state) = inspect_python_env(&component, &dir, rt, &deps, &mut findings) {
+                allowed.extend(state.allowed);
+            }
+        }
+        Some(RuntimeType::Pixi) => {
+            let env_dir = dir.join(".pixi").join("envs").join("default");
+            if !env_dir.is_dir() {
+                findings.push(finding(
+                    FindingKind::VenvMissing,
+                    &component,
+                    format!("a pixi environment at `{env_dir}`"),
+                    "none",
+                ));
+            }
+            if !dir.join("pixi.lock").is_file() {
+                findings.push(finding(
+                    FindingKind::LockfileMissing,
+                    &component,
+                    format!("`{}`", dir.join("pixi.lock")),
+                    "no lock file",
+                ));
+            }
+        }
+        _ => {}
+    }
+    (findings, allowed)
+}
+
 /// Inspects every environment service and the shared root environment,
 /// except the components in `skip` (see [`verify`]).
 pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding> {
     // Inspecting writes nothing: each directory's workspace is read once.
     let _workspaces = python::project::remember_workspaces();
-    let mut findings = Vec::new();
-    let mut service_packages: BTreeSet<String> = BTreeSet::new();
     // The root is judged against every service's packages: skipping a
     // service is only sound when the root is skipped too.
     let skip_root = skip.contains("libraries") || plan.libraries.is_empty();
-    for svc in plan.environment_services() {
-        let component = format!("service:{}", svc.name);
-        if skip_root && skip.contains(&component) {
-            continue;
-        }
-        let Some(target) = &svc.target_path else {
-            continue;
-        };
-        let dir = plan.project.workspace_root.join(target);
-        match svc.runtime() {
-            Some(rt @ (RuntimeType::Uv | RuntimeType::Venv)) => {
-                let deps: Vec<String> = svc
-                    .dependencies
-                    .iter()
-                    .map(|d| match d {
-                        crate::plan::Dependency::Library { requirement, .. } => requirement.clone(),
-                        crate::plan::Dependency::Requirement { requirement } => requirement.clone(),
-                    })
-                    .collect();
-                if let Some(state) = inspect_python_env(&component, &dir, rt, &deps, &mut findings)
-                {
-                    service_packages.extend(state.allowed);
-                }
-            }
-            Some(RuntimeType::Pixi) => {
-                let env_dir = dir.join(".pixi").join("envs").join("default");
-                if !env_dir.is_dir() {
-                    findings.push(finding(
-                        FindingKind::VenvMissing,
-                        &component,
-                        format!("a pixi environment at `{env_dir}`"),
-                        "none",
-                    ));
-                }
-                if !dir.join("pixi.lock").is_file() {
-                    findings.push(finding(
-                        FindingKind::LockfileMissing,
-                        &component,
-                        format!("`{}`", dir.join("pixi.lock")),
-                        "no lock file",
-                    ));
-                }
-            }
-            _ => {}
-        }
+    let services: Vec<&crate::plan::PlannedService> = plan
+        .environment_services()
+        .filter(|svc| !(skip_root && skip.contains(&format!("service:{}", svc.name))))
+        .collect();
+    // Each service is its own directory tree: the inspections split over
+    // the cores, and their findings keep Plan order.
+    let per_service = crate::materialize::pool::map_split(
+        &services,
+        32,
+        python::project::remember_workspaces,
+        |svc| inspect_service_env(plan, svc),
+    );
+    let mut findings = Vec::new();
+    let mut service_packages: BTreeSet<String> = BTreeSet::new();
+    for (found, allowed) in per_service {
+        findings.extend(found);
+        service_packages.extend(allowed);
     }
 
     if plan.libraries.is_empty() || skip_root {

@@ -15,6 +15,10 @@
 //!   of the interpreter `bin/python` leads to, and the modification time of
 //!   each `site-packages` directory (installing or
 //!   removing a package adds or removes entries there, which moves its mtime).
+//!   Which `lib/*/site-packages` a venv has is stored beside its
+//!   fingerprint: while the mtime of `lib/` (part of the fingerprint) stays,
+//!   so does its listing, and the next run stats the stored directories
+//!   instead of listing `lib/` again.
 //!
 //! A sync with `--frozen` skips uv's lock check, so what it leaves is
 //! marked (see [`Fingerprints::unchanged`]): it is fresh for another
@@ -35,13 +39,17 @@ use sha2::{Digest, Sha256};
 /// Where fingerprints live, relative to the workspace root.
 pub const FINGERPRINTS: &str = ".hsm/fingerprints.json";
 
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 
 /// Component name → fingerprint (hex).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprints {
     version: u32,
     components: BTreeMap<String, String>,
+    /// Component → the `site-packages` directories (relative to its venv)
+    /// its fingerprint covered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sites: BTreeMap<String, Vec<String>>,
 }
 
 impl Fingerprints {
@@ -71,11 +79,33 @@ impl Fingerprints {
 
     /// The same fingerprints (whatever the file's format version).
     pub fn same(&self, other: &Fingerprints) -> bool {
-        self.components == other.components
+        self.components == other.components && self.sites == other.sites
     }
 
     pub fn insert(&mut self, component: impl Into<String>, fingerprint: String) {
         self.components.insert(component.into(), fingerprint);
+    }
+
+    /// A fingerprint and the `site-packages` directories it covered.
+    pub fn insert_with_sites(&mut self, component: &str, fingerprint: String, sites: Vec<String>) {
+        self.insert(component, fingerprint);
+        self.sites.insert(component.to_string(), sites);
+    }
+
+    /// The `site-packages` directories the stored fingerprint covered, for
+    /// [`Hasher::knowing_sites`].
+    pub fn sites(&self, component: &str) -> Option<&[String]> {
+        self.sites.get(component).map(Vec::as_slice)
+    }
+
+    /// Keeps `component`'s stored fingerprint from `from` unchanged.
+    pub fn carry(&mut self, from: &Fingerprints, component: &str) {
+        if let Some(fp) = from.components.get(component) {
+            self.components.insert(component.to_string(), fp.clone());
+        }
+        if let Some(s) = from.sites.get(component) {
+            self.sites.insert(component.to_string(), s.clone());
+        }
     }
 
     /// Writes the file unless it already holds exactly these fingerprints.
@@ -83,6 +113,7 @@ impl Fingerprints {
         let doc = Fingerprints {
             version: VERSION,
             components: self.components.clone(),
+            sites: self.sites.clone(),
         };
         let mut text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
         text.push('\n');
@@ -163,6 +194,10 @@ pub struct Hasher {
     sha: Sha256,
     /// An environment that does not exist is never fresh.
     env_missing: bool,
+    /// The venv's `site-packages` directories from its stored fingerprint.
+    known_sites: Option<Vec<String>>,
+    /// The ones [`Hasher::venv`] covered.
+    sites: Vec<String>,
 }
 
 impl Default for Hasher {
@@ -206,7 +241,18 @@ impl Hasher {
         Hasher {
             sha: Sha256::new(),
             env_missing: false,
+            known_sites: None,
+            sites: Vec::new(),
         }
+    }
+
+    /// For a comparison with the stored fingerprint: [`Hasher::venv`] stats
+    /// the `site-packages` directories that fingerprint covered instead of
+    /// listing `lib/`. Sound because `lib/`'s mtime is hashed as well: a
+    /// listing that changed changes the fingerprint either way.
+    pub fn knowing_sites(mut self, sites: Option<&[String]>) -> Hasher {
+        self.known_sites = sites.map(<[String]>::to_vec);
+        self
     }
 
     fn part(&mut self, label: &str, bytes: &[u8]) {
@@ -235,7 +281,8 @@ impl Hasher {
     }
 
     /// The state of the virtual environment at `venv`: its `pyvenv.cfg` and
-    /// the mtime of every `lib/*/site-packages` (one `read_dir`, no spawn).
+    /// the mtime of `lib/` and of every `lib/*/site-packages` (one
+    /// `read_dir` unless they are known, no spawn).
     pub fn venv(&mut self, venv: &Utf8Path) {
         let cfg = venv.join("pyvenv.cfg");
         match std::fs::metadata(&cfg) {
@@ -250,17 +297,26 @@ impl Hasher {
         // The interpreter it runs (the link followed): gone or replaced,
         // the environment is not what the last sync left.
         self.file(&venv.join("bin/python"));
-        let mut dirs: Vec<Utf8PathBuf> = std::fs::read_dir(venv.join("lib"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| Utf8PathBuf::from_path_buf(e.path()).ok())
-            .map(|p| p.join("site-packages"))
-            .collect();
-        dirs.sort();
-        for d in dirs {
-            self.mtime(&d);
+        let lib = venv.join("lib");
+        self.mtime(&lib);
+        let sites = match self.known_sites.take() {
+            Some(known) => known,
+            None => {
+                let mut dirs: Vec<String> = std::fs::read_dir(&lib)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .map(|name| format!("lib/{name}/site-packages"))
+                    .collect();
+                dirs.sort();
+                dirs
+            }
+        };
+        for d in &sites {
+            self.mtime(&venv.join(d));
         }
+        self.sites = sites;
     }
 
     /// An environment directory (e.g. pixi's `conda-meta`): its mtime, and
@@ -323,10 +379,15 @@ impl Hasher {
     /// The fingerprint; `None` when the environment does not exist (such a
     /// component is never fresh).
     pub fn finish(self) -> Option<String> {
+        self.finish_with_sites().map(|(fp, _)| fp)
+    }
+
+    /// [`Hasher::finish`], with the `site-packages` directories covered.
+    pub fn finish_with_sites(self) -> Option<(String, Vec<String>)> {
         if self.env_missing {
             return None;
         }
-        Some(crate::lock::hex(&self.sha.finalize()))
+        Some((crate::lock::hex(&self.sha.finalize()), self.sites))
     }
 }
 
@@ -394,6 +455,31 @@ mod tests {
     }
 
     #[test]
+    fn known_sites_give_the_listing_s_fingerprint_while_lib_is_unchanged() {
+        let (_d, dir) = tmp();
+        let venv = dir.join(".venv");
+        std::fs::create_dir_all(venv.join("lib/python3.11/site-packages")).unwrap();
+        std::fs::write(venv.join("pyvenv.cfg"), "home = /x\n").unwrap();
+        let take = |known: Option<&[String]>| {
+            let mut h = Hasher::new().knowing_sites(known);
+            h.venv(&venv);
+            h.finish_with_sites().unwrap()
+        };
+        let (listed, sites) = take(None);
+        assert_eq!(sites, ["lib/python3.11/site-packages"]);
+        assert_eq!(take(Some(&sites)).0, listed, "same state, same fingerprint");
+
+        // A second interpreter's directory: lib/ moves, so the stale list
+        // cannot make the fingerprint look unchanged.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::create_dir_all(venv.join("lib/python3.12/site-packages")).unwrap();
+        let (relisted, more) = take(None);
+        assert_eq!(more.len(), 2);
+        assert_ne!(take(Some(&sites)).0, listed);
+        assert_ne!(relisted, listed);
+    }
+
+    #[test]
     fn tool_identity_and_its_environment_are_part_of_the_fingerprint() {
         let fp = |tool: &str| {
             let mut h = Hasher::new();
@@ -415,10 +501,15 @@ mod tests {
         let (_d, root) = tmp();
         let mut f = Fingerprints::load(&root);
         assert_eq!(f.get("service:a"), None);
-        f.insert("service:a", "1".into());
+        f.insert_with_sites("service:a", "1".into(), vec!["lib/p/site-packages".into()]);
         assert!(f.save(&root).unwrap());
         assert!(!f.save(&root).unwrap());
         assert_eq!(Fingerprints::load(&root).get("service:a"), Some("1"));
+        let sites = ["lib/p/site-packages".to_string()];
+        assert_eq!(
+            Fingerprints::load(&root).sites("service:a"),
+            Some(&sites[..])
+        );
         std::fs::write(root.join(FINGERPRINTS), "not json").unwrap();
         assert_eq!(Fingerprints::load(&root), Fingerprints::default());
     }

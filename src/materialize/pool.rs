@@ -166,6 +166,40 @@ pub fn stream<J: Send, T: Send, R>(
     })
 }
 
+/// `f` of every item, in order, split into one part per core when there
+/// are at least `min` items (fewer are not worth a thread). Each thread
+/// holds `scope()` while it works on its part: a per-thread memo such as
+/// [`crate::python::project::remember_workspaces`]. For read-only work
+/// (fingerprints, inspection) whose cost is stats and small reads.
+pub fn map_split<I: Sync, T: Send, G>(
+    items: &[I],
+    min: usize,
+    scope: impl Fn() -> G + Sync,
+    f: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
+    let threads = default_jobs();
+    if items.len() < min.max(2) || threads < 2 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let (scope, f) = (&scope, &f);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let _held = scope();
+                    part.iter().map(f).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// The default for `-j`: the machine's available parallelism.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
@@ -178,6 +212,33 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
+
+    #[test]
+    fn map_split_keeps_order_with_and_without_threads() {
+        let items: Vec<usize> = (0..200).collect();
+        let scopes = AtomicUsize::new(0);
+        let out = map_split(
+            &items,
+            64,
+            || scopes.fetch_add(1, Ordering::SeqCst),
+            |i| i * 2,
+        );
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let threads = default_jobs();
+        let parts = if threads < 2 {
+            0
+        } else {
+            items.len().div_ceil(items.len().div_ceil(threads))
+        };
+        assert_eq!(scopes.load(Ordering::SeqCst), parts, "one scope per thread");
+        let few = map_split(
+            &items[..10],
+            64,
+            || unreachable!("no thread for 10 items"),
+            |i| *i,
+        );
+        assert_eq!(few, (0..10).collect::<Vec<_>>());
+    }
 
     #[test]
     fn runs_every_job_once_and_keeps_index_order() {

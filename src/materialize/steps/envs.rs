@@ -109,7 +109,7 @@ impl Syncer<'_> {
                 self.carry_service(sv);
             }
         }
-        let ahead = fingerprints_ahead(&self.root, &services);
+        let ahead = fingerprints_ahead(&self.root, &services, &self.fingerprints);
         let (root, opts) = (self.root.clone(), self.opts);
         let journal = self.journal.clone();
         let work = |j: Job<'_>| -> JobResult {
@@ -244,14 +244,7 @@ impl Syncer<'_> {
             self.lock.record_hash(f.path, f.sha256);
         }
         let component = format!("service:{}", sv.name);
-        if let Some(fp) = self.fingerprints.get(&component) {
-            self.new_fingerprints.insert(component, fp.to_string());
-        }
-    }
-
-    /// The fingerprint of a service as it is on disk now.
-    fn service_fingerprint(&self, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
-        service_fingerprint(&self.root, sv, target)
+        self.new_fingerprints.carry(&self.fingerprints, &component);
     }
 
     /// The resolved environment, for `run` and for the user, at
@@ -361,7 +354,13 @@ impl Syncer<'_> {
         } else {
             let now = match ahead {
                 Some(fp) => fp,
-                None => self.service_fingerprint(sv, &target),
+                None => service_fingerprint(
+                    &self.root,
+                    sv,
+                    &target,
+                    self.fingerprints.sites(&component),
+                )
+                .map(|(fp, _)| fp),
             };
             self.fingerprints
                 .unchanged(&component, now.as_deref(), opts.frozen)
@@ -613,14 +612,19 @@ impl Syncer<'_> {
             self.keep_cargo_lock(&p.component, c)?;
         }
         if !self.opts.dry_run {
-            let fp = match &p.unchanged {
-                Some(stored) => Some(stored.clone()),
-                None => self
-                    .service_fingerprint(p.sv, &p.target)
-                    .map(|fp| fingerprint::mark(&fp, self.opts.frozen)),
-            };
-            if let Some(fp) = fp {
-                self.new_fingerprints.insert(p.component.clone(), fp);
+            match &p.unchanged {
+                Some(_) => self
+                    .new_fingerprints
+                    .carry(&self.fingerprints, &p.component),
+                None => {
+                    if let Some((fp, sites)) =
+                        service_fingerprint(&self.root, p.sv, &p.target, None)
+                    {
+                        let fp = fingerprint::mark(&fp, self.opts.frozen);
+                        self.new_fingerprints
+                            .insert_with_sites(&p.component, fp, sites);
+                    }
+                }
             }
         }
         // A service with pins: they are its lock file. Unchanged, it has the
@@ -695,10 +699,18 @@ impl Syncer<'_> {
 }
 
 /// The fingerprint of a service as it is on disk now (stat calls only).
-fn service_fingerprint(root: &Utf8Path, sv: &PlannedService, target: &Utf8Path) -> Option<String> {
+/// The fingerprint of a service as it is on disk now, and the
+/// `site-packages` directories it covered; `known`: those of the stored
+/// fingerprint, for a comparison with it (see [`fingerprint::Hasher::knowing_sites`]).
+fn service_fingerprint(
+    root: &Utf8Path,
+    sv: &PlannedService,
+    target: &Utf8Path,
+    known: Option<&[String]>,
+) -> Option<(String, Vec<String>)> {
     let runtime = sv.runtime().expect("environment services are managed");
     let adapter = runtimes::adapter(runtime).expect("environment runtime");
-    let mut h = fingerprint::Hasher::new();
+    let mut h = fingerprint::Hasher::new().knowing_sites(known);
     h.value("plan", &fingerprint::ServiceInputs::of(sv));
     // The commit a git service's checkout sits at: hsm moves HEAD
     // (detached) by rewriting `.git/HEAD`, also when the Plan entry
@@ -734,7 +746,7 @@ fn service_fingerprint(root: &Utf8Path, sv: &PlannedService, target: &Utf8Path) 
             }
         }
     }
-    h.finish()
+    h.finish_with_sites()
 }
 
 /// Each service's fingerprint as it is on disk now, taken before any step
@@ -745,33 +757,21 @@ fn service_fingerprint(root: &Utf8Path, sv: &PlannedService, target: &Utf8Path) 
 fn fingerprints_ahead(
     root: &Utf8Path,
     services: &[&PlannedService],
+    stored: &fingerprint::Fingerprints,
 ) -> Vec<Option<Option<String>>> {
     let one = |sv: &PlannedService| {
         let target = root.join(sv.target_path.as_ref()?);
+        let known = stored.sites(&format!("service:{}", sv.name));
         sv.checkout_path
             .is_none()
-            .then(|| service_fingerprint(root, sv, &target))
+            .then(|| service_fingerprint(root, sv, &target, known).map(|(fp, _)| fp))
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if services.len() < 64 || threads < 2 {
-        return services.iter().map(|sv| one(sv)).collect();
-    }
-    let chunk = services.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = services
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let _workspaces = crate::python::project::remember_workspaces();
-                    part.iter().map(|sv| one(sv)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().expect("a fingerprint does not panic"))
-            .collect()
-    })
+    pool::map_split(
+        services,
+        64,
+        crate::python::project::remember_workspaces,
+        |sv| one(sv),
+    )
 }
 
 /// The environment directory a runtime's tool creates in the target path.
