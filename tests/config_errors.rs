@@ -480,3 +480,38 @@ fn old_hsm_registry_folder_names() {
         help: Some("rename `reg/containers` to `reg/services`"),
     });
 }
+
+/// A registry big enough to be read on every core: the problem reported is
+/// still the first in path order (a syntax error in `s030` comes before an
+/// unknown key in `s070`), with its file, key path and line.
+#[test]
+fn first_problem_in_path_order_among_many_registry_files() {
+    let good = "sources.prod = { type = \"docker-image\", image = \"busybox\" }\ndeployment-profiles.default = { runtime = \"docker\" }\n";
+    let names: Vec<String> = (0..100)
+        .map(|i| format!("reg/services/s{i:03}.toml"))
+        .collect();
+    let mut files: Vec<(&str, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let text = match i {
+                30 => "sources.prod = { type = \"docker-image\", image = \"busybox\" }\ndeployment-profiles.default = { runtime = \"docker\", workdir = \".\" }\n",
+                70 => "sources.prod = { type = \"docker-image\" image = \"busybox\" }\n",
+                _ => good,
+            };
+            (n.as_str(), text)
+        })
+        .collect();
+    files.push((
+        "hsm.toml",
+        "[registry]\npath = \"reg\"\n[services]\nstandalone = [\"s000\"]\n",
+    ));
+    check(Case {
+        files: &files,
+        message: "unknown field `workdir`",
+        file: Some("reg/services/s030.toml"),
+        key_path: Some("deployment-profiles.default.workdir"),
+        line: Some(2),
+        help: None,
+    });
+}

@@ -153,9 +153,11 @@ impl fmt::Display for Location {
 /// found long after parsing can still point at the exact span.
 #[derive(Debug, Default, Clone)]
 pub struct SourceCache {
-    /// Hashed, not ordered: comparing paths component by component made
-    /// loading a thousand registry files cost more than parsing them.
-    files: HashMap<Utf8PathBuf, Arc<Source>>,
+    /// Hashed by the path's text, not ordered: comparing or hashing paths
+    /// component by component made loading a thousand registry files cost
+    /// more than parsing them. A path spelled another way (`a/./b`) is
+    /// still found (see [`SourceCache::source`]).
+    files: HashMap<String, Arc<Source>>,
     /// Paths are shown relative to this directory (the workspace root).
     pub display_base: Option<Utf8PathBuf>,
 }
@@ -245,15 +247,30 @@ impl SourceCache {
             doc: Default::default(),
             lines: Default::default(),
         };
-        self.files.insert(path.to_owned(), Arc::new(source));
+        self.files
+            .insert(path.as_str().to_owned(), Arc::new(source));
         text
     }
+    /// The file cached under `path`, spelled as it was inserted or any
+    /// other way that names the same path.
+    fn source(&self, path: &Utf8Path) -> Option<&Arc<Source>> {
+        self.files.get(path.as_str()).or_else(|| {
+            self.files
+                .iter()
+                .find(|(k, _)| Utf8Path::new(k.as_str()) == path)
+                .map(|(_, s)| s)
+        })
+    }
     pub fn get(&self, path: &Utf8Path) -> Option<&Arc<String>> {
-        self.files.get(path).map(|s| &s.text)
+        self.source(path).map(|s| &s.text)
     }
     /// Every file read so far, in path order.
-    pub fn files(&self) -> impl Iterator<Item = &Utf8PathBuf> {
-        let mut v: Vec<&Utf8PathBuf> = self.files.keys().collect();
+    pub fn files(&self) -> impl Iterator<Item = &Utf8Path> {
+        let mut v: Vec<&Utf8Path> = self
+            .files
+            .keys()
+            .map(|k| Utf8Path::new(k.as_str()))
+            .collect();
         v.sort();
         v.into_iter()
     }
@@ -270,7 +287,7 @@ impl SourceCache {
 
     /// The span of the value at `key_path` in `file`, if both can be found.
     pub fn span_of(&self, loc: &Location) -> Option<Range<usize>> {
-        self.files.get(&loc.file)?.span_of(loc)
+        self.source(&loc.file)?.span_of(loc)
     }
 
     /// Builds a diagnostic located at `loc`.
@@ -282,7 +299,7 @@ impl SourceCache {
 
     /// 1-based line and column of `loc`, when it can be found.
     pub fn line_col_of(&self, loc: &Location) -> Option<(usize, usize)> {
-        self.files.get(&loc.file)?.line_col_of(loc)
+        self.source(&loc.file)?.line_col_of(loc)
     }
 
     /// `loc`'s line and column, found only when first asked for: most
@@ -290,7 +307,7 @@ impl SourceCache {
     /// key parses its whole file again.
     pub fn pinpoint(&self, loc: &Location) -> Pinpoint {
         Pinpoint {
-            source: self.files.get(&loc.file).cloned(),
+            source: self.source(&loc.file).cloned(),
             loc: loc.clone(),
             found: Arc::default(),
         }

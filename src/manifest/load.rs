@@ -75,7 +75,7 @@ impl Loaded {
     }
     /// Every file that was read to build this manifest and registry.
     pub fn input_files(&self) -> Vec<Utf8PathBuf> {
-        self.sources.files().cloned().collect()
+        self.sources.files().map(Utf8Path::to_owned).collect()
     }
 }
 
@@ -245,21 +245,25 @@ pub fn load_with(workspace_root: &Utf8Path, overlay: &Overlay) -> Result<Loaded>
 /// errors into located diagnostics with a "did you mean" where one fits.
 fn parse_toml<T: DeserializeOwned>(sources: &SourceCache, path: &Utf8Path) -> Result<T> {
     let text = sources.get(path).expect("file was cached before parsing");
-    toml::from_str::<T>(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim().to_string();
-        let key_path = if toml_edit::Document::parse(text.as_str()).is_ok() {
-            key_path_at(text, span.start)
-        } else {
-            KeyPath::root()
-        };
-        let mut d = ConfigDiagnostic::new(describe_serde_message(&message, &key_path))
-            .at_span(sources, path, span, key_path);
-        if let Some(help) = suggestion(&message) {
-            d = d.help(help);
-        }
-        Error::from(d)
-    })
+    toml::from_str::<T>(text).map_err(|e| toml_error(sources, path, &e))
+}
+
+/// `e`, an error parsing `path` (in the cache), as a located diagnostic.
+fn toml_error(sources: &SourceCache, path: &Utf8Path, e: &toml::de::Error) -> Error {
+    let text = sources.get(path).expect("file was cached before parsing");
+    let span = e.span().unwrap_or(0..0);
+    let message = e.message().trim().to_string();
+    let key_path = if toml_edit::Document::parse(text.as_str()).is_ok() {
+        key_path_at(text, span.start)
+    } else {
+        KeyPath::root()
+    };
+    let mut d = ConfigDiagnostic::new(describe_serde_message(&message, &key_path))
+        .at_span(sources, path, span, key_path);
+    if let Some(help) = suggestion(&message) {
+        d = d.help(help);
+    }
+    Error::from(d)
 }
 
 fn describe_serde_message(message: &str, key_path: &KeyPath) -> String {
@@ -382,7 +386,7 @@ fn check_entry_name(sources: &SourceCache, name: &str, origin: &Location) -> Res
         .map_err(|why| Error::from(sources.diag(origin, format!("invalid component name: {why}"))))
 }
 
-fn read_dir_entries<T: DeserializeOwned>(
+fn read_dir_entries<T: DeserializeOwned + Send>(
     sources: &mut SourceCache,
     ov: &Overlay,
     dir: &Utf8Path,
@@ -440,9 +444,23 @@ fn read_dir_entries<T: DeserializeOwned>(
     // same as by components, and much cheaper for a thousand files.
     files.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     files.dedup();
-    for path in files {
+    // Reading and parsing a thousand small files is most of loading such a
+    // registry: both split over the cores; what they found is then taken
+    // in path order, so the first problem reported is the same either way.
+    let parsed = crate::materialize::pool::map_split(
+        &files,
+        64,
+        || (),
+        |path| {
+            ov.read(path, "the registry file").map(|text| {
+                let value = toml::from_str::<T>(&text);
+                (text, value)
+            })
+        },
+    );
+    for (path, read) in files.into_iter().zip(parsed) {
         let name = path.file_stem().unwrap_or_default().to_string();
-        let text = ov.read(&path, "the registry file")?;
+        let (text, value) = read?;
         sources.insert(&path, text);
         let origin = Location::new(path.clone(), KeyPath::root());
         if let Err(why) = names::validate(&name) {
@@ -451,7 +469,7 @@ fn read_dir_entries<T: DeserializeOwned>(
             ))
             .with_help("rename the file to a valid component name"));
         }
-        let value: T = parse_toml(sources, &path)?;
+        let value: T = value.map_err(|e| toml_error(sources, &path, &e))?;
         if let Some(prev) = into.get(&name) {
             return Err(sources
                 .diag(
