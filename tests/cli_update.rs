@@ -136,13 +136,28 @@ runtime = "uv"
     );
     assert_eq!(sb.read("services/api/VERSION"), "mine\n");
     sb.write("services/api/VERSION", "v2\n");
+    // `clean api` forgets api's fingerprint alone: the libraries stay fresh.
+    sb.sync(&[]);
+    assert!(sb
+        .read(".hsm/fingerprints.json")
+        .contains("\"service:api\""));
     let o = sb.run(&["clean", "api"]);
     assert!(
         stderr(&o).contains("Removed `services/api`"),
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("Forgot the fingerprint of `service:api`"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!sb.exists("services/api"));
+    let fps = sb.read(".hsm/fingerprints.json");
+    assert!(
+        fps.contains("\"libraries\"") && !fps.contains("service:api"),
+        "{fps}"
+    );
     // An interrupted sync's journal: refused, nothing removed.
     sb.write(".hsm/journal/log", "");
     let o = sb.run(&["clean"]);

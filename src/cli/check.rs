@@ -6,10 +6,18 @@ use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::inspect::{Finding, Report};
 
-pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArgs) -> Result<i32> {
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub lock: super::sync::LockArgs,
+    #[command(flatten)]
+    pub packages: super::package::PackageArgs,
+}
+
+pub fn run(shell: &Shell, root: &Utf8Path, args: &CheckArgs) -> Result<i32> {
     crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
-    let only = packages.selected(&plan)?;
+    let only = args.packages.selected(&plan)?;
     for w in &plan.warnings {
         shell.warn(w);
     }
@@ -18,7 +26,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArg
     let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
         shell.status("Blocking", format!("waiting for file lock on {p}"))
     })?;
-    let mut report = crate::check(&plan)?;
+    let mut report = crate::check_with(&plan, &args.lock.options())?;
     match only {
         Some(names) => {
             super::package::filter_report(&mut report, &plan, &names);

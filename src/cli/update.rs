@@ -22,8 +22,8 @@ pub struct UpdateArgs {
     /// Fail (exit 1) instead of changing `hsm.lock` or a lock file: a check that nothing has newer versions
     #[arg(long)]
     pub locked: bool,
-    /// No network for git or uv: resolve from what they have locally
-    #[arg(long)]
+    /// No network for git or uv (also `CARGO_NET_OFFLINE=true`)
+    #[arg(long, env = "CARGO_NET_OFFLINE", hide_env = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
     /// Environment syncs to run at once [default: available parallelism]
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

@@ -49,7 +49,7 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
-    fn locked(&self) -> bool {
+    pub fn locked(&self) -> bool {
         self.locked || self.frozen
     }
 
