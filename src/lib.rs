@@ -14,6 +14,7 @@ pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
+pub mod diff;
 pub mod discovery;
 pub mod edit;
 pub mod envfile;

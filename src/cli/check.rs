@@ -57,7 +57,7 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                 );
             } else {
                 for f in &report.findings {
-                    eprintln!("{}", render(f));
+                    eprintln!("{}", render(f, &shell.style));
                 }
                 let fixes: std::collections::BTreeSet<String> =
                     report.findings.iter().map(|f| f.help()).collect();
@@ -90,16 +90,27 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn render(f: &Finding) -> String {
+/// One drift line: `drift: component [kind]` (yellow on a terminal), what
+/// was expected, and what was found, a diff in it in git's colours.
+fn render(f: &Finding, style: &crate::error::render::Style) -> String {
+    use crate::error::render::{BOLD, YELLOW};
     let mut s = format!(
-        "drift: {} [{}]\n  expected: {}\n     found: ",
-        f.component,
+        "{} {} [{}]\n  expected: {}\n     found: ",
+        style.paint(YELLOW, "drift:"),
+        style.paint(BOLD, &f.component),
         f.kind.as_str(),
         f.expected
     );
     let mut lines = f.found.lines();
     s.push_str(lines.next().unwrap_or(""));
-    for l in lines {
+    let rest: Vec<&str> = lines.collect();
+    let diff = style.color && crate::diff::is_unified(&rest.join("\n"));
+    for l in rest {
+        let l = if diff {
+            crate::diff::paint_line(l, true)
+        } else {
+            l.to_string()
+        };
         s.push_str(&format!("\n            {l}"));
     }
     s

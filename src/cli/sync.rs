@@ -252,6 +252,9 @@ impl<'s> Display<'s> {
                     if let Some(c) = &a.command {
                         shell.verbose(format!("             `{c}`"));
                     }
+                    if let Some(d) = &a.diff {
+                        shell.diff(d);
+                    }
                 });
                 if let (Some((mp, running)), ActionKind::Sync) = (&mut self.bars, a.action) {
                     let bar = mp.add(ProgressBar::new_spinner());
