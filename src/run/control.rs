@@ -90,8 +90,10 @@ pub fn ps(plan: &Plan) -> Result<Vec<PsRow>> {
                 (_, _, Some(id)) if running_ids.contains_key(id) => {
                     // The engine's status, after the `podman healthcheck
                     // run` of hsm's supervisor; hsm's own verdict for an
-                    // `http`/`tcp` check, which the engine does not know.
-                    health = running_ids[id].or(r.health);
+                    // `http`/`tcp` check, which the engine does not know,
+                    // while the `up` that keeps it runs.
+                    health = running_ids[id]
+                        .or(r.health.filter(|_| state::supervisor_alive(r.supervisor)));
                     "running"
                 }
                 _ => "exited",

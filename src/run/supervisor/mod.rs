@@ -504,8 +504,9 @@ impl Sup<'_> {
                     detached: self.detach,
                     restarts: 0,
                     health: unit.health.as_ref().map(|_| Health::Starting),
-                    // The detached supervisor keeps its health current.
-                    supervisor: self.me.filter(|_| self.detach && unit.health.is_some()),
+                    // This `up` (or detached supervisor) keeps its health
+                    // current, while it runs.
+                    supervisor: self.me.filter(|_| unit.health.is_some()),
                 };
                 state::write(&self.root, &record)?;
                 self.records.insert(service.clone(), record);
