@@ -84,6 +84,7 @@ impl Fingerprints {
 
     /// Forgets `component` (its next sync runs its tool); whether it had one.
     pub fn remove(&mut self, component: &str) -> bool {
+        self.sites.remove(component);
         self.components.remove(component).is_some()
     }
 
