@@ -364,6 +364,7 @@ fn wait_for_sync(root: &Utf8Path, w: &mut Directives<'_>) -> Result<Option<File>
             message: format!("waiting for file lock on {p}"),
             path: Some(p.to_owned()),
             command: None,
+            diff: None,
         })
     })
 }

@@ -14,6 +14,7 @@ pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod compose;
+pub mod diff;
 pub mod discovery;
 pub mod edit;
 pub mod envfile;
@@ -51,10 +52,17 @@ pub fn plan(workspace_root: &camino::Utf8Path) -> Result<(Loaded, Plan)> {
 /// predicts it (a generated file, `hsm.lock`, a checkout): so that check
 /// passes exactly when `sync --locked` has nothing to change.
 pub fn check(plan: &Plan) -> Result<inspect::Report> {
+    check_with(plan, &materialize::SyncOptions::default())
+}
+
+/// [`check`], predicting the sync that `opts` would run (`--locked`,
+/// `--frozen`, `--offline`; always a dry run): with `--locked`, a lock file
+/// that sync would change is a finding of what stops `sync --locked`.
+pub fn check_with(plan: &Plan, opts: &materialize::SyncOptions) -> Result<inspect::Report> {
     let mut report = inspect::check(plan)?;
     let opts = materialize::SyncOptions {
         dry_run: true,
-        ..Default::default()
+        ..*opts
     };
     let pending = match materialize::sync(plan, &opts, &mut |_| {}) {
         Ok(dry) => dry
@@ -80,11 +88,21 @@ pub fn check(plan: &Plan) -> Result<inspect::Report> {
             })
             .collect(),
         // The inspection's findings already say what stops the sync (a
-        // checkout with local work, a broken environment): one finding each.
-        Err(_) if !report.clean => Vec::new(),
+        // checkout with local work, a broken environment): one finding
+        // each; but what stops `sync --locked` is what `check --locked`
+        // was asked about.
+        Err(_) if !report.clean && !opts.locked() => Vec::new(),
         Err(e) => vec![(
             "sync".to_string(),
-            format!("sync would fail: {}", e.plain()),
+            format!(
+                "{} would fail: {}",
+                match (opts.frozen, opts.locked) {
+                    (true, _) => "sync --frozen",
+                    (false, true) => "sync --locked",
+                    _ => "sync",
+                },
+                e.plain()
+            ),
         )],
     };
     report.add_pending(pending);

@@ -321,9 +321,63 @@ fn manifest_changed_after_sync() {
         ],
         "{v:#}"
     );
+    // `check --locked` also says what stops `sync --locked`: the change
+    // to `hsm.lock`, line by line.
+    let o = s.sb.run(&["check", "--locked", "--message-format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let locked = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["component"] == "sync")
+        .unwrap_or_else(|| panic!("no finding of `sync --locked`: {v:#}"));
+    let found = locked["found"].as_str().unwrap();
+    assert!(
+        found.starts_with("sync --locked would fail: ")
+            && found.contains("`--locked` was given, but sync would change `hsm.lock`")
+            && found.contains("service[cache]: removed"),
+        "{found}"
+    );
     // Sync brings it back in line.
     s.sb.sync(&[]);
     assert_eq!(s.check().status.code(), Some(0));
+    assert_eq!(s.sb.run(&["check", "--locked"]).status.code(), Some(0));
+}
+
+/// `CARGO_NET_OFFLINE=true` is `--offline`, as cargo has it, on `sync` and
+/// `check`: a service that needs a clone is refused, with the fix; `false`
+/// is no `--offline`.
+#[test]
+fn cargo_net_offline_is_offline() {
+    let Some(s) = synced() else { return };
+    std::fs::remove_dir_all(s.sb.path("services/emb")).unwrap();
+    let o =
+        s.sb.cmd(&["sync"])
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`--offline` forbids the network"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!s.sb.exists("services/emb"));
+    let o = s.sb.cmd(&["check", "--offline"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o =
+        s.sb.cmd(&["sync"])
+            .env("CARGO_NET_OFFLINE", "false")
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o =
+        s.sb.cmd(&["check"])
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

@@ -136,13 +136,28 @@ runtime = "uv"
     );
     assert_eq!(sb.read("services/api/VERSION"), "mine\n");
     sb.write("services/api/VERSION", "v2\n");
+    // `clean api` forgets api's fingerprint alone: the libraries stay fresh.
+    sb.sync(&[]);
+    assert!(sb
+        .read(".hsm/fingerprints.json")
+        .contains("\"service:api\""));
     let o = sb.run(&["clean", "api"]);
     assert!(
         stderr(&o).contains("Removed `services/api`"),
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("Forgot the fingerprint of `service:api`"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!sb.exists("services/api"));
+    let fps = sb.read(".hsm/fingerprints.json");
+    assert!(
+        fps.contains("\"libraries\"") && !fps.contains("service:api"),
+        "{fps}"
+    );
     // An interrupted sync's journal: refused, nothing removed.
     sb.write(".hsm/journal/log", "");
     let o = sb.run(&["clean"]);
@@ -165,4 +180,101 @@ runtime = "uv"
         "{}",
         stderr(&o)
     );
+}
+
+/// `update` re-resolves a git-sourced venv service's pins
+/// (`hsm.locks/<service>/requirements.txt`), as `uv lock --upgrade` does a
+/// `uv.lock`: a plain sync keeps the pinned version although a newer one
+/// is published, `update --locked` keeps it too, and `update NAME`
+/// installs the newest the requirements allow, rewrites the pins and says
+/// old -> new. Real pip in a real venv, from local wheels.
+#[test]
+fn update_re_resolves_a_venv_services_pins() {
+    if !require("venv") || !require("git") {
+        return;
+    }
+    let sb = Sandbox::new();
+    // A service repository with nothing to build: pip installs its
+    // `dependencies` only.
+    sb.write("remotes/rr-work/VERSION", "v1\n");
+    sb.git("remotes/rr-work", &["init", "-q", "-b", "main"]);
+    sb.git("remotes/rr-work", &["add", "-A"]);
+    sb.git("remotes/rr-work", &["commit", "-q", "-m", "v1"]);
+    let bare = sb.path("remotes/rr.git");
+    sb.git(
+        ".",
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "remotes/rr-work",
+            bare.to_str().unwrap(),
+        ],
+    );
+    sb.write(
+        "hsm.toml",
+        &format!(
+            r#"[services]
+standalone = ["rr"]
+
+[registry.services.rr]
+dependencies = ["alpha>=1.0"]
+sources.prod = {{ type = "git", url = "file://{}", ref = "main" }}
+deployment-profiles.default = {{ runtime = "venv", command = ["python", "-c", "pass"] }}
+"#,
+            bare.display()
+        ),
+    );
+    let wheels = sb.path("wheels");
+    let pip = |args: &[&str]| {
+        sb.cmd(args)
+            .env("PIP_NO_INDEX", "1")
+            .env("PIP_FIND_LINKS", &wheels)
+            .output()
+            .unwrap()
+    };
+    let o = pip(&["sync"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    const PINS: &str = "hsm.locks/rr/requirements.txt";
+    assert!(
+        sb.read(PINS).contains("alpha==1.0.0\n"),
+        "{}",
+        sb.read(PINS)
+    );
+    assert!(sb
+        .installed("services/rr")
+        .contains(&("alpha".into(), "1.0.0".into())));
+
+    sb.wheel("alpha", "1.1.0", &["gamma"]);
+    // A plain sync (forced to run pip) keeps the pinned version.
+    std::fs::remove_file(sb.path(".hsm/fingerprints.json")).unwrap();
+    let o = pip(&["sync"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sb.read(PINS).contains("alpha==1.0.0\n"));
+    // `update --locked`: the pins stay as they are.
+    let o = pip(&["update", "--locked", "rr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sb.read(PINS).contains("alpha==1.0.0\n"));
+
+    let o = pip(&["update", "rr"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("Updating rr: alpha v1.0.0 -> v1.1.0"), "{err}");
+    assert!(!err.contains("gamma"), "gamma stays at its version: {err}");
+    let pins = sb.read(PINS);
+    assert!(
+        pins.contains("alpha==1.1.0\n") && pins.contains("gamma=="),
+        "{pins}"
+    );
+    assert!(sb
+        .installed("services/rr")
+        .contains(&("alpha".into(), "1.1.0".into())));
+    // The result is what `check` and a locked sync agree with.
+    let o = pip(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = pip(&["sync", "--locked"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Nothing newer: unchanged.
+    let o = pip(&["update", "rr"]);
+    assert!(stderr(&o).contains("Unchanged"), "{}", stderr(&o));
 }

@@ -292,9 +292,15 @@ help: run `cargo hsm compose` to bring it up to date
         .code(1)
         .stderr_eq(str![[r#"
 error: `docker-compose.hsm.yml` differs from what the manifest generates
-@@ line 6 @@
+--- docker-compose.hsm.yml (on disk)
++++ docker-compose.hsm.yml (generated)
+@@ -4,5 +4,5 @@
+ services:
+   cache:
 -    image: redis:6
 +    image: redis:7-alpine
+     restart: always
+     ports:
 help: run `cargo hsm compose` to bring it up to date
 
 "#]]);
@@ -313,13 +319,50 @@ help: run `cargo hsm compose` to bring it up to date
             "path": "docker-compose.hsm.yml",
             "result": {
                 "status": "differs",
-                "diff": "@@ line 6 @@\n-    image: redis:6\n+    image: redis:7-alpine\n"
+                "diff": "--- docker-compose.hsm.yml (on disk)\n+++ docker-compose.hsm.yml (generated)\n@@ -4,5 +4,5 @@\n services:\n   cache:\n-    image: redis:6\n+    image: redis:7-alpine\n     restart: always\n     ports:\n"
             }
         })
     );
     // Exactly one document on stdout: the result says what is wrong; the
     // exit code says that it is a problem.
     assert_eq!(docs.len(), 1);
+    // On a terminal (here: `--color always`, or `CLICOLOR_FORCE` as cargo
+    // honours it) the diff is in git's colours; `NO_COLOR` turns it off.
+    let coloured = |cmd: snapbox::cmd::Command| {
+        let o = cmd.output().unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = coloured(
+        sb.hsm(&["--color", "always", "compose", "--check"])
+            .env_remove("NO_COLOR"),
+    );
+    assert!(e.contains("\x1b[31m-    image: redis:6\x1b[0m\n"), "{e:?}");
+    assert!(
+        e.contains("\x1b[32m+    image: redis:7-alpine\x1b[0m\n"),
+        "{e:?}"
+    );
+    assert!(e.contains("\x1b[36m@@ -4,5 +4,5 @@\x1b[0m\n"), "{e:?}");
+    let e = coloured(
+        sb.hsm(&["compose", "--check"])
+            .env_remove("NO_COLOR")
+            .env("CLICOLOR_FORCE", "1"),
+    );
+    assert!(e.contains("\x1b[31m-    image: redis:6"), "{e:?}");
+    let e = coloured(sb.hsm(&["compose", "--check"]).env("CLICOLOR_FORCE", "1"));
+    assert!(
+        !e.contains('\x1b'),
+        "NO_COLOR wins over CLICOLOR_FORCE: {e:?}"
+    );
+    // `check` shows the same diff in its drift line, coloured the same way.
+    let e = coloured(sb.hsm(&["--color", "always", "check"]));
+    assert!(
+        e.contains("\x1b[1;33mdrift:\x1b[0m \x1b[1mcompose\x1b[0m [compose-drift]"),
+        "{e:?}"
+    );
+    assert!(
+        e.contains("            \x1b[31m-    image: redis:6\x1b[0m"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -812,4 +855,53 @@ deployment-profiles.default = { runtime = "podman", dockerfile = "Dockerfile" }"
         "{stderr}"
     );
     assert!(!sb.path(FILE).exists());
+}
+
+/// `sync --dry-run` shows the compose file it would rewrite as a unified
+/// diff (disk → what it would write), and its JSON action carries it.
+#[test]
+fn the_dry_run_shows_the_compose_diff() {
+    let sb = Sandbox::new();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write(
+        "hsm.toml",
+        "[services]\nstandalone = [\"cache\"]\n[registry.services.cache]\nsources.prod = { type = \"docker-image\", image = \"redis:7\" }\n",
+    );
+    sb.hsm(&["sync"]).assert().success();
+    let edited = sb.read(FILE).replace("redis:7", "redis:6");
+    sb.write(FILE, &edited);
+    let o = sb.hsm(&["sync", "--dry-run"]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("Writing docker-compose.hsm.yml (1 container service)\n--- docker-compose.hsm.yml (on disk)\n+++ docker-compose.hsm.yml (generated)\n@@ "),
+        "{e}"
+    );
+    assert!(
+        e.contains("\n-    image: redis:6\n+    image: redis:7\n"),
+        "{e}"
+    );
+    assert_eq!(sb.read(FILE), edited, "a dry run writes nothing");
+    let o = sb
+        .hsm(&["sync", "--dry-run", "--message-format", "json"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let write = doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["component"] == "compose")
+        .unwrap();
+    assert_eq!(write["action"], "write", "{doc}");
+    assert!(
+        write["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-    image: redis:6\n+    image: redis:7\n"),
+        "{doc}"
+    );
+    // A real sync shows no diff; it writes.
+    let o = sb.hsm(&["sync"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("+++"));
+    assert!(sb.read(FILE).contains("image: redis:7\n"));
 }

@@ -748,3 +748,30 @@ sources.prod = { type = "docker-image", image = "postgres:16" }
     let e = sb.refused(&["service", "add", "nope"]);
     assert!(e.contains("unknown service `nope`"), "{e}");
 }
+
+/// `-v` shows what an edit changed as a unified diff of each file it
+/// updated (coloured as git does on a terminal, here `--color always`);
+/// without `-v`, only the `Updated` line.
+#[test]
+fn verbose_edits_show_their_diff() {
+    let sb = hsm();
+    let quiet = sb.ok(&["service", "add", "cache"]);
+    assert!(!quiet.stderr.contains("+++"), "{}", quiet.stderr);
+    let r = sb.ok(&["-v", "service", "remove", "cache"]);
+    assert!(
+        r.stderr
+            .contains("Updated `hsm.toml`\n--- hsm.toml (before)\n+++ hsm.toml (after)\n@@ -"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\n-  \"cache\",\n"), "{}", r.stderr);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-hsm"))
+        .args(["-v", "--color", "always", "service", "add", "cache"])
+        .arg("--manifest-path")
+        .arg(sb.path("Cargo.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("\x1b[32m+  \"cache\",\x1b[0m\n"), "{err:?}");
+}

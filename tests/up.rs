@@ -173,6 +173,16 @@ fn a_failing_service_is_named_with_its_exit_code_and_last_lines() {
         &format!("ports = [\"{port}\"]\nhealthcheck = {{ tcp = {port} }}"),
     );
     let sb = sandbox(&manifest, &[("web", "import time\ntime.sleep(600)\n")]);
+    // `up --locked` passes `--locked` to its sync: with no lock file yet,
+    // it stops there (uv refuses), and nothing starts.
+    let out = wait_bounded(spawn_up(&sb, &["--locked"], &[]), Duration::from_secs(60));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("`uv sync --locked` failed for service `web`") && e.contains("rolled back"),
+        "{e}"
+    );
+    assert!(!e.contains("Starting web"), "{e}");
     // Synced first, so that the timing is up's alone.
     assert!(sb
         .cmd(&["sync", "-q"])

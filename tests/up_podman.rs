@@ -104,6 +104,14 @@ fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
     Some((env, one))
 }
 
+/// The head of a manifest of compose project `project` on podman,
+/// selecting `standalone` (TOML array items).
+fn podman_manifest(project: &str, standalone: &str) -> String {
+    format!(
+        "[project]\nname = \"{project}\"\ncontainer-engine = \"podman\"\n[services]\nstandalone = [{standalone}]\n"
+    )
+}
+
 #[test]
 fn a_process_and_a_podman_container_reach_each_other() {
     let Some((env, _one)) = podman_ready() else {
@@ -111,9 +119,7 @@ fn a_process_and_a_podman_container_reach_each_other() {
     };
     let (api_port, box_port) = (free_port(), free_port());
     let project = format!("hsmup{}", std::process::id());
-    let mut manifest = format!(
-        "[project]\nname = \"{project}\"\ncontainer-engine = \"podman\"\n[services]\nstandalone = [\"probe\"]\n"
-    );
+    let mut manifest = podman_manifest(&project, r#""probe""#);
     // api: a process that the container reaches through the host gateway.
     manifest += &uv_entry(
         "api",
@@ -237,6 +243,134 @@ http.server.HTTPServer((os.environ["HSM_BIND_HOST"], {api_port}), H).serve_forev
     assert!(down.status.success(), "{}", stderr(&down));
     assert_eq!(containers(&env, &project, true), "", "a container is left");
     assert!(compose_support::http_get(api_port, "/").is_err());
+}
+
+/// `ps` of the project as JSON rows, with podman's store in the environment.
+fn ps_rows(sb: &Sandbox, env: &[(String, String)]) -> Vec<serde_json::Value> {
+    let out = sb
+        .cmd(&["ps", "--message-format", "json"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["services"].as_array().unwrap().clone()
+}
+
+/// Waits until `ps` shows `want` as the health of every service named.
+fn wait_for_health(sb: &Sandbox, env: &[(String, String)], names: &[&str], want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = ps_rows(sb, env);
+        let all = names.iter().all(|n| {
+            rows.iter()
+                .any(|r| r["service"] == *n && r["state"] == "running" && r["health"] == want)
+        });
+        if all {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ps did not show {names:?} {want} within 30 s: {rows:?}\nsupervisor log:\n{}",
+            std::fs::read_to_string(sb.path(".hsm/run/supervisor.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// After `up -d` has returned, its supervisor keeps running each
+/// container's healthcheck every `interval`: the compose `test` through
+/// `podman healthcheck run` (podman without systemd runs none by itself;
+/// `ps` reads podman's own status), the `http` form as hsm's probe of the
+/// published port (`ps` reads hsm's verdict). A check that starts failing
+/// turns `ps` to `unhealthy`, and a pass turns it back; `down` lets the
+/// supervisor end.
+#[test]
+fn the_detached_supervisor_keeps_podman_container_health_current() {
+    let Some((env, _one)) = podman_ready() else {
+        return;
+    };
+    let (cmd_port, http_port) = (free_port(), free_port());
+    let project = format!("hsmhc{}", std::process::id());
+    let mut manifest = podman_manifest(&project, r#""bycmd", "byhttp""#);
+    for (name, port, check) in [
+        (
+            "bycmd",
+            cmd_port,
+            r#"{ test = ["CMD", "test", "-f", "/www/ok"], interval = "1s", retries = 2 }"#,
+        ),
+        (
+            "byhttp",
+            http_port,
+            r#"{ http = "/ok", interval = "1s", retries = 2 }"#,
+        ),
+    ] {
+        manifest += &format!(
+            r#"[registry.services.{name}]
+ports = ["127.0.0.1:{port}:8080"]
+stop-timeout = "1s"
+healthcheck = {check}
+sources.prod = {{ type = "docker-image", image = "localhost/hsm-busybox:latest" }}
+deployment-profiles.default = {{ runtime = "podman", command = ["sh", "-c", "mkdir -p /www; echo ok > /www/ok; exec httpd -f -p 8080 -h /www"] }}
+"#
+        );
+    }
+    let sb = sandbox(&manifest, &[]);
+    let _down = Project {
+        name: project.clone(),
+        root: sb.root.clone(),
+        env: env.clone(),
+    };
+    let out = wait_bounded(spawn_up(&sb, &["-d"], &env), Duration::from_secs(180));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait_for_health(&sb, &env, &["bycmd", "byhttp"], "healthy");
+    // The supervisor of `up -d` runs on for them, and says so in their state.
+    let record: serde_json::Value = serde_json::from_str(&sb.read(".hsm/run/bycmd.json")).unwrap();
+    let sup = record["supervisor"][0].as_i64().expect("a supervisor") as i32;
+    let sup_start = record["supervisor"][1].as_u64().unwrap();
+    assert_eq!(up_support::proc_start(sup), Some((sup_start, false)));
+    let exec = |name: &str, script: &str| {
+        let rows = ps_rows(&sb, &env);
+        let id = rows
+            .iter()
+            .find(|r| r["service"] == name)
+            .and_then(|r| r["container"].as_str())
+            .unwrap()
+            .to_string();
+        let mut c = Command::new("podman");
+        c.args(["exec", &id, "sh", "-c", script])
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let o = compose_support::run_bounded(&mut c, Duration::from_secs(30)).unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // Both checks fail from now on: `ps` follows, with nobody running `up`.
+    exec("bycmd", "rm /www/ok");
+    exec("byhttp", "rm /www/ok");
+    wait_for_health(&sb, &env, &["bycmd", "byhttp"], "unhealthy");
+    // podman's own status says so (the supervisor ran `podman healthcheck run`).
+    let mut inspect = Command::new("podman");
+    inspect
+        .args(["inspect", "--format", "{{json .State}}"])
+        .arg(record["container"].as_str().unwrap())
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let o = compose_support::run_bounded(&mut inspect, Duration::from_secs(30)).unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let status = state["Health"]["Status"]
+        .as_str()
+        .or(state["Healthcheck"]["Status"].as_str());
+    assert_eq!(status, Some("unhealthy"), "{state}");
+    exec("bycmd", "echo ok > /www/ok");
+    exec("byhttp", "echo ok > /www/ok");
+    wait_for_health(&sb, &env, &["bycmd", "byhttp"], "healthy");
+    let down = sb
+        .cmd(&["down"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(containers(&env, &project, true), "", "a container is left");
+    // `down` returns once the supervisor has ended.
+    assert_gone(&[(sup, sup_start)]);
 }
 
 /// The bundled example's gateway container and embedder process, wired by

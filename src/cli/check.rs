@@ -6,10 +6,18 @@ use super::shell::{MessageFormat, Shell};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::inspect::{Finding, Report};
 
-pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArgs) -> Result<i32> {
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub lock: super::sync::LockArgs,
+    #[command(flatten)]
+    pub packages: super::package::PackageArgs,
+}
+
+pub fn run(shell: &Shell, root: &Utf8Path, args: &CheckArgs) -> Result<i32> {
     crate::lock::HsmLock::prefetch(&crate::lock::HsmLock::path(root));
     let (_, plan) = crate::plan(root)?;
-    let only = packages.selected(&plan)?;
+    let only = args.packages.selected(&plan)?;
     for w in &plan.warnings {
         shell.warn(w);
     }
@@ -18,7 +26,7 @@ pub fn run(shell: &Shell, root: &Utf8Path, packages: &super::package::PackageArg
     let _shared = crate::materialize::wait_for_sync(&plan.project.workspace_root, &mut |p| {
         shell.status("Blocking", format!("waiting for file lock on {p}"))
     })?;
-    let mut report = crate::check(&plan)?;
+    let mut report = crate::check_with(&plan, &args.lock.options())?;
     match only {
         Some(names) => {
             super::package::filter_report(&mut report, &plan, &names);
@@ -49,7 +57,7 @@ pub fn print_report(shell: &Shell, report: &Report, plan: &crate::Plan) -> i32 {
                 );
             } else {
                 for f in &report.findings {
-                    eprintln!("{}", render(f));
+                    eprintln!("{}", render(f, &shell.style));
                 }
                 let fixes: std::collections::BTreeSet<String> =
                     report.findings.iter().map(|f| f.help()).collect();
@@ -82,16 +90,27 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn render(f: &Finding) -> String {
+/// One drift line: `drift: component [kind]` (yellow on a terminal), what
+/// was expected, and what was found, a diff in it in git's colours.
+fn render(f: &Finding, style: &crate::error::render::Style) -> String {
+    use crate::error::render::{BOLD, YELLOW};
     let mut s = format!(
-        "drift: {} [{}]\n  expected: {}\n     found: ",
-        f.component,
+        "{} {} [{}]\n  expected: {}\n     found: ",
+        style.paint(YELLOW, "drift:"),
+        style.paint(BOLD, &f.component),
         f.kind.as_str(),
         f.expected
     );
     let mut lines = f.found.lines();
     s.push_str(lines.next().unwrap_or(""));
-    for l in lines {
+    let rest: Vec<&str> = lines.collect();
+    let diff = style.color && crate::diff::is_unified(&rest.join("\n"));
+    for l in rest {
+        let l = if diff {
+            crate::diff::paint_line(l, true)
+        } else {
+            l.to_string()
+        };
         s.push_str(&format!("\n            {l}"));
     }
     s

@@ -123,11 +123,27 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &CleanArgs) -> Result<i32> {
             &plan.project.python_project.join(".venv"),
         ));
     }
+    // What sync found fresh no longer is: every fingerprint, or those of
+    // the components named (the others stay fresh).
+    let mut forgotten = Vec::new();
     if all {
         remove.extend(CACHES.iter().map(Utf8PathBuf::from));
     } else {
-        // What sync found fresh no longer is.
-        remove.push(Utf8PathBuf::from(CACHES[0]));
+        use crate::materialize::fingerprint::{Fingerprints, FINGERPRINTS};
+        let mut fps = Fingerprints::load(root);
+        for n in &args.names {
+            let component = match n.as_str() {
+                "libraries" => n.clone(),
+                _ => format!("service:{n}"),
+            };
+            if fps.remove(&component) {
+                forgotten.push(component);
+            }
+        }
+        if !forgotten.is_empty() {
+            fps.save(root)
+                .map_err(|e| Error::failed(format!("cannot write `{FINGERPRINTS}`: {e}")))?;
+        }
     }
     let mut removed = Vec::new();
     for rel in remove {
@@ -150,17 +166,23 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &CleanArgs) -> Result<i32> {
             .collect();
         shell.document(
             "clean",
-            &serde_json::json!({ "removed": removed, "kept": kept }),
+            &serde_json::json!({ "removed": removed, "kept": kept, "forgotten": forgotten }),
         );
         return Ok(EXIT_OK);
     }
     for p in &removed {
         shell.status("Removed", format!("`{p}`"));
     }
+    for c in &forgotten {
+        shell.status(
+            "Forgot",
+            format!("the fingerprint of `{c}` in `.hsm/fingerprints.json`"),
+        );
+    }
     for (p, why) in &kept {
         shell.warn(format!("kept the clone `{p}`: {why}"));
     }
-    if removed.is_empty() {
+    if removed.is_empty() && forgotten.is_empty() {
         shell.status("Clean", "nothing to remove");
     }
     Ok(EXIT_OK)

@@ -5,7 +5,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::shell::{MessageFormat, Shell};
+use super::shell::{MessageFormat, Shell, Verbosity};
 use crate::edit::selection::{self as sel, Component};
 use crate::edit::{Outcome, Session};
 use crate::error::{Error, Result, EXIT_OK};
@@ -233,10 +233,19 @@ fn report(shell: &Shell, root: &Utf8Path, what: &str, out: &Outcome) -> Result<i
         );
     }
     for p in &out.written {
-        shell.status(
-            "Updated",
-            format!("`{}`", crate::paths::relative_to(p, root)),
-        );
+        let rel = crate::paths::relative_to(p, root);
+        shell.status("Updated", format!("`{rel}`"));
+        // `-v`: what changed, as a diff (coloured on a terminal).
+        if let (Verbosity::Verbose, Some(old)) = (shell.verbosity, out.before.get(p)) {
+            let new = std::fs::read_to_string(p).unwrap_or_default();
+            shell.diff(&crate::diff::unified(
+                old,
+                &new,
+                &format!("{rel} (before)"),
+                &format!("{rel} (after)"),
+                200,
+            ));
+        }
     }
     for p in &out.removed {
         shell.status(

@@ -89,7 +89,7 @@ pub enum Command {
     },
     // ---- end of issue 5 commands ----
     /// Inspect what sync made: environments, git checkouts, compose and env files, hsm.lock
-    Check(package::PackageArgs),
+    Check(check::CheckArgs),
     /// Materialize the selection: git checkouts, service environments, libraries, hsm.lock
     Sync(sync::SyncArgs),
     /// Move branch refs to their tips and re-resolve the locks (all, or of the named services), then sync; shows old -> new

@@ -89,16 +89,16 @@ pub struct ServiceFields {
     /// `HOST:CONTAINER` (repeatable)
     #[arg(long = "port")]
     pub ports: Vec<String>,
-    /// (repeatable)
+    /// A compose volume, `NAME:/path` or `./dir:/path` (repeatable)
     #[arg(long = "volume")]
     pub volumes: Vec<String>,
     /// `KEY=VALUE` (repeatable)
     #[arg(long = "env", value_parser = parse_pair, value_name = "KEY=VALUE")]
     pub env: Vec<(String, String)>,
-    /// (repeatable)
+    /// An env file of `KEY=VALUE` lines, relative to the workspace (repeatable)
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<String>,
-    /// (repeatable)
+    /// A service this one needs running and ready first, for `up` and compose (repeatable)
     #[arg(long = "depends-on", value_name = "SERVICE")]
     pub depends_on: Vec<String>,
     /// The container's name in the compose file
@@ -107,7 +107,7 @@ pub struct ServiceFields {
     /// Compose restart policy (`no`, `always`, `on-failure`, `unless-stopped`)
     #[arg(long)]
     pub restart: Option<String>,
-    /// (repeatable)
+    /// Another host name of the container on the compose network (repeatable)
     #[arg(long = "alias")]
     pub aliases: Vec<String>,
     #[command(flatten)]

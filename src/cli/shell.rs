@@ -41,8 +41,9 @@ pub struct Shell {
     printed: Cell<bool>,
 }
 
-/// `--color`, else `CARGO_TERM_COLOR`, else `NO_COLOR`, else whether
-/// stderr is a terminal: cargo's order.
+/// `--color`, else `CARGO_TERM_COLOR`, else anstream's rules for stderr
+/// (`NO_COLOR`, `CLICOLOR_FORCE`, `CLICOLOR=0`, a terminal whose `TERM` is
+/// not `dumb`): cargo's order, as cargo itself resolves it.
 fn resolve_color(choice: ColorChoice) -> bool {
     let choice = match choice {
         ColorChoice::Auto => match std::env::var("CARGO_TERM_COLOR").as_deref() {
@@ -56,8 +57,7 @@ fn resolve_color(choice: ColorChoice) -> bool {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
         }
     }
 }
@@ -112,6 +112,17 @@ impl Shell {
         } else {
             let _ = writeln!(err, "{verb:>12} {message}");
         }
+    }
+
+    /// A unified diff on stderr, in git's colours when colour is on
+    /// (not with `-q` or JSON, where the document carries it).
+    pub fn diff(&self, diff: &str) {
+        if self.verbosity == Verbosity::Quiet || self.format == MessageFormat::Json {
+            return;
+        }
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(crate::diff::paint(diff, self.color).as_bytes());
     }
 
     pub fn warn(&self, message: impl std::fmt::Display) {

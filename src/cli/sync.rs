@@ -15,17 +15,37 @@ use super::shell::{MessageFormat, Shell, Verbosity};
 use crate::error::{Result, EXIT_OK, EXIT_PROBLEM};
 use crate::materialize::{self, Action, ActionKind, Progress, SyncOptions};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct SyncArgs {
+/// `--locked`, `--frozen` and `--offline`, defined once for `sync` and
+/// `check` (which predicts the sync they give).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LockArgs {
     /// Fail if `hsm.lock` or a service's lock file would change
     #[arg(long)]
     pub locked: bool,
     /// Use the commits in `hsm.lock` and the lock files as they are; resolve nothing (implies --locked)
     #[arg(long)]
     pub frozen: bool,
-    /// No network for git or uv
-    #[arg(long)]
+    /// No network for git or uv (also `CARGO_NET_OFFLINE=true`)
+    #[arg(long, env = "CARGO_NET_OFFLINE", hide_env = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
+}
+
+impl LockArgs {
+    /// Sync's options for these flags.
+    pub fn options(&self) -> SyncOptions {
+        SyncOptions {
+            locked: self.locked,
+            frozen: self.frozen,
+            offline: self.offline,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Print what sync would do; change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -58,12 +78,10 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &SyncArgs) -> Result<i32> {
         shell.warn(w);
     }
     let opts = SyncOptions {
-        locked: args.locked,
-        frozen: args.frozen,
-        offline: args.offline,
         dry_run: args.dry_run,
         jobs: args.jobs.map_or(0, usize::from),
         tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,
+        ..args.lock.options()
     };
     let only = args.packages.selected(&plan)?;
     let scope = materialize::Scope {
@@ -233,6 +251,9 @@ impl<'s> Display<'s> {
                     shell.status(a.action.verb(), &a.message);
                     if let Some(c) = &a.command {
                         shell.verbose(format!("             `{c}`"));
+                    }
+                    if let Some(d) = &a.diff {
+                        shell.diff(d);
                     }
                 });
                 if let (Some((mp, running)), ActionKind::Sync) = (&mut self.bars, a.action) {

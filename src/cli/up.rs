@@ -28,11 +28,14 @@ pub struct UpArgs {
     /// Fail when the services are not all ready this many seconds after the start
     #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<f64>,
-    /// Passed to the sync: use the lock files as they are, resolve nothing
+    /// Passed to the sync: fail if `hsm.lock` or a service's lock file would change
+    #[arg(long, conflicts_with = "no_sync")]
+    pub locked: bool,
+    /// Passed to the sync: use the commits in `hsm.lock` and the lock files as they are; resolve nothing (implies --locked)
     #[arg(long, conflicts_with = "no_sync")]
     pub frozen: bool,
-    /// Passed to the sync: no network for git or uv
-    #[arg(long, conflicts_with = "no_sync")]
+    /// Passed to the sync: no network for git or uv (also `CARGO_NET_OFFLINE=true`)
+    #[arg(long, env = "CARGO_NET_OFFLINE", hide_env = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
 }
 
@@ -292,6 +295,7 @@ fn up(shell: &Shell, root: &Utf8Path, args: &UpArgs) -> Result<i32> {
         recover_first(shell, &plan)?;
     } else {
         let opts = SyncOptions {
+            locked: args.locked,
             frozen: args.frozen,
             offline: args.offline,
             tool_versions: shell.verbosity == super::shell::Verbosity::Verbose,

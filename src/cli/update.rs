@@ -22,8 +22,8 @@ pub struct UpdateArgs {
     /// Fail (exit 1) instead of changing `hsm.lock` or a lock file: a check that nothing has newer versions
     #[arg(long)]
     pub locked: bool,
-    /// No network for git or uv: resolve from what they have locally
-    #[arg(long)]
+    /// No network for git or uv (also `CARGO_NET_OFFLINE=true`)
+    #[arg(long, env = "CARGO_NET_OFFLINE", hide_env = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub offline: bool,
     /// Environment syncs to run at once [default: available parallelism]
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -74,6 +74,16 @@ fn locked_versions(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `name → version` of every `name==version` line of a venv
+/// service's pins (`hsm.locks/<service>/requirements.txt`).
+fn pinned_versions(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.trim().split_once("=="))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
 /// The lock files `lock` records, component → path (relative).
 fn lockfiles(lock: &HsmLock) -> Vec<(String, Utf8PathBuf)> {
     let mut v = Vec::new();
@@ -89,7 +99,8 @@ fn lockfiles(lock: &HsmLock) -> Vec<(String, Utf8PathBuf)> {
 }
 
 /// What moved between two locks: commits of git services, then the
-/// versions in each `uv.lock` (`before`: their texts before the update).
+/// versions in each `uv.lock` and venv service's pins (`before`: their
+/// texts before the update).
 pub fn changes(
     old: Option<&HsmLock>,
     new: &HsmLock,
@@ -117,14 +128,19 @@ pub fn changes(
         }
     }
     for (component, path) in lockfiles(new) {
-        if !path.as_str().ends_with("uv.lock") {
+        // uv's lock, or the pins hsm keeps for a venv service.
+        let versions = if path.as_str().ends_with("uv.lock") {
+            locked_versions
+        } else if path.starts_with(crate::lock::LOCKS_DIR) && path.as_str().ends_with(".txt") {
+            pinned_versions
+        } else {
             continue;
-        }
+        };
         let Some(old_text) = before.get(&path) else {
             continue;
         };
         let new_text = std::fs::read_to_string(root.join(&path)).unwrap_or_default();
-        let (a, b) = (locked_versions(old_text), locked_versions(&new_text));
+        let (a, b) = (versions(old_text), versions(&new_text));
         let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
         for n in names {
             let (o, w) = (a.get(n), b.get(n));

@@ -63,7 +63,7 @@ pub enum ComposeStatus {
     Missing,
     /// On disk but no container service is selected any more.
     Stale,
-    /// On disk with other content; `diff` is a short line diff (disk → generated).
+    /// On disk with other content; `diff` is a unified diff (disk → generated).
     Differs { diff: String },
 }
 
@@ -402,87 +402,15 @@ pub fn check(plan: &Plan) -> Result<ComposeStatus> {
         (Some(_), None) => ComposeStatus::Stale,
         (Some(old), Some(new)) if old == new => ComposeStatus::Fresh,
         (Some(old), Some(new)) => ComposeStatus::Differs {
-            diff: diff_lines(&old, &new, 40),
+            diff: crate::diff::unified(
+                &old,
+                &new,
+                &format!("{shown} (on disk)"),
+                &format!("{shown} (generated)"),
+                40,
+            ),
         },
     })
-}
-
-/// A short line diff, `-` for lines only in `old`, `+` for lines only in
-/// `new`, with `@@ line N @@` (line in `new`) before each hunk. At most
-/// `max_lines` changed lines are shown.
-pub fn diff_lines(old: &str, new: &str, max_lines: usize) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let mut out = String::new();
-    // Trim the common prefix and suffix; diff the middle with an LCS table.
-    let pre = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suf = a[pre..]
-        .iter()
-        .rev()
-        .zip(b[pre..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let (am, bm) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
-    let ops: Vec<(char, &str, usize)> = if am.len().saturating_mul(bm.len()) <= 4_000_000 {
-        lcs_ops(am, bm, pre)
-    } else {
-        am.iter()
-            .map(|l| ('-', *l, pre))
-            .chain(bm.iter().enumerate().map(|(i, l)| ('+', *l, pre + i)))
-            .collect()
-    };
-    let mut shown = 0;
-    let mut last_line: Option<usize> = None;
-    let total = ops.iter().filter(|o| o.0 != ' ').count();
-    for (op, text, new_line) in &ops {
-        if *op == ' ' {
-            last_line = None;
-            continue;
-        }
-        if shown == max_lines {
-            let _ = writeln!(out, "… and {} more changed lines", total - shown);
-            break;
-        }
-        if last_line.is_none() {
-            let _ = writeln!(out, "@@ line {} @@", new_line + 1);
-        }
-        let _ = writeln!(out, "{op}{text}");
-        last_line = Some(*new_line);
-        shown += 1;
-    }
-    out
-}
-
-/// Edit script between `a` and `b`: (op, line, index in `b` + offset).
-fn lcs_ops<'s>(a: &[&'s str], b: &[&'s str], offset: usize) -> Vec<(char, &'s str, usize)> {
-    let (n, m) = (a.len(), b.len());
-    let mut t = vec![0u32; (n + 1) * (m + 1)];
-    let at = |i: usize, j: usize| i * (m + 1) + j;
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            t[at(i, j)] = if a[i] == b[j] {
-                t[at(i + 1, j + 1)] + 1
-            } else {
-                t[at(i + 1, j)].max(t[at(i, j + 1)])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut ops = Vec::new();
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push((' ', a[i], offset + j));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || t[at(i + 1, j)] >= t[at(i, j + 1)]) {
-            ops.push(('-', a[i], offset + j));
-            i += 1;
-        } else {
-            ops.push(('+', b[j], offset + j));
-            j += 1;
-        }
-    }
-    ops
 }
 
 #[cfg(test)]
@@ -506,20 +434,6 @@ mod tests {
         assert!(!is_volume_name("./data"));
         assert!(!is_volume_name("_x"));
         assert!(!is_volume_name(""));
-    }
-
-    #[test]
-    fn diff_shows_changed_lines_only() {
-        let old = "a\nb\nc\nd\n";
-        let new = "a\nB\nc\nd\ne\n";
-        assert_eq!(
-            diff_lines(old, new, 10),
-            "@@ line 2 @@\n-b\n+B\n@@ line 5 @@\n+e\n"
-        );
-        assert_eq!(diff_lines(old, old, 10), "");
-        let many_old: String = (0..10).map(|i| format!("{i}\n")).collect();
-        let d = diff_lines(&many_old, "", 3);
-        assert!(d.ends_with("… and 7 more changed lines\n"), "{d}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Outcome {
     pub removed: Vec<Utf8PathBuf>,
     /// What rolling back an interrupted sync did first, if there was one.
     pub recovered: Option<String>,
+    /// The text each file of `written` had before (for `-v`'s diffs).
+    pub before: std::collections::BTreeMap<Utf8PathBuf, String>,
 }
 
 impl Outcome {
@@ -194,9 +196,13 @@ pub(crate) fn write_overlay(ov: &Overlay) -> Result<Outcome> {
         for (path, text) in &ov.files {
             match text {
                 Some(t) => {
-                    let existed = path.exists();
+                    let old = std::fs::read_to_string(path).ok();
+                    let existed = old.is_some() || path.exists();
                     if txn.write(path, t.as_bytes(), None)? {
                         if existed {
+                            if let Some(old) = old {
+                                out.before.insert(path.clone(), old);
+                            }
                             out.written.push(path.clone());
                         } else {
                             out.created.push(path.clone());

@@ -25,16 +25,17 @@ const WINDOW: usize = 100;
 /// Characters shown before the column when a line is cut.
 const LEAD: usize = 30;
 
-const RED: &str = "\x1b[1;31m";
+pub const RED: &str = "\x1b[1;31m";
 const BLUE: &str = "\x1b[1;34m";
 const CYAN: &str = "\x1b[1;36m";
 const GREEN: &str = "\x1b[1;32m";
-const YELLOW: &str = "\x1b[1;33m";
-const BOLD: &str = "\x1b[1m";
+pub const YELLOW: &str = "\x1b[1;33m";
+pub const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
 impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
+    /// `text` in the ANSI colour `code` when colour is on.
+    pub fn paint(&self, code: &str, text: &str) -> String {
         if self.color && !text.is_empty() {
             format!("{code}{text}{RESET}")
         } else {
@@ -102,8 +103,15 @@ pub fn render(e: &Error, style: &Style) -> String {
                 .map(str::trim_end)
                 .filter(|d| !d.is_empty())
             {
+                // A diff (`compose --check`) in git's colours.
+                let diff = style.color && crate::diff::is_unified(d);
                 for l in d.lines() {
-                    out.push_str(&clean(l));
+                    let l = clean(l);
+                    out.push_str(&if diff {
+                        crate::diff::paint_line(&l, true)
+                    } else {
+                        l
+                    });
                     out.push('\n');
                 }
             }

@@ -69,6 +69,7 @@ pub(super) fn run(
                 message: format!("waiting for file lock on {p}"),
                 path: Some(p.to_owned()),
                 command: None,
+                diff: None,
             }))
         };
         match super::lock_or_holders(&root, &mut on_wait)? {
@@ -318,13 +319,18 @@ impl Syncer<'_> {
         path: Option<&Utf8Path>,
         command: Option<String>,
     ) {
-        let a = Action {
+        self.push(Action {
             action,
             component: component.into(),
             message: crate::error::one_line(message),
             path: path.map(|p| p.to_owned()),
             command,
-        };
+            diff: None,
+        });
+    }
+
+    /// Reports `a` and keeps it in the report.
+    pub(super) fn push(&mut self, a: Action) {
         (self.progress)(Progress::Action(&a));
         self.actions.push(a);
     }

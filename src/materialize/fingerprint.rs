@@ -82,6 +82,12 @@ impl Fingerprints {
         self.components == other.components && self.sites == other.sites
     }
 
+    /// Forgets `component` (its next sync runs its tool); whether it had one.
+    pub fn remove(&mut self, component: &str) -> bool {
+        self.sites.remove(component);
+        self.components.remove(component).is_some()
+    }
+
     pub fn insert(&mut self, component: impl Into<String>, fingerprint: String) {
         self.components.insert(component.into(), fingerprint);
     }

@@ -49,7 +49,7 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
-    fn locked(&self) -> bool {
+    pub fn locked(&self) -> bool {
         self.locked || self.frozen
     }
 
@@ -126,6 +126,10 @@ pub struct Action {
     /// The command line a runtime ran (or would run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The dry run's unified diff of a generated file it would rewrite
+    /// (the compose file: disk → what sync would write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// What a sync did.

@@ -88,7 +88,12 @@ pub fn ps(plan: &Plan) -> Result<Vec<PsRow>> {
                     Liveness::Gone => "exited",
                 },
                 (_, _, Some(id)) if running_ids.contains_key(id) => {
-                    health = running_ids[id];
+                    // The engine's status, after the `podman healthcheck
+                    // run` of hsm's supervisor; hsm's own verdict for an
+                    // `http`/`tcp` check, which the engine does not know,
+                    // while the `up` that keeps it runs.
+                    health = running_ids[id]
+                        .or(r.health.filter(|_| state::supervisor_alive(r.supervisor)));
                     "running"
                 }
                 _ => "exited",
@@ -283,7 +288,7 @@ fn by_supervisor(root: &camino::Utf8Path, r: &Record) {
     if std::fs::write(&request, b"").is_err() {
         return;
     }
-    let record = state::dir(root).join(format!("{}.json", r.service));
+    let record = state::record_path(root, &r.service);
     let deadline = std::time::Instant::now() + r.stop_timeout() + Duration::from_secs(5);
     while record.exists()
         && state::supervisor_alive(r.supervisor)

@@ -86,8 +86,15 @@ pub fn dir(root: &Utf8Path) -> Utf8PathBuf {
     root.join(RUN_DIR)
 }
 
-fn path(root: &Utf8Path, service: &str) -> Utf8PathBuf {
+/// The state file of `service`.
+pub fn record_path(root: &Utf8Path, service: &str) -> Utf8PathBuf {
     dir(root).join(format!("{service}.json"))
+}
+
+/// The record of `service`, when it has a readable one.
+pub fn read(root: &Utf8Path, service: &str) -> Option<Record> {
+    let text = std::fs::read_to_string(record_path(root, service)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The file `cargo hsm down` creates to ask the supervisor of a detached
@@ -110,13 +117,13 @@ pub fn write(root: &Utf8Path, r: &Record) -> Result<()> {
     let d = dir(root);
     std::fs::create_dir_all(&d).map_err(|e| Error::failed(format!("cannot create `{d}`: {e}")))?;
     let text = serde_json::to_string_pretty(r).expect("plain data") + "\n";
-    crate::fs::write_if_changed(&path(root, &r.service), text.as_bytes(), None)
+    crate::fs::write_if_changed(&record_path(root, &r.service), text.as_bytes(), None)
         .map(|_| ())
         .map_err(|e| Error::failed(format!("cannot write the state of `{}`: {e}", r.service)))
 }
 
 pub fn remove(root: &Utf8Path, service: &str) {
-    let _ = std::fs::remove_file(path(root, service));
+    let _ = std::fs::remove_file(record_path(root, service));
 }
 
 /// Every record, sorted by service; an unreadable one is reported as

@@ -320,13 +320,24 @@ impl RuntimeAdapter for VenvAdapter {
                 }
             })?;
         }
+        // `cargo hsm update`: resolve afresh, as `uv sync --upgrade` does:
+        // without the pins, and every distribution at the newest version
+        // the requirements allow (not with `--locked` / `--frozen`).
+        let upgrade = ctx.upgrade && !pins.strict;
         let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {
-            let a = vec![
+            let mut a = vec![
                 "-m".to_string(),
                 "pip".into(),
                 "install".into(),
                 "--disable-pip-version-check".into(),
             ];
+            if upgrade {
+                a.extend([
+                    "--upgrade".into(),
+                    "--upgrade-strategy".into(),
+                    "eager".into(),
+                ]);
+            }
             for step in [&inputs.args, &inputs.then] {
                 if step.is_empty() {
                     continue;
@@ -338,9 +349,10 @@ impl RuntimeAdapter for VenvAdapter {
             }
             Ok(())
         };
-        let mut inputs = inputs(sv, no_index, target, pins.constraint().as_deref())?;
+        let constraint = pins.constraint().filter(|_| !upgrade);
+        let mut inputs = inputs(sv, no_index, target, constraint.as_deref())?;
         if let Err(e) = install(&inputs, &mut commands) {
-            if pins.strict || pins.before.is_none() {
+            if pins.strict || constraint.is_none() {
                 return Err(pins.explain(e));
             }
             // The pins no longer fit the service's requirements (a new ref

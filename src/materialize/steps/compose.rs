@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::materialize::driver::Syncer;
-use crate::materialize::ActionKind;
+use crate::materialize::{Action, ActionKind};
 
 impl Syncer<'_> {
     /// The compose file: exactly the container services, or no file at all.
@@ -32,7 +32,17 @@ impl Syncer<'_> {
                     Some(&rel),
                     None,
                 ),
-                _ => self.act(ActionKind::Write, "compose", what, Some(&rel), None),
+                crate::compose::ComposeStatus::Differs { diff } => self.push(Action {
+                    action: ActionKind::Write,
+                    component: "compose".into(),
+                    message: what,
+                    path: Some(rel),
+                    command: None,
+                    diff: Some(diff),
+                }),
+                crate::compose::ComposeStatus::Missing => {
+                    self.act(ActionKind::Write, "compose", what, Some(&rel), None)
+                }
             }
             return Ok(());
         }

@@ -489,6 +489,7 @@ impl Syncer<'_> {
                 message: format!("{} ({runtime}, {target_rel})", sv.name),
                 path: Some(target_rel.clone()),
                 command: Some(describe),
+                diff: None,
             };
             self.actions.push(a.clone());
             if opts.dry_run {

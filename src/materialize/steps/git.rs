@@ -133,6 +133,12 @@ impl Syncer<'_> {
             // `cargo hsm update`: the ref is resolved again.
             return None;
         }
+        self.recorded_git(name)
+    }
+
+    /// What `hsm.lock` records for git service `name`, also while
+    /// `cargo hsm update` resolves it again.
+    fn recorded_git(&self, name: &str) -> Option<&LockedGit> {
         self.previous
             .as_ref()
             .and_then(|l| l.service(name))
@@ -183,7 +189,8 @@ impl Syncer<'_> {
         if !self.opts.locked || self.opts.frozen {
             return Ok(());
         }
-        let locked = self.locked_git(service).map(|g| g.commit.clone());
+        // `update --locked` too: against what the lock records.
+        let locked = self.recorded_git(service).map(|g| g.commit.clone());
         if locked.as_deref() != Some(oid.to_string().as_str()) {
             return Err(Error::failed(format!(
                 "`--locked`: service `{}` resolves to commit {}, but `hsm.lock` has {}",

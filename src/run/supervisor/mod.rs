@@ -230,6 +230,9 @@ impl Sup<'_> {
             return Ok(Some(End::Signal(sig)));
         }
         self.stop_requested();
+        if self.notified {
+            self.let_go_of_containers();
+        }
         self.start_ready_ones()?;
         let due: Vec<String> = self
             .state
@@ -303,15 +306,23 @@ impl Sup<'_> {
     }
 
     /// Every service is ready: tells `up -d`, which returns; from here on
-    /// this supervisor keeps only the processes (the containers are the
-    /// engine's, and `down` stops them through compose).
+    /// this supervisor keeps the processes, and the health of the
+    /// containers that have a healthcheck (podman without systemd runs
+    /// none by itself). The containers are the engine's: `down` stops them
+    /// through compose, and this supervisor lets go of one once its state
+    /// file is gone or names another supervisor, or once it stopped.
     fn detached(&mut self) {
         self.notified = true;
         self.emit(Event::AllReady);
         for n in std::mem::take(&mut self.asked) {
-            self.state.remove(&n);
+            let watched = self.units[&n].health.is_some()
+                && self.state.get(&n) == Some(&State::Ready)
+                && self.containers.contains_key(&n);
+            if !watched {
+                self.state.remove(&n);
+                self.containers.remove(&n);
+            }
         }
-        self.containers.clear();
     }
 
     fn start_ready_ones(&mut self) -> Result<()> {
@@ -466,7 +477,11 @@ impl Sup<'_> {
             } => {
                 let current = self.generation.get(&service) == Some(&generation);
                 if current && self.state.get(&service) == Some(&State::Ready) {
-                    self.health_verdict(&service, ok);
+                    if self.notified && !self.still_watched(&service, ok) {
+                        self.unwatch(&service);
+                    } else {
+                        self.health_verdict(&service, ok);
+                    }
                 }
             }
             Message::ContainerUp { service, result } => {
@@ -474,26 +489,27 @@ impl Sup<'_> {
                 let cid = result?;
                 let compose = self.compose.clone().expect("a compose front end");
                 let unit = self.units[&service].clone();
-                state::write(
-                    &self.root,
-                    &Record {
-                        service: service.clone(),
-                        runtime: unit.runtime,
-                        pid: None,
-                        start_ticks: None,
-                        container: Some(cid.clone()),
-                        project: Some(compose.project.clone()),
-                        command: format!("compose project `{}`", compose.project),
-                        started_at: state::now_unix(),
-                        ports: unit.declared_ports.clone(),
-                        stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
-                        log: None,
-                        detached: self.detach,
-                        restarts: 0,
-                        health: None,
-                        supervisor: None,
-                    },
-                )?;
+                let record = Record {
+                    service: service.clone(),
+                    runtime: unit.runtime,
+                    pid: None,
+                    start_ticks: None,
+                    container: Some(cid.clone()),
+                    project: Some(compose.project.clone()),
+                    command: format!("compose project `{}`", compose.project),
+                    started_at: state::now_unix(),
+                    ports: unit.declared_ports.clone(),
+                    stop_timeout_ms: unit.stop_timeout.as_millis() as u64,
+                    log: None,
+                    detached: self.detach,
+                    restarts: 0,
+                    health: unit.health.as_ref().map(|_| Health::Starting),
+                    // This `up` (or detached supervisor) keeps its health
+                    // current, while it runs.
+                    supervisor: self.me.filter(|_| unit.health.is_some()),
+                };
+                state::write(&self.root, &record)?;
+                self.records.insert(service.clone(), record);
                 if self.detach {
                     self.containers.insert(service.clone(), (cid.clone(), None));
                     if interrupt::signalled().is_none() && unit.health.is_some() {

@@ -172,4 +172,50 @@ impl Sup<'_> {
             }
         });
     }
+
+    /// Once detached: whether this supervisor still keeps the health of
+    /// container `name`. Its state file must still be there and name this
+    /// supervisor and container (`down`, or a later `up -d`, may have taken
+    /// it), and after a failed check the container must still run.
+    pub(super) fn still_watched(&self, name: &str, ok: bool) -> bool {
+        let Some((cid, _)) = self.containers.get(name) else {
+            return true; // a process: its exit is noticed as such
+        };
+        let Some(r) = state::read(&self.root, name) else {
+            return false;
+        };
+        if r.container.as_deref() != Some(cid.as_str()) || r.supervisor != self.me {
+            return false;
+        }
+        ok || self
+            .compose
+            .as_ref()
+            .and_then(|c| c.state(cid))
+            .is_some_and(|(running, _)| running)
+    }
+
+    /// Stops keeping the health of container `name` (its record stays as
+    /// it is: `ps` asks the engine whether it runs).
+    pub(super) fn unwatch(&mut self, name: &str) {
+        if let Some(stop) = self.monitors.remove(name) {
+            stop.store(true, Ordering::SeqCst);
+        }
+        self.containers.remove(name);
+        self.records.remove(name);
+        self.state.insert(name.to_string(), State::Exited);
+    }
+
+    /// Once detached: lets go of the containers whose state file `down`
+    /// removed, so that this supervisor ends as soon as nothing is left.
+    pub(super) fn let_go_of_containers(&mut self) {
+        let gone: Vec<String> = self
+            .containers
+            .keys()
+            .filter(|n| !state::record_path(&self.root, n).exists())
+            .cloned()
+            .collect();
+        for n in gone {
+            self.unwatch(&n);
+        }
+    }
 }
