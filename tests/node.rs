@@ -567,3 +567,50 @@ fn node_dependencies_must_be_npm_specs() {
     assert!(e.contains("hsm.toml"), "{e}");
     assert!(!sb.exists("services/web/node_modules") && !sb.exists("hsm.lock"));
 }
+
+/// A missing package manager names the service and how to get it: npm
+/// comes with Node.js; pnpm from the npm registry or through corepack.
+#[test]
+fn a_missing_package_manager_names_the_service_and_how_to_get_it() {
+    if !require("npm") {
+        return;
+    }
+    let sb = local_web("");
+    // A `PATH` with node and npm only: no pnpm, no corepack.
+    let bin = sb.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["node", "npm"] {
+        let real = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let real = PathBuf::from(stdout(&real).trim());
+        std::os::unix::fs::symlink(std::fs::canonicalize(real).unwrap(), bin.join(tool)).unwrap();
+    }
+    sb.write("services/web/pnpm-lock.yaml", "lockfileVersion: '9.0'\n");
+    let o = hsm_with_path(&sb, &bin);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("service `web` needs `pnpm` (its lock file is `pnpm-lock.yaml`)"),
+        "{e}"
+    );
+    assert!(e.contains("npm install -g pnpm"), "{e}");
+    assert!(e.contains("COREPACK_NPM_REGISTRY"), "{e}");
+
+    std::fs::remove_file(sb.path("services/web/pnpm-lock.yaml")).unwrap();
+    let empty = sb.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = hsm_with_path(&sb, &empty);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("service `web` needs `npm`"), "{e}");
+    assert!(e.contains("install Node.js, which comes with npm"), "{e}");
+    assert!(!sb.exists("services/web/node_modules"));
+}
+
+/// `cargo hsm sync` with `PATH` set to `dir` alone.
+fn hsm_with_path(sb: &Sandbox, dir: &std::path::Path) -> Output {
+    let mut c = sb.cmd(&["sync"]);
+    node_env(&mut c).env("PATH", dir).output().unwrap()
+}

@@ -110,7 +110,10 @@ pub fn cases(tools: &Tools, runs: usize, quick: bool) -> Vec<Row> {
 
     let ws = node_workspace(tools, 10);
     let root = ws.path();
-    run(hsm_sync(tools, root), "first cargo hsm sync (warms npm's cache)");
+    run(
+        hsm_sync(tools, root),
+        "first cargo hsm sync (warms npm's cache)",
+    );
     let clear = || {
         for e in std::fs::read_dir(root.join("services")).unwrap().flatten() {
             let _ = std::fs::remove_dir_all(e.path().join("node_modules"));
