@@ -614,3 +614,39 @@ fn hsm_with_path(sb: &Sandbox, dir: &std::path::Path) -> Output {
     let mut c = sb.cmd(&["sync"]);
     node_env(&mut c).env("PATH", dir).output().unwrap()
 }
+
+/// An upstream that commits no lock: the first sync's `package-lock.json`
+/// is kept in `hsm.locks/web/`, and a fresh checkout installs it with
+/// `--locked`.
+#[test]
+fn git_upstream_without_a_lock_gets_one_kept_in_hsm_locks() {
+    if !require("npm") || !require("git") {
+        return;
+    }
+    let sb = sandbox();
+    let work = sb.path("remotes/web-work");
+    sb.write(
+        "remotes/web-work/package.json",
+        &package_json("web", "\"is-number\": \"7.0.0\""),
+    );
+    git_in(&work, &["init", "-q", "-b", "main"]);
+    git_in(&work, &["add", "-A"]);
+    git_in(&work, &["commit", "-q", "-m", "v1"]);
+    git_in(&work, &["tag", "v1"]);
+    let source = format!(
+        "type = \"git\"\nurl = \"file://{}\"\nref = \"v1\"",
+        work.display()
+    );
+    sb.write("hsm.toml", &manifest(&source, ""));
+    sync(&sb, &[]);
+    let kept = sb.read("hsm.locks/web/package-lock.json");
+    assert!(kept.contains("node_modules/is-number"), "{kept}");
+    assert!(sb
+        .read("hsm.lock")
+        .contains("hsm.locks/web/package-lock.json"));
+    std::fs::remove_dir_all(sb.path("services/web")).unwrap();
+    let o = sync(&sb, &["--locked", "-v"]);
+    assert!(stderr(&o).contains("npm ci"), "{}", stderr(&o));
+    assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+}

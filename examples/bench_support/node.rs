@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{median, run, write, Row, Tools};
+use super::{median, ms, run, run_cpu, write, Row, Tools};
 
 /// A Cargo workspace with `n` node services, each with the same lock (made
 /// once with `npm install --package-lock-only`), and npm's cache inside it.
@@ -119,16 +119,26 @@ pub fn cases(tools: &Tools, runs: usize, quick: bool) -> Vec<Row> {
             let _ = std::fs::remove_dir_all(e.path().join("node_modules"));
         }
     };
-    let (mut hsm, mut base) = (Vec::new(), Vec::new());
+    let (mut hsm, mut base, mut cpu) = (Vec::new(), Vec::new(), (Vec::new(), Vec::new()));
     for _ in 0..runs {
         clear();
-        hsm.push(run(hsm_sync(tools, root), "cargo hsm sync"));
+        let (wall, c) = run_cpu(hsm_sync(tools, root), "cargo hsm sync");
+        hsm.push(wall);
+        cpu.0.push(c);
         clear();
-        base.push(run(
+        let (wall, c) = run_cpu(
             npm_loop(tools, root, "ci --no-audit --no-fund"),
             "npm ci loop",
-        ));
+        );
+        base.push(wall);
+        cpu.1.push(c);
     }
+    // On a loaded machine wall time follows the share of CPU a side gets.
+    println!(
+        "cold install CPU (every process): cargo hsm {} | npm ci loop {}",
+        ms(median(cpu.0)),
+        ms(median(cpu.1))
+    );
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
