@@ -341,12 +341,17 @@ fn pnpm_expected(text: &str) -> Expected {
 fn yarn_expected(text: &str) -> Expected {
     let mut out = Expected::default();
     let mut key: Option<String> = None;
+    // The package of the current entry, once its resolution is read.
+    let mut name: Option<String> = None;
+    let mut conditional = false;
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
         if !line.starts_with(' ') {
             key = Some(line.trim_end_matches(':').to_string());
+            name = None;
+            conditional = false;
             continue;
         }
         let Some(k) = &key else { continue };
@@ -354,11 +359,19 @@ fn yarn_expected(text: &str) -> Expected {
             continue;
         }
         let t = line.trim();
-        if let Some(r) = t.strip_prefix("resolution: ") {
+        if t.starts_with("conditions: ") {
+            // Yarn 2+: a package for some platforms only (`os=darwin`),
+            // before or after its resolution.
+            conditional = true;
+            if let Some(n) = &name {
+                out.optional.insert(n.clone());
+            }
+        } else if let Some(r) = t.strip_prefix("resolution: ") {
             let r = r.trim_matches('"');
-            if let Some((name, rest)) = split_at_version(r) {
+            if let Some((n, rest)) = split_at_version(r) {
                 if let Some(v) = rest.strip_prefix("npm:") {
-                    out.add(name, v, false);
+                    out.add(n, v, conditional);
+                    name = Some(n.to_string());
                 }
             }
         } else if let Some(v) = t.strip_prefix("version \"") {
@@ -582,9 +595,10 @@ mod tests {
         assert_eq!(e.packages["@s/c"], BTreeSet::from(["3.0.0".to_string()]));
         assert!(e.optional.contains("@s/c"));
 
-        let berry = "__metadata:\n  version: 8\n\n\"a@npm:^1.0.0\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n\n\"x@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"x@workspace:.\"\n";
+        let berry = "__metadata:\n  version: 8\n\n\"a@npm:^1.0.0\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n\n\"fse@npm:^2\":\n  version: 2.3.3\n  resolution: \"fse@npm:2.3.3\"\n  conditions: os=darwin\n\n\"x@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"x@workspace:.\"\n";
         let e = expected(Manager::Yarn, berry).unwrap();
-        assert_eq!(e.packages.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(e.packages.keys().collect::<Vec<_>>(), ["a", "fse"]);
+        assert!(e.optional.contains("fse") && !e.optional.contains("a"));
 
         let classic = "# yarn lockfile v1\n\n\n\"@s/c@^3\", \"@s/c@~3.0\":\n  version \"3.0.1\"\n\na@^1.0.0:\n  version \"1.0.0\"\n";
         let e = expected(Manager::Yarn, classic).unwrap();
