@@ -5,6 +5,7 @@
 //! cargo run --release --example bench            # 7 runs per case
 //! cargo run --release --example bench -- --quick # 3 runs per case
 //! cargo run --release --example bench -- --git   # only the git cases (e), (f)
+//! cargo run --release --example bench -- --node  # only the node cases
 //! ```
 //!
 //! Builds synthetic workspaces in a temp dir: N uv services, each installing
@@ -25,7 +26,10 @@
 //!   `uv sync` of that one service alone after the same edit;
 //! - cold sync of 20 services (venvs removed, uv cache warm) against the
 //!   shell loop of `uv sync`;
-//! - `list` and `compose` of 1,000 container services, as commands.
+//! - `list` and `compose` of 1,000 container services, as commands;
+//! - node services (`bench_support/node.rs`, issue 18): a no-op sync of 50
+//!   against a loop of `npm ls`, and a cold install of 10 (npm's cache warm)
+//!   against a loop of `npm ci`; these fetch from the npm registry once.
 //!
 //! The git cases (`--git` runs only these) serve generated repositories over
 //! `file://` (git's pack protocol through `git-upload-pack`, as for any
@@ -39,6 +43,9 @@
 //! (`git clone` then `uv sync`, one after another), and the CPU time of
 //! every process on each side is printed: on a loaded machine, wall time
 //! follows the share of CPU a side gets.
+
+#[path = "bench_support/node.rs"]
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,7 +62,8 @@ fn main() {
     println!("runs:    {runs} per side, alternating; medians\n");
 
     let mut rows = Vec::new();
-    if !std::env::args().any(|a| a == "--git") {
+    let only_node = std::env::args().any(|a| a == "--node");
+    if !only_node && !std::env::args().any(|a| a == "--git") {
         let ws100 = uv_workspace(&tools, 100);
         let noop100 = noop_sync(&tools, ws100.path(), runs);
         let check100 = hsm_check(&tools, ws100.path(), runs);
@@ -109,8 +117,17 @@ fn main() {
         rows.push(cold_sync(&tools, 20, runs));
         rows.extend(list_compose(&tools, 1000, runs));
     }
-    rows.extend(long_history_clone(&tools, runs));
-    rows.extend(ten_git_services(&tools, runs));
+    if !only_node {
+        rows.extend(long_history_clone(&tools, runs));
+        rows.extend(ten_git_services(&tools, runs));
+    }
+    if !std::env::args().any(|a| a == "--git") {
+        if node::available() {
+            rows.extend(node::cases(&tools, runs, quick));
+        } else {
+            println!("node cases left out: `npm` is not on PATH");
+        }
+    }
 
     println!(
         "\n| case | cargo hsm | baseline | baseline time | ratio | goal | met |\n|---|---:|---|---:|---:|---|---|"

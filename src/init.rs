@@ -19,8 +19,6 @@ pub mod templates {
     pub const GITIGNORE: &str = include_str!("../templates/gitignore");
     pub const PY_INIT: &str = include_str!("../templates/python/__init__.py");
     pub const PY_MAIN: &str = include_str!("../templates/python/__main__.py");
-    pub const VENV_REQUIREMENTS: &str = include_str!("../templates/venv/requirements.txt");
-    pub const PIXI_TOML: &str = include_str!("../templates/pixi/pixi.toml");
     pub const DOCKERFILE: &str = include_str!("../templates/container/Dockerfile");
     pub const CONTAINER_REQUIREMENTS: &str =
         include_str!("../templates/container/requirements.txt");
@@ -314,14 +312,11 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
     let module = module_name(&o.name);
     let rel_str = rel.as_str().replace('\\', "/");
 
-    let command: Option<Vec<String>> = match o.runtime {
-        RuntimeType::Uv => Some(vec!["python".into(), "main.py".into()]),
-        RuntimeType::Venv | RuntimeType::Pixi => {
-            Some(vec!["python".into(), "-m".into(), module.clone()])
-        }
-        // The image's CMD (from the Dockerfile) starts a container service.
-        RuntimeType::Docker | RuntimeType::Podman => None,
-    };
+    // An environment runtime's template comes from its adapter; a
+    // container service is a Dockerfile, whose CMD starts it.
+    let template =
+        crate::materialize::runtimes::adapter(o.runtime).map(|a| a.init_template(&o.name, &module));
+    let command: Option<Vec<String>> = template.as_ref().map(|t| t.command.clone());
     if o.register {
         let spec = ServiceSpec {
             description: Some(format!("{} (created by `cargo hsm service init`)", o.name)),
@@ -360,49 +355,34 @@ pub fn service_init(root: &Utf8Path, o: &ServiceInitOptions) -> Result<Created> 
     let abs = root.join(&rel);
     let created = (|| -> Result<()> {
         let vars: [(&str, &str); 2] = [("name", &o.name), ("module", &module)];
-        match o.runtime {
-            RuntimeType::Uv => {
-                if let Some(parent) = abs.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
+        match &template {
+            Some(t) => {
+                if let Some((tool, args, made)) = &t.tool {
+                    if let Some(parent) = abs.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
+                    }
+                    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    args.push(abs.as_str());
+                    run_tool(tool, &args, root)?;
+                    let made = abs.join(made);
+                    if !made.is_file() {
+                        return Err(Error::failed(format!(
+                            "`{tool} {}` did not create `{made}`",
+                            args[0]
+                        )));
+                    }
                 }
-                // `--vcs git` does nothing inside an existing repository
-                // (the monorepo): `git init` below, as asked, for every runtime.
-                let vcs = "none";
-                run_tool(
-                    "uv",
-                    &[
-                        "init",
-                        "--no-workspace",
-                        "--app",
-                        "--no-package",
-                        "--vcs",
-                        vcs,
-                        "--name",
-                        &o.name,
-                        abs.as_str(),
-                    ],
-                    root,
-                )?;
-                let pyproject = abs.join("pyproject.toml");
-                if !pyproject.is_file() {
-                    return Err(Error::failed(format!(
-                        "`uv init` did not create `{pyproject}`"
-                    )));
+                for (rel, text) in &t.files {
+                    let path = abs.join(rel);
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
+                    }
+                    write_new(&path, text)?;
                 }
             }
-            RuntimeType::Venv => {
-                write_new(
-                    &abs.join("requirements.txt"),
-                    &fill(templates::VENV_REQUIREMENTS, &vars),
-                )?;
-                write_module(&abs, &vars, &module)?;
-            }
-            RuntimeType::Pixi => {
-                write_new(&abs.join("pixi.toml"), &fill(templates::PIXI_TOML, &vars))?;
-                write_module(&abs, &vars, &module)?;
-            }
-            RuntimeType::Docker | RuntimeType::Podman => {
+            None => {
                 write_new(&abs.join("Dockerfile"), &fill(templates::DOCKERFILE, &vars))?;
                 write_new(
                     &abs.join("requirements.txt"),

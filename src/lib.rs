@@ -27,6 +27,7 @@ pub mod lock;
 pub mod manifest;
 pub mod materialize;
 pub mod names;
+pub mod node;
 pub mod paths;
 pub mod plan;
 pub mod python;

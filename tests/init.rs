@@ -330,7 +330,7 @@ fn service_init_refusals_leave_everything_as_it_was() {
     assert!(e.contains("already registered"), "{e}");
     let e = sb.refused(&["service", "init", "Bad/Name"]);
     assert!(e.contains("invalid service name"), "{e}");
-    let e = sb.refused(&["service", "init", "x", "--runtime", "node"]);
+    let e = sb.refused(&["service", "init", "x", "--runtime", "deno"]);
     assert!(e.contains("unknown runtime"), "{e}");
     let e = sb.refused(&["service", "init", "y", "--path", "../outside"]);
     assert!(e.contains("outside the workspace"), "{e}");

@@ -10,7 +10,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::shell::{MessageFormat, Shell};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::lock::HsmLock;
-use crate::manifest::model::{RuntimeType, Source};
+use crate::manifest::model::Source;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CleanArgs {
@@ -42,6 +42,7 @@ fn clone_kept(
     root: &Utf8Path,
     checkout: &Utf8Path,
     subdirectory: Option<&Utf8Path>,
+    patterns: &'static crate::git::ArtifactPatterns,
     lock: Option<&HsmLock>,
 ) -> Result<Option<String>> {
     let Some(repo) = crate::git::open(&root.join(checkout))? else {
@@ -50,7 +51,7 @@ fn clone_kept(
     if !crate::git::is_managed(&repo) {
         return Ok(Some("hsm did not clone it".into()));
     }
-    let artifacts = crate::git::Artifacts::new(subdirectory.map(Utf8Path::as_str));
+    let artifacts = crate::git::Artifacts::new(subdirectory.map(Utf8Path::as_str), patterns);
     // hsm's own recorded edits (a uv service's `pyproject.toml`) are not work.
     let is_ours = |p: &Utf8Path| lock.is_some_and(|l| l.holds(root, &checkout.join(p)));
     let lost = crate::git::local_work(&repo, &artifacts, &is_ours)?;
@@ -102,7 +103,13 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &CleanArgs) -> Result<i32> {
             _ => None,
         };
         if let Some((checkout, sub)) = git {
-            match clone_kept(root, &checkout, sub.as_deref(), lock.as_ref())? {
+            match clone_kept(
+                root,
+                &checkout,
+                sub.as_deref(),
+                crate::materialize::runtimes::artifacts_of(sv),
+                lock.as_ref(),
+            )? {
                 None => {
                     remove.push(checkout);
                     continue;
@@ -111,10 +118,8 @@ pub fn run(shell: &Shell, root: &Utf8Path, args: &CleanArgs) -> Result<i32> {
             }
         }
         if let (Some(rt), Some(target)) = (sv.runtime(), &sv.target_path) {
-            match rt {
-                RuntimeType::Uv | RuntimeType::Venv => remove.push(target.join(".venv")),
-                RuntimeType::Pixi => remove.push(target.join(".pixi")),
-                RuntimeType::Docker | RuntimeType::Podman => {}
+            if let Some(adapter) = crate::materialize::runtimes::adapter(rt) {
+                remove.push(adapter.env_dir(target));
             }
         }
     }

@@ -133,7 +133,7 @@ pub enum ServiceCmd {
     Init {
         /// Name of the new service (also its directory under `<services-dir>`)
         name: String,
-        /// uv, venv, pixi, docker or podman
+        /// uv, venv, pixi, node, docker or podman
         #[arg(long, value_parser = parse_runtime, default_value = "uv")]
         runtime: RuntimeType,
         /// Create it here instead of `<services-dir>/NAME` (inside the workspace)

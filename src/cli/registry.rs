@@ -118,7 +118,7 @@ pub struct ServiceFields {
     /// managed or external
     #[arg(long, value_name = "MODE")]
     pub profile_mode: Option<String>,
-    /// docker, podman, uv, pixi or venv
+    /// docker, podman, uv, pixi, venv or node
     #[arg(long, value_parser = parse_runtime)]
     pub runtime: Option<RuntimeType>,
     /// The command, split with shell rules (`"python -m embedder"`, `"sh -c 'echo hello'"`)

@@ -24,7 +24,7 @@ use git2::{Oid, Repository};
 
 use crate::error::{Error, Result};
 
-pub use status::{local_work, Artifacts};
+pub use status::{local_work, ArtifactPatterns, Artifacts, PYTHON_ARTIFACTS};
 pub use transport::{Fetched, Remote, Want};
 
 fn git_err(what: impl std::fmt::Display, e: git2::Error) -> Error {

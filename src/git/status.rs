@@ -6,7 +6,7 @@
 //! tag, the stash) that no remote-tracking ref and no commit hsm fetched
 //! for a manifest `ref` contains; a tracked modification other than hsm's
 //! own recorded edits; an untracked file; an ignored file that neither hsm
-//! nor a Python tool produced ([`Artifacts`]).
+//! nor the service runtime's tools produced ([`Artifacts`]).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use git2::{Oid, Repository, StatusOptions};
@@ -14,74 +14,123 @@ use git2::{Oid, Repository, StatusOptions};
 use super::{git_err, head_commit, short, FETCHED_REFS};
 use crate::error::Result;
 
-/// The files that sync and the Python tools make inside a checkout, which
-/// are never local work: environments, bytecode, setuptools' `build/` and
-/// `*.egg-info/`, and a `uv.lock` that the upstream does not commit. One
-/// list, used both to judge local work and to write `.git/info/exclude`.
+/// The files that a runtime's tools make inside a checkout, which are
+/// never local work. Each runtime names its own (see
+/// `RuntimeAdapter::artifacts`); one list, used both to judge local work
+/// and to write `.git/info/exclude`.
+#[derive(Debug)]
+pub struct ArtifactPatterns {
+    /// Who makes them, for the head of `.git/info/exclude`.
+    pub made_by: &'static str,
+    /// Directory names that are derived wherever they appear.
+    pub dirs: &'static [&'static str],
+    /// Name endings that are derived wherever they appear (`.egg-info`, `.pyc`).
+    pub suffixes: &'static [&'static str],
+    /// Directories derived at the project's root only (`build`).
+    pub project_dirs: &'static [&'static str],
+    /// Files and directories (with a trailing `/`) derived at the root of
+    /// the project and at the root of the repository (what a tool writes at
+    /// its workspace's root).
+    pub root_files: &'static [&'static str],
+}
+
+/// What sync and the Python tools make: environments, bytecode,
+/// setuptools' `build/` and `*.egg-info/`, and a `uv.lock` that the
+/// upstream does not commit. uv writes `uv.lock` at the root of the uv
+/// workspace, and cargo (run by maturin for a Rust extension module)
+/// `target/` and `Cargo.lock` at the root of the Cargo workspace: the
+/// project, or the repository's root for a member in a `subdirectory`.
+pub const PYTHON_ARTIFACTS: ArtifactPatterns = ArtifactPatterns {
+    made_by: "the Python tools",
+    dirs: &[".venv", "__pycache__", ".pixi"],
+    suffixes: &[".egg-info", ".pyc", ".pyo"],
+    project_dirs: &["build"],
+    root_files: &["uv.lock", "target/", "Cargo.lock"],
+};
+
+/// The derived files of one checkout: its runtime's patterns, anchored at
+/// the service's directory inside the repository.
 #[derive(Debug, Clone)]
 pub struct Artifacts {
     /// The service's directory inside the repository (its `subdirectory`),
     /// empty for the repository's root.
     project: Utf8PathBuf,
+    patterns: &'static ArtifactPatterns,
 }
 
-/// Directory names that are derived wherever they appear.
-const DERIVED_DIRS: &[&str] = &[".venv", "__pycache__", ".pixi"];
-
 impl Artifacts {
-    pub fn new(subdirectory: Option<&str>) -> Artifacts {
+    pub fn new(subdirectory: Option<&str>, patterns: &'static ArtifactPatterns) -> Artifacts {
         let project = subdirectory
             .map(|s| s.trim_matches('/'))
             .filter(|s| !s.is_empty() && *s != ".")
             .unwrap_or("");
         Artifacts {
             project: project.into(),
+            patterns,
         }
     }
 
     /// Whether an untracked or ignored path (relative to the repository,
     /// a directory possibly with a trailing `/`) is a derived file.
     pub fn contains(&self, path: &Utf8Path) -> bool {
+        let p = self.patterns;
         let path = Utf8Path::new(path.as_str().trim_end_matches('/'));
         let derived = path.components().any(|c| {
             let c = c.as_str();
-            DERIVED_DIRS.contains(&c) || c.ends_with(".egg-info")
+            p.dirs.contains(&c) || p.suffixes.iter().any(|s| c.ends_with(s))
         });
-        // uv writes `uv.lock` at the root of the uv workspace, and cargo (run
-        // by maturin for a Rust extension module) `target/` and `Cargo.lock`
-        // at the root of the Cargo workspace: the project, or the
-        // repository's root for a member in a `subdirectory`.
-        let workspace_root_file =
-            |p: &Utf8Path| p == "uv.lock" || p == "Cargo.lock" || p.starts_with("target");
-        if derived || matches!(path.extension(), Some("pyc" | "pyo")) || workspace_root_file(path) {
+        let root_file = |f: &Utf8Path| {
+            p.root_files
+                .iter()
+                .any(|r| f.starts_with(r.trim_end_matches('/')))
+        };
+        if derived || root_file(path) {
             return true;
         }
         let Ok(in_project) = path.strip_prefix(&self.project) else {
             return false;
         };
-        in_project.starts_with("build") || workspace_root_file(in_project)
+        p.project_dirs.iter().any(|d| in_project.starts_with(d)) || root_file(in_project)
     }
 
     /// The body of `.git/info/exclude` that keeps these files out of the
     /// user's `git status` too.
     pub fn exclude_file(&self) -> String {
+        let p = self.patterns;
         let anchor = if self.project.as_str().is_empty() {
             String::from("/")
         } else {
             format!("/{}/", self.project)
         };
-        let mut s = String::from(
-            "# Written by cargo hsm: files that sync and the Python tools make in this\n\
+        let mut s = format!(
+            "# Written by cargo hsm: files that sync and {} make in this\n\
              # checkout. They are not local work (see `cargo hsm sync --help`).\n",
+            p.made_by
         );
-        for d in DERIVED_DIRS {
+        for d in p.dirs {
             s.push_str(&format!("{d}/\n"));
         }
-        s.push_str("*.py[co]\n*.egg-info/\n");
-        s.push_str(&format!("{anchor}build/\n{anchor}uv.lock\n"));
-        s.push_str(&format!("{anchor}target/\n{anchor}Cargo.lock\n"));
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
+        for x in p.suffixes {
+            // `.pyc` and `.pyo` as git's one glob, as before.
+            match *x {
+                ".pyo" => {}
+                ".pyc" => files.push("*.py[co]\n".to_string()),
+                _ => dirs.push(format!("*{x}/\n")),
+            }
+        }
+        s.extend(files);
+        s.extend(dirs);
+        for d in p.project_dirs {
+            s.push_str(&format!("{anchor}{d}/\n"));
+        }
+        for f in p.root_files {
+            s.push_str(&format!("{anchor}{f}\n"));
+        }
         if anchor != "/" {
-            s.push_str("/uv.lock\n/target/\n/Cargo.lock\n");
+            for f in p.root_files {
+                s.push_str(&format!("/{f}\n"));
+            }
         }
         s
     }
@@ -255,7 +304,7 @@ mod tests {
 
     #[test]
     fn artifacts_are_derived_files_only() {
-        let a = Artifacts::new(Some("svc/"));
+        let a = Artifacts::new(Some("svc/"), &PYTHON_ARTIFACTS);
         for p in [
             ".venv/",
             "svc/.venv",
@@ -285,7 +334,7 @@ mod tests {
         ] {
             assert!(!a.contains(Utf8Path::new(p)), "{p}");
         }
-        let root = Artifacts::new(None);
+        let root = Artifacts::new(None, &PYTHON_ARTIFACTS);
         assert!(root.contains(Utf8Path::new("build/")));
         assert!(root.contains(Utf8Path::new("uv.lock")));
         assert!(root

@@ -82,11 +82,12 @@ pub fn git_services(
                 _ => false,
             }
         };
+        let patterns = crate::materialize::runtimes::artifacts_of(sv);
         let artifacts = match &sv.source {
             Some(Source::Git { subdirectory, .. }) => {
-                git::Artifacts::new(subdirectory.as_deref().map(|p| p.as_str()))
+                git::Artifacts::new(subdirectory.as_deref().map(|p| p.as_str()), patterns)
             }
-            _ => git::Artifacts::new(None),
+            _ => git::Artifacts::new(None, patterns),
         };
         match git::status::changes(&repo, &artifacts, &is_ours, false) {
             Ok(changes) if !changes.is_empty() => {

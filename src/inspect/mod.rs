@@ -2,11 +2,13 @@
 //! check that fails on drift instead of printing warnings.
 //!
 //! Everything here reads files: `pyvenv.cfg`, `*.dist-info/METADATA`,
-//! `uv.lock`, `requirements.txt`. No process is spawned, so inspecting a
+//! `uv.lock`, `requirements.txt`; for node services the lock file and the
+//! installed `package.json` files. No process is spawned, so inspecting a
 //! hundred services stays cheap.
 
 pub mod drift;
 pub mod env;
+mod node;
 mod pip;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -120,6 +122,14 @@ impl std::fmt::Display for Finding {
 }
 
 const FIX_SYNC: &str = "cargo hsm sync";
+
+impl Finding {
+    /// The finding with another fix than `cargo hsm sync`.
+    pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = fix.into();
+        self
+    }
+}
 
 fn package_finding(
     kind: FindingKind,
@@ -468,6 +478,7 @@ fn inspect_service_env(
                 allowed.extend(state.allowed);
             }
         }
+        Some(RuntimeType::Node) => node::inspect(&component, &dir, &mut findings),
         Some(RuntimeType::Pixi) => {
             let env_dir = dir.join(".pixi").join("envs").join("default");
             if !env_dir.is_dir() {

@@ -18,15 +18,17 @@ pub enum RuntimeType {
     Uv,
     Pixi,
     Venv,
+    Node,
 }
 
 impl RuntimeType {
-    pub const ALL: [RuntimeType; 5] = [
+    pub const ALL: [RuntimeType; 6] = [
         RuntimeType::Docker,
         RuntimeType::Podman,
         RuntimeType::Uv,
         RuntimeType::Pixi,
         RuntimeType::Venv,
+        RuntimeType::Node,
     ];
 
     /// Container runtimes end up in the compose file; the others get an
@@ -42,6 +44,7 @@ impl RuntimeType {
             RuntimeType::Uv => "uv",
             RuntimeType::Pixi => "pixi",
             RuntimeType::Venv => "venv",
+            RuntimeType::Node => "node",
         }
     }
 }
@@ -59,7 +62,8 @@ impl std::str::FromStr for RuntimeType {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown runtime `{s}`; expected one of docker, podman, uv, pixi, venv")
+                let all: Vec<&str> = RuntimeType::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown runtime `{s}`; expected one of {}", all.join(", "))
             })
     }
 }

@@ -229,25 +229,33 @@ impl Resolver<'_> {
             }
         }
         self.validate_implies_params(&e.implies, &origin.key("implies"))?;
-        // Requirement strings, for the services a Python tool installs.
-        let python = e.deployment_profiles.is_empty()
-            || e.deployment_profiles
-                .values()
-                .any(|p| matches!(p.runtime, None | Some(RuntimeType::Uv | RuntimeType::Venv)));
-        if python {
+        // Each runtime the service may run with says what its
+        // `dependencies` may hold (a profile without a runtime: uv's).
+        let mut runtimes: Vec<RuntimeType> = e
+            .deployment_profiles
+            .values()
+            .map(|p| p.runtime.unwrap_or(RuntimeType::Uv))
+            .collect();
+        if runtimes.is_empty() {
+            runtimes.push(RuntimeType::Uv);
+        }
+        runtimes.sort();
+        runtimes.dedup();
+        for rt in runtimes {
+            let Some(adapter) = crate::materialize::runtimes::adapter(rt) else {
+                continue;
+            };
             for (i, dep) in e.dependencies.iter().enumerate() {
                 let dep = dep.trim();
-                if dep.is_empty() || self.l.registry.libraries.contains_key(dep) {
+                if dep.is_empty() {
                     continue;
                 }
-                if let Err(why) = crate::python::requirements::parse_requirement(dep) {
+                let is_library = self.l.registry.libraries.contains_key(dep);
+                if let Err(bad) = adapter.check_dependency(dep, is_library) {
                     return Err(self.bad(
                         &origin.key("dependencies").index(i),
-                        format!(
-                            "service `{name}`: `{dep}` is neither a registry library nor a valid requirement (PEP 508): {}",
-                            first_line(&why)
-                        ),
-                        "write a requirement such as `numpy>=2` or `requests[socks]==2.32.3`, or the name of a registry library",
+                        format!("service `{name}`: {}", bad.why),
+                        &bad.help,
                     ));
                 }
             }

@@ -37,15 +37,6 @@ impl Launch {
     }
 }
 
-/// The environment directory of an environment service (`.venv`, or
-/// pixi's default environment).
-pub fn env_dir(target: &Utf8Path, runtime: RuntimeType) -> Utf8PathBuf {
-    match runtime {
-        RuntimeType::Pixi => target.join(".pixi").join("envs").join("default"),
-        _ => target.join(".venv"),
-    }
-}
-
 /// Works out how `s` starts: program, arguments, directory and env.
 pub fn launch(plan: &Plan, s: &PlannedService, extra: &[(String, String)]) -> Result<Launch> {
     let runtime = s.runtime().unwrap_or(RuntimeType::Venv);
@@ -88,16 +79,22 @@ pub fn launch_command(
             "fix `working-dir` (relative to the service's target path), or run `cargo hsm sync`",
         ));
     }
-    let envdir = env_dir(&target, runtime);
-    let bin = envdir.join("bin");
-    if runtime != RuntimeType::Pixi && !bin.is_dir() {
+    let adapter = crate::materialize::runtimes::adapter(runtime).ok_or_else(|| {
+        Error::failed(format!(
+            "service `{}` runs with `{runtime}`, a container runtime, not as a process",
+            s.name
+        ))
+    })?;
+    let run_env = adapter.run_env(&target);
+    if let Some(required) = run_env.required.as_ref().filter(|r| !r.exists()) {
         return Err(Error::failed(format!(
             "service `{}` has no environment at `{}`",
             s.name,
-            crate::compose::relative_path(root, &envdir)
+            crate::compose::relative_path(root, required)
         ))
         .with_help("run `cargo hsm sync` (or `up` without `--no-sync`)"));
     }
+    let bin = &run_env.bin;
     let inherited = std::env::var("PATH").unwrap_or_default();
     let path = if inherited.is_empty() {
         bin.to_string()
@@ -116,32 +113,15 @@ pub fn launch_command(
             env.push((k.clone(), v.clone()));
         }
     }
-    let (program, args) = if runtime == RuntimeType::Pixi {
-        // As pixi itself runs a command in its environment.
-        let pixi = crate::materialize::runtimes::find_tool(
-            "pixi",
-            &s.name,
-            "install pixi (see https://pixi.sh/latest/#installation)",
-        )?;
-        let manifest = if target.join("pixi.toml").exists() {
-            target.join("pixi.toml")
-        } else {
-            target.join("pyproject.toml")
-        };
-        let mut a = vec![
-            "run".to_string(),
-            "--manifest-path".into(),
-            manifest.to_string(),
-            "--frozen".into(),
-        ];
-        a.extend(command.iter().cloned());
-        (pixi, a)
-    } else {
-        env.push(("VIRTUAL_ENV".into(), envdir.to_string()));
-        (
-            find_program(&command[0], &cwd, &path, &s.name)?,
-            command[1..].to_vec(),
-        )
+    let (program, args) = match adapter.wrap_command(&s.name, &target, command)? {
+        Some(wrapped) => wrapped,
+        None => {
+            env.extend(run_env.vars.iter().cloned());
+            (
+                find_program(&command[0], &cwd, &path, &s.name)?,
+                command[1..].to_vec(),
+            )
+        }
     };
     Ok(Launch {
         program,

@@ -1,6 +1,11 @@
 //! Runtime adapters: one small trait, one file per runtime. Adding a runtime
-//! is one new file and one arm in [`adapter`].
+//! is one new file and one arm in [`adapter`]. Besides installing, the trait
+//! answers every question another stage asks of a runtime: where its
+//! environment lives (`clean`, the journal), how a process runs in it (`up`,
+//! `run`), what `service init` writes, which files in a checkout its tools
+//! make (never local work), and what a service's `dependencies` may say.
 
+mod node;
 mod pixi;
 mod tool;
 mod uv;
@@ -14,6 +19,7 @@ use crate::lock::LockedService;
 use crate::manifest::model::RuntimeType;
 use crate::plan::PlannedService;
 
+pub use node::NodeAdapter;
 pub use pixi::PixiAdapter;
 pub use tool::Uv;
 pub use uv::{mode_flags as uv_mode_flags, UvAdapter};
@@ -69,6 +75,97 @@ pub struct RuntimeOutcome {
     pub pins: Option<Vec<u8>>,
 }
 
+/// How a process of an environment service runs inside its environment.
+#[derive(Debug, Clone)]
+pub struct RunEnv {
+    /// Put first on `PATH` (`.venv/bin`, `node_modules/.bin`).
+    pub bin: Utf8PathBuf,
+    /// What must exist, else the service was never synced.
+    pub required: Option<Utf8PathBuf>,
+    /// Variables set for the process (`VIRTUAL_ENV`).
+    pub vars: Vec<(String, String)>,
+}
+
+/// What `service init` creates for a runtime.
+#[derive(Debug, Clone, Default)]
+pub struct InitTemplate {
+    /// The runtime's own tool, run first with the new directory last on its
+    /// command line (`uv init --no-workspace …`), and the file it must make.
+    pub tool: Option<(&'static str, Vec<String>, &'static str)>,
+    /// Files written into the new directory (relative path, text).
+    pub files: Vec<(String, String)>,
+    /// The `command` of its default profile.
+    pub command: Vec<String>,
+}
+
+/// A Python package `module` (`__init__.py`, `__main__.py`) for a new service.
+fn python_module(vars: &[(&str, &str)], module: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{module}/__init__.py"),
+            fill(include_str!("../../../templates/python/__init__.py"), vars),
+        ),
+        (
+            format!("{module}/__main__.py"),
+            fill(include_str!("../../../templates/python/__main__.py"), vars),
+        ),
+    ]
+}
+
+/// `template` with each `{key}` replaced by its value.
+fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut s = template.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
+}
+
+/// A `python` virtual environment at `.venv` (uv, venv): its `bin` first
+/// on `PATH`, `VIRTUAL_ENV` set, as `activate` does.
+fn venv_run_env(target: &Utf8Path) -> RunEnv {
+    let venv = target.join(".venv");
+    RunEnv {
+        bin: venv.join("bin"),
+        required: Some(venv.join("bin")),
+        vars: vec![("VIRTUAL_ENV".into(), venv.to_string())],
+    }
+}
+
+/// Why the `.venv` at `target` is half-made (see [`RuntimeAdapter::half_made`]);
+/// `pip`: the venv runtime's, which needs pip in it. One marked unfinished
+/// is whole: the runtime runs over it again.
+fn venv_half_made(target: &Utf8Path, pip: bool) -> Option<String> {
+    let venv = target.join(".venv");
+    if !venv.is_dir() || venv.join(crate::python::venv::INCOMPLETE_MARKER).exists() {
+        return None;
+    }
+    crate::python::venv::broken(&venv, pip)
+}
+
+/// A service's `dependencies` entry that its runtime cannot install: what
+/// is wrong, and what to write instead.
+pub struct BadDependency {
+    pub why: String,
+    pub help: String,
+}
+
+/// A Python requirement (uv, venv): a registry library or PEP 508.
+fn check_requirement(dep: &str, is_library: bool) -> std::result::Result<(), BadDependency> {
+    if is_library {
+        return Ok(());
+    }
+    crate::python::requirements::parse_requirement(dep)
+        .map(|_| ())
+        .map_err(|why| BadDependency {
+            why: format!(
+                "`{dep}` is neither a registry library nor a valid requirement (PEP 508): {}",
+                why.lines().next().unwrap_or("")
+            ),
+            help: "write a requirement such as `numpy>=2` or `requests[socks]==2.32.3`, or the name of a registry library".into(),
+        })
+}
+
 /// Materializes one service's isolated environment in its target path.
 pub trait RuntimeAdapter {
     /// The executable this runtime needs on `PATH`.
@@ -79,7 +176,54 @@ pub trait RuntimeAdapter {
     fn lockfile(&self, target: &Utf8Path) -> Option<Utf8PathBuf>;
     /// The lock file hsm keeps in `hsm.locks/<service>/` for a git-sourced
     /// service whose upstream does not commit it (relative to the target path).
-    fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
+    fn committed_lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
+        None
+    }
+    /// The environment directory its tool creates in the target path:
+    /// what `clean` removes and what the journal watches.
+    fn env_dir(&self, target: &Utf8Path) -> Utf8PathBuf {
+        target.join(".venv")
+    }
+    /// Why the environment at `target` is half-made (a killed tool left
+    /// it), so that sync removes it first; `None` when it is whole or absent.
+    fn half_made(&self, _target: &Utf8Path) -> Option<String> {
+        None
+    }
+    /// How `up` and `run` start a process in the environment.
+    fn run_env(&self, target: &Utf8Path) -> RunEnv {
+        venv_run_env(target)
+    }
+    /// A command run through the runtime's own tool (`pixi run`), as
+    /// program and arguments; `None` to run it directly.
+    fn wrap_command(
+        &self,
+        _service: &str,
+        _target: &Utf8Path,
+        _command: &[String],
+    ) -> Result<Option<(Utf8PathBuf, Vec<String>)>> {
+        Ok(None)
+    }
+    /// What `service init NAME --runtime <this>` creates; `module` is the
+    /// name as a Python module (`my_svc`).
+    fn init_template(&self, name: &str, module: &str) -> InitTemplate;
+    /// The files its tools make in a git checkout: never local work.
+    fn artifacts(&self) -> &'static crate::git::ArtifactPatterns {
+        &crate::git::PYTHON_ARTIFACTS
+    }
+    /// Whether `dep`, an entry of the service's `dependencies`, is
+    /// something this runtime installs; `is_library` when it names a
+    /// registry library (a Python package of the shared project).
+    fn check_dependency(
+        &self,
+        _dep: &str,
+        _is_library: bool,
+    ) -> std::result::Result<(), BadDependency> {
+        Ok(())
+    }
+    /// The service's manifest that hsm edits (its `pyproject.toml`): in a
+    /// git checkout, its recorded hash tells a later sync that the edit is
+    /// hsm's, not the user's.
+    fn edited_manifest(&self) -> Option<&'static str> {
         None
     }
     /// The file of exact pins (`name==version`) that the runtime keeps in
@@ -129,8 +273,18 @@ pub fn adapter(runtime: RuntimeType) -> Option<Box<dyn RuntimeAdapter>> {
         RuntimeType::Uv => Some(Box::new(UvAdapter)),
         RuntimeType::Venv => Some(Box::new(VenvAdapter)),
         RuntimeType::Pixi => Some(Box::new(PixiAdapter)),
+        RuntimeType::Node => Some(Box::new(NodeAdapter)),
         RuntimeType::Docker | RuntimeType::Podman => None,
     }
+}
+
+/// The files the tools of `sv`'s runtime make in its checkout (see
+/// [`RuntimeAdapter::artifacts`]); a container service's build context
+/// keeps the Python ones.
+pub fn artifacts_of(sv: &PlannedService) -> &'static crate::git::ArtifactPatterns {
+    sv.runtime()
+        .and_then(adapter)
+        .map_or(&crate::git::PYTHON_ARTIFACTS, |a| a.artifacts())
 }
 
 /// `hsm.locks/<service>/<pins>` (relative to the workspace root) for a
@@ -225,6 +379,16 @@ pub const LEAKY_ENV: &[&str] = &[
     "UV_LOCKED",
     "CONDA_PREFIX",
     "PIXI_PROJECT_MANIFEST",
+    // A package manager told to leave packages out, or to act on another
+    // project, would not install what the service's lock says.
+    "NODE_ENV",
+    "npm_config_omit",
+    "npm_config_production",
+    "npm_config_prefix",
+    "npm_config_global",
+    "npm_config_workspace",
+    "npm_config_workspaces",
+    "npm_config_frozen_lockfile",
 ];
 
 /// A finished child process.

@@ -45,6 +45,51 @@ impl RuntimeAdapter for PixiAdapter {
         Some("pixi.lock".into())
     }
 
+    fn env_dir(&self, target: &Utf8Path) -> Utf8PathBuf {
+        target.join(".pixi")
+    }
+
+    fn run_env(&self, target: &Utf8Path) -> super::RunEnv {
+        super::RunEnv {
+            bin: target.join(".pixi/envs/default/bin"),
+            // `pixi run` makes it when it is missing.
+            required: None,
+            vars: Vec::new(),
+        }
+    }
+
+    /// As pixi itself runs a command in its environment.
+    fn wrap_command(
+        &self,
+        service: &str,
+        target: &Utf8Path,
+        command: &[String],
+    ) -> Result<Option<(Utf8PathBuf, Vec<String>)>> {
+        let pixi = find_tool("pixi", service, HINT)?;
+        let mut a = vec![
+            "run".to_string(),
+            "--manifest-path".into(),
+            self.manifest(target).to_string(),
+            "--frozen".into(),
+        ];
+        a.extend(command.iter().cloned());
+        Ok(Some((pixi, a)))
+    }
+
+    fn init_template(&self, name: &str, module: &str) -> super::InitTemplate {
+        let vars = [("name", name), ("module", module)];
+        let mut files = vec![(
+            "pixi.toml".to_string(),
+            super::fill(include_str!("../../../templates/pixi/pixi.toml"), &vars),
+        )];
+        files.extend(super::python_module(&vars, module));
+        super::InitTemplate {
+            tool: None,
+            files,
+            command: vec!["python".into(), "-m".into(), module.into()],
+        }
+    }
+
     fn fingerprint(&self, h: &mut Hasher, target: &Utf8Path) {
         for f in ["pixi.toml", "pyproject.toml", "pixi.lock"] {
             h.file(&target.join(f));

@@ -113,8 +113,48 @@ impl RuntimeAdapter for UvAdapter {
         Some("uv.lock".into())
     }
 
-    fn committed_lockfile(&self) -> Option<Utf8PathBuf> {
+    fn committed_lockfile(&self, _target: &Utf8Path) -> Option<Utf8PathBuf> {
         Some("uv.lock".into())
+    }
+
+    fn half_made(&self, target: &Utf8Path) -> Option<String> {
+        super::venv_half_made(target, false)
+    }
+
+    fn init_template(&self, name: &str, _module: &str) -> super::InitTemplate {
+        // `--vcs git` does nothing inside an existing repository (the
+        // monorepo): `service init` runs `git init` itself, as asked.
+        let args = [
+            "init",
+            "--no-workspace",
+            "--app",
+            "--no-package",
+            "--vcs",
+            "none",
+            "--name",
+            name,
+        ];
+        super::InitTemplate {
+            tool: Some((
+                "uv",
+                args.iter().map(|a| a.to_string()).collect(),
+                "pyproject.toml",
+            )),
+            files: Vec::new(),
+            command: vec!["python".into(), "main.py".into()],
+        }
+    }
+
+    fn check_dependency(
+        &self,
+        dep: &str,
+        is_library: bool,
+    ) -> std::result::Result<(), super::BadDependency> {
+        super::check_requirement(dep, is_library)
+    }
+
+    fn edited_manifest(&self) -> Option<&'static str> {
+        Some("pyproject.toml")
     }
 
     fn fingerprint(&self, h: &mut super::Hasher, target: &Utf8Path) {

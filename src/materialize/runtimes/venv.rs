@@ -275,6 +275,35 @@ impl RuntimeAdapter for VenvAdapter {
         Some(PINS)
     }
 
+    fn half_made(&self, target: &Utf8Path) -> Option<String> {
+        super::venv_half_made(target, true)
+    }
+
+    fn init_template(&self, name: &str, module: &str) -> super::InitTemplate {
+        let vars = [("name", name), ("module", module)];
+        let mut files = vec![(
+            "requirements.txt".to_string(),
+            super::fill(
+                include_str!("../../../templates/venv/requirements.txt"),
+                &vars,
+            ),
+        )];
+        files.extend(super::python_module(&vars, module));
+        super::InitTemplate {
+            tool: None,
+            files,
+            command: vec!["python".into(), "-m".into(), module.into()],
+        }
+    }
+
+    fn check_dependency(
+        &self,
+        dep: &str,
+        is_library: bool,
+    ) -> std::result::Result<(), super::BadDependency> {
+        super::check_requirement(dep, is_library)
+    }
+
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
         let pins = Pins::of(ctx);
         let args = inputs(ctx.service, false, target, pins.constraint().as_deref())

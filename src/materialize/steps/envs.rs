@@ -128,7 +128,7 @@ impl Syncer<'_> {
             if let Err(e) = interrupt::check() {
                 return (Err(e), txn);
             }
-            let env = env_dir(runtime, &target);
+            let env = adapter.env_dir(&target);
             if let Some(j) = &journal {
                 if let Err(e) = j.env(&env) {
                     return (Err(e), txn);
@@ -369,7 +369,7 @@ impl Syncer<'_> {
         // (the marker, `pyvenv.cfg`, the interpreter, `site-packages`), so
         // only a changed one needs a look.
         if unchanged.is_none() {
-            self.remove_half_made_env(sv, runtime, &target, &target_rel)?;
+            self.remove_half_made_env(sv, runtime, &target)?;
         }
         // Unchanged, the generated env file included (the fingerprint
         // covers it and the env files it comes from): its recorded hash holds.
@@ -418,7 +418,8 @@ impl Syncer<'_> {
         // `cargo hsm update` always runs the tool.
         let fresh = !upgrade
             && (unchanged.is_some()
-                || (!env_dir(runtime, &target)
+                || (!adapter
+                    .env_dir(&target)
                     .join(crate::python::venv::INCOMPLETE_MARKER)
                     .exists()
                     && edits.is_empty()
@@ -445,9 +446,9 @@ impl Syncer<'_> {
             );
             self.warnings.extend(warnings);
         }
-        if sv.checkout_path.is_some() && runtime == RuntimeType::Uv {
+        if let (Some(_), Some(manifest)) = (&sv.checkout_path, adapter.edited_manifest()) {
             // Recorded so that a later sync knows this edit is hsm's, not the user's.
-            let pp_rel = target_rel.join("pyproject.toml");
+            let pp_rel = target_rel.join(manifest);
             let kept = unchanged
                 .as_ref()
                 .and(self.previous.as_ref())
@@ -464,7 +465,7 @@ impl Syncer<'_> {
                         .and_then(|p| p.recorded_hash(&pp_rel))
                         .is_some()
                 {
-                    let bytes = match edits.iter().find(|e| e.path.ends_with("pyproject.toml")) {
+                    let bytes = match edits.iter().find(|e| e.path.ends_with(manifest)) {
                         Some(e) if opts.dry_run => e.contents.as_bytes().to_vec(),
                         _ => bytes,
                     };
@@ -521,7 +522,7 @@ impl Syncer<'_> {
         let checkout = sv.checkout_path.as_ref()?;
         let runtime = sv.runtime()?;
         let adapter = runtimes::adapter(runtime)?;
-        let file = adapter.committed_lockfile()?;
+        let file = adapter.committed_lockfile(&self.root.join(target_rel))?;
         let in_repo = self.lock_rel(sv, target_rel)?;
         let in_repo = in_repo.strip_prefix(checkout).ok()?;
         (!crate::git::tracks(&self.root.join(checkout), in_repo)).then_some(file)
@@ -555,38 +556,27 @@ impl Syncer<'_> {
         Ok(())
     }
 
-    /// A virtual environment a tool left half-made (killed during `python
-    /// -m venv`, a sync that did not finish) is removed, so that the
-    /// runtime creates it again instead of failing in it for good.
+    /// An environment a tool left half-made (killed during `python -m
+    /// venv`, a sync that did not finish) is removed, so that the runtime
+    /// creates it again instead of failing in it for good.
     fn remove_half_made_env(
         &mut self,
         sv: &PlannedService,
         runtime: RuntimeType,
         target: &Utf8Path,
-        target_rel: &Utf8Path,
     ) -> Result<()> {
-        if !matches!(runtime, RuntimeType::Uv | RuntimeType::Venv) {
-            return Ok(());
-        }
-        let venv = target.join(".venv");
-        if !venv.is_dir() {
-            return Ok(());
-        }
-        let Some(why) = crate::python::venv::broken(&venv, runtime == RuntimeType::Venv) else {
+        let adapter = runtimes::adapter(runtime).expect("environment runtime");
+        let Some(why) = adapter.half_made(target) else {
             return Ok(());
         };
-        if venv.join(crate::python::venv::INCOMPLETE_MARKER).exists() {
-            // Whole but not finished: the runtime runs again over it (the
-            // fingerprint sees the marker).
-            return Ok(());
-        }
-        let rel = target_rel.join(".venv");
+        let env = adapter.env_dir(target);
+        let rel = crate::paths::relative_to(&env, &self.root);
         self.warnings.push(format!(
             "service `{}`: `{rel}` was half-made ({why}); sync creates it again",
             sv.name
         ));
         if !self.opts.dry_run {
-            std::fs::remove_dir_all(&venv)
+            std::fs::remove_dir_all(&env)
                 .map_err(|e| Error::failed(format!("cannot remove the half-made `{rel}`: {e}")))?;
         }
         Ok(())
@@ -773,12 +763,4 @@ fn fingerprints_ahead(
         crate::python::project::remember_workspaces,
         |sv| one(sv),
     )
-}
-
-/// The environment directory a runtime's tool creates in the target path.
-fn env_dir(runtime: RuntimeType, target: &Utf8Path) -> Utf8PathBuf {
-    match runtime {
-        RuntimeType::Pixi => target.join(".pixi"),
-        _ => target.join(".venv"),
-    }
 }

@@ -58,7 +58,10 @@ fn git_services(plan: &crate::plan::Plan) -> impl Iterator<Item = GitService<'_>
                 sv,
                 url,
                 reference: reference.as_deref(),
-                artifacts: Artifacts::new(subdirectory.as_deref().map(|p| p.as_str())),
+                artifacts: Artifacts::new(
+                    subdirectory.as_deref().map(|p| p.as_str()),
+                    crate::materialize::runtimes::artifacts_of(sv),
+                ),
                 checkout,
             }),
             _ => None,
