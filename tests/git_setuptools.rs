@@ -390,9 +390,22 @@ fn venv_git_dependencies_on_a_branch_stay_at_their_pinned_commits() {
     assert_eq!(sb.read(pins_file), pins);
     assert_eq!(sb.read("hsm.lock"), lock);
 
-    // `update`: both move to their branch tips.
+    // `update`: both move to their branch tips, and the summary says so.
     let o = sb.run(&["update"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Updating beta: delta {} -> {}",
+            &delta1[..7],
+            &delta2[..7]
+        )) && err.contains(&format!(
+            "Updating beta: epsilon {} -> {}",
+            &eps1[..7],
+            &eps2[..7]
+        )),
+        "{err}"
+    );
     assert_eq!(installed_commit(&sb, "delta"), delta2);
     assert_eq!(installed_commit(&sb, "epsilon"), eps2);
     let moved = sb.read(pins_file);
