@@ -44,6 +44,24 @@ fn read_only(mode: u32) -> std::io::Error {
     )
 }
 
+/// [`write_if_changed`] without the fsync, for a file whose loss or an
+/// empty copy after a power loss costs nothing: a cache that is checked
+/// before it is trusted, or a file rewritten whenever it is missing or
+/// differs. A process that is killed still leaves the old file or the new
+/// one (the rename).
+pub fn write_cache_if_changed(
+    path: &Utf8Path,
+    contents: &[u8],
+    mode: Option<u32>,
+) -> std::io::Result<bool> {
+    let meta = FileMeta::of(path)?;
+    if meta.is_some() && std::fs::read(path).ok().as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    write_atomically_as(path, contents, mode, meta.as_ref(), false)?;
+    Ok(true)
+}
+
 /// Temp file + fsync + rename. The new file gets `mode`, else the mode and
 /// owner of `old` (the file it replaces), else 0o644.
 fn write_atomically(
@@ -52,6 +70,17 @@ fn write_atomically(
     mode: Option<u32>,
     old: Option<&FileMeta>,
 ) -> std::io::Result<()> {
+    write_atomically_as(path, contents, mode, old, true)
+}
+
+/// [`write_atomically`], with the fsync only when `durable`.
+fn write_atomically_as(
+    path: &Utf8Path,
+    contents: &[u8],
+    mode: Option<u32>,
+    old: Option<&FileMeta>,
+    durable: bool,
+) -> std::io::Result<()> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
@@ -59,7 +88,9 @@ fn write_atomically(
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     let mode = mode.or(old.and_then(|m| m.mode)).unwrap_or(0o644);
     set_mode(tmp.path(), mode)?;
     if let Some(m) = old {
@@ -329,7 +360,9 @@ pub trait TxnLog: Send + Sync + std::fmt::Debug {
         original: Option<&[u8]>,
         meta: Option<&FileMeta>,
     ) -> std::io::Result<()>;
-    /// The directory `path` is about to be created (with its children).
+    /// The directory `path` is about to be created (with its children);
+    /// need not be durable by itself: [`TxnLog::file`] of a file in it
+    /// follows at once, before the directory is created.
     fn created_dir(&self, path: &Utf8Path) -> std::io::Result<()>;
 }
 

@@ -8,6 +8,7 @@
 //! `hsm.locks/<service>/requirements.txt`.
 
 mod git_support;
+mod layouts_support;
 mod sync_support;
 
 use git_support::{manifest, upstream};
@@ -83,17 +84,7 @@ fn setuptools_upstream_without_uv_lock_is_clean_movable_and_reproducible() {
     );
 
     // The monorepo, committed and cloned elsewhere: the same set, frozen.
-    sb.write(".gitignore", "services/\n.hsm/\nremotes/\n");
-    sb.git(".", &["init", "-q", "-b", "main"]);
-    sb.git(".", &["add", "-A"]);
-    sb.git(".", &["commit", "-q", "-m", "monorepo"]);
-    let other = tempfile::tempdir().unwrap();
-    let elsewhere = other.path().join("mono");
-    git_in(
-        other.path(),
-        &["clone", "-q", sb.root.to_str().unwrap(), "mono"],
-    );
-    let sb2 = Sandbox::at(elsewhere);
+    let (_other, sb2) = monorepo_elsewhere(&sb);
     let out = sb2.run(&["sync", "--frozen"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sb2.installed("services/beta"), installed);
@@ -102,6 +93,22 @@ fn setuptools_upstream_without_uv_lock_is_clean_movable_and_reproducible() {
         sb.bytes("hsm.locks/beta/uv.lock")
     );
     assert_eq!(sb2.git("services/beta", &["status", "--porcelain"]), "");
+}
+
+/// The sandbox committed as a monorepo (its services, state and remotes
+/// ignored) and cloned into a new temporary directory, as on another machine.
+fn monorepo_elsewhere(sb: &Sandbox) -> (tempfile::TempDir, Sandbox) {
+    sb.write(".gitignore", "services/\n.hsm/\nremotes/\n");
+    sb.git(".", &["init", "-q", "-b", "main"]);
+    sb.git(".", &["add", "-A"]);
+    sb.git(".", &["commit", "-q", "-m", "monorepo"]);
+    let other = tempfile::tempdir().unwrap();
+    git_in(
+        other.path(),
+        &["clone", "-q", sb.root.to_str().unwrap(), "mono"],
+    );
+    let sb2 = Sandbox::at(other.path().join("mono"));
+    (other, sb2)
 }
 
 /// A git-sourced venv service whose upstream pins nothing.
@@ -164,16 +171,7 @@ fn venv_upstream_without_pins_is_reproducible_from_hsm_locks() {
     sb.wheel("gamma", "0.2.0", &[]);
 
     // The monorepo, committed and cloned elsewhere: the pinned set, frozen.
-    sb.write(".gitignore", "services/\n.hsm/\nremotes/\n");
-    sb.git(".", &["init", "-q", "-b", "main"]);
-    sb.git(".", &["add", "-A"]);
-    sb.git(".", &["commit", "-q", "-m", "monorepo"]);
-    let other = tempfile::tempdir().unwrap();
-    git_in(
-        other.path(),
-        &["clone", "-q", sb.root.to_str().unwrap(), "mono"],
-    );
-    let sb2 = Sandbox::at(other.path().join("mono"));
+    let (other, sb2) = monorepo_elsewhere(&sb);
     let out = sb2.run(&["sync", "--frozen"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sb2.installed("services/beta"), installed);
@@ -215,4 +213,228 @@ fn venv_upstream_without_pins_is_reproducible_from_hsm_locks() {
     assert!(now.contains("alpha==1.1.0\n"), "{now}");
     let check = sb.run(&["check"]);
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+/// A bare repository `remotes/<name>.git` whose `main` holds a setuptools
+/// project `name` 0.1.0 (needing `requires`), built by pip from git;
+/// returns its `file://` URL and `main`'s commit.
+fn setuptools_upstream(sb: &Sandbox, name: &str, requires: &str) -> (String, String) {
+    let work = format!("remotes/{name}-work");
+    std::fs::create_dir_all(sb.path(&work)).unwrap();
+    sb.git(&work, &["init", "-q", "-b", "main"]);
+    sb.write(
+        &format!("{work}/pyproject.toml"),
+        &format!(
+            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"{name}\"\nversion = \"0.1.0\"\ndependencies = [{requires}]\n\n[tool.setuptools]\npackages = [\"{name}\"]\n"
+        ),
+    );
+    sb.write(&format!("{work}/{name}/__init__.py"), "COMMIT = 1\n");
+    sb.git(&work, &["add", "-A"]);
+    sb.git(&work, &["commit", "-q", "-m", "one"]);
+    let bare = sb.path(&format!("remotes/{name}.git"));
+    git_in(
+        &sb.root,
+        &["clone", "-q", "--bare", &work, bare.to_str().unwrap()],
+    );
+    let sha = sb.git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    (format!("file://{}", bare.display()), sha)
+}
+
+/// A new commit on `main` of [`setuptools_upstream`]'s `name`, pushed;
+/// the version stays, as it does on most branch moves. Returns it.
+fn move_branch(sb: &Sandbox, name: &str, n: u32) -> String {
+    let work = format!("remotes/{name}-work");
+    sb.write(
+        &format!("{work}/{name}/__init__.py"),
+        &format!("COMMIT = {n}\n"),
+    );
+    sb.git(&work, &["commit", "-q", "-am", "moved"]);
+    let bare = sb.path(&format!("remotes/{name}.git"));
+    sb.git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    sb.git(&work, &["rev-parse", "HEAD"]).trim().to_string()
+}
+
+/// The commit pip installed `dist` from (its `direct_url.json`).
+fn installed_commit(sb: &Sandbox, dist: &str) -> String {
+    let lib = sb.path("services/beta/.venv/lib");
+    for py in std::fs::read_dir(lib).unwrap().flatten() {
+        for e in std::fs::read_dir(py.path().join("site-packages"))
+            .unwrap()
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with(&format!("{dist}-")) && n.ends_with(".dist-info") {
+                let text = std::fs::read_to_string(e.path().join("direct_url.json")).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                return v["vcs_info"]["commit_id"].as_str().unwrap().to_string();
+            }
+        }
+    }
+    panic!("{dist} is not installed");
+}
+
+/// A git-sourced venv service with two git-URL dependencies on `main`:
+/// `delta` through a registry library of its `dependencies` (a plain
+/// `file:///` URL, which pip takes only as `file://localhost/`), and
+/// `epsilon` in the upstream's own `requirements.txt`. Both are built by
+/// real setuptools through real pip. Each is pinned at its commit in
+/// `hsm.locks/beta/requirements.txt`; the branches move upstream; a sync
+/// (also into a new venv, also on a fresh clone of the monorepo) keeps
+/// the pinned commits; `check` notices a dependency at another commit and
+/// sync puts it back; `update --locked` refuses to move a pin and changes
+/// nothing; `update` moves both; a ref changed in the manifest is not
+/// held by the old pin, and `--locked` refuses it.
+#[test]
+fn venv_git_dependencies_on_a_branch_stay_at_their_pinned_commits() {
+    if !require("venv") || !require("git") {
+        return;
+    }
+    let backends = layouts_support::backends();
+    let sb = Sandbox::new();
+    let (delta_url, delta1) = setuptools_upstream(&sb, "delta", "\"gamma\"");
+    let (eps_url, eps1) = setuptools_upstream(&sb, "epsilon", "");
+    let eps_pip = eps_url.replacen("file://", "file://localhost", 1);
+    let (beta_url, _) = upstream(
+        &sb,
+        "beta",
+        &["v1"],
+        &[(
+            "requirements.txt",
+            &format!(
+                "--no-index\n--find-links {}\n--find-links {}\nepsilon @ git+{eps_pip}@main\n",
+                sb.path("wheels").display(),
+                backends.display()
+            ),
+        )],
+    );
+    let manifest = |delta_ref: &str| {
+        format!(
+            "{}\n[registry.services.beta]\ndependencies = [\"delta\"]\n\n[registry.libraries.delta.sources.prod]\ntype = \"git\"\nurl = \"{delta_url}\"\nref = \"{delta_ref}\"\n",
+            venv_manifest(&beta_url, "v1")
+        )
+    };
+    sb.write("hsm.toml", &manifest("main"));
+    sb.sync(&[]);
+    let pins_file = "hsm.locks/beta/requirements.txt";
+    let pins = sb.read(pins_file);
+    let delta_pip = delta_url.replacen("file://", "file://localhost", 1);
+    let delta_line = format!("delta @ git+{delta_pip}@{delta1}  # ref: main\n");
+    let eps_line = format!("epsilon @ git+{eps_pip}@{eps1}  # ref: main\n");
+    assert!(
+        pins.contains(&delta_line) && pins.contains(&eps_line) && pins.contains("gamma==0.1.0\n"),
+        "{pins}"
+    );
+    assert_eq!(installed_commit(&sb, "delta"), delta1);
+    assert_eq!(installed_commit(&sb, "epsilon"), eps1);
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    // Both branches move upstream; a new venv still gets the pinned commits.
+    let delta2 = move_branch(&sb, "delta", 2);
+    let eps2 = move_branch(&sb, "epsilon", 2);
+    std::fs::remove_dir_all(sb.path("services/beta/.venv")).unwrap();
+    sb.sync(&[]);
+    assert_eq!(installed_commit(&sb, "delta"), delta1);
+    assert_eq!(installed_commit(&sb, "epsilon"), eps1);
+    assert_eq!(sb.read(pins_file), pins);
+
+    // The monorepo, committed and cloned elsewhere: the pinned commits, frozen.
+    let (_other, sb2) = monorepo_elsewhere(&sb);
+    let out = sb2.run(&["sync", "--frozen"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        sb2.read("hsm.lock")
+    );
+    assert_eq!(installed_commit(&sb2, "delta"), delta1);
+    assert_eq!(installed_commit(&sb2, "epsilon"), eps1);
+    assert_eq!(sb2.read(pins_file), pins);
+
+    // Another commit installed by hand: `check` names the pin, sync puts it back.
+    let pip = sb.path("services/beta/.venv/bin/pip");
+    let o = std::process::Command::new(&pip)
+        .args([
+            "install",
+            "-q",
+            "--no-deps",
+            "--force-reinstall",
+            "--no-index",
+        ])
+        .arg("--find-links")
+        .arg(backends)
+        .arg(format!("delta @ git+{delta_pip}@main"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(installed_commit(&sb, "delta"), delta2);
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    let err = stderr(&check);
+    assert!(
+        err.contains(&format!("delta at commit {}", &delta1[..12]))
+            && err.contains(&format!("delta at commit {}", &delta2[..12]))
+            && err.contains(pins_file),
+        "{err}"
+    );
+    sb.sync(&[]);
+    assert_eq!(installed_commit(&sb, "delta"), delta1);
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    // `update --locked` finds the moved branches: exit 1, the pins stay.
+    let lock = sb.read("hsm.lock");
+    let o = sb.run(&["update", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(pins_file), "{}", stderr(&o));
+    assert_eq!(sb.read(pins_file), pins);
+    assert_eq!(sb.read("hsm.lock"), lock);
+
+    // `update`: both move to their branch tips, and the summary says so.
+    let o = sb.run(&["update"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Updating beta: delta {} -> {}",
+            &delta1[..7],
+            &delta2[..7]
+        )) && err.contains(&format!(
+            "Updating beta: epsilon {} -> {}",
+            &eps1[..7],
+            &eps2[..7]
+        )),
+        "{err}"
+    );
+    assert_eq!(installed_commit(&sb, "delta"), delta2);
+    assert_eq!(installed_commit(&sb, "epsilon"), eps2);
+    let moved = sb.read(pins_file);
+    assert!(
+        moved.contains(&format!("delta @ git+{delta_pip}@{delta2}  # ref: main\n"))
+            && moved.contains(&format!("epsilon @ git+{eps_pip}@{eps2}  # ref: main\n")),
+        "{moved}"
+    );
+    let check = sb.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    // Another ref in the manifest: the pin of `main` does not hold it, and
+    // `--locked` refuses the change.
+    sb.git("remotes/delta-work", &["branch", "next", &delta1]);
+    let bare = sb.path("remotes/delta.git");
+    sb.git(
+        "remotes/delta-work",
+        &["push", "-q", bare.to_str().unwrap(), "next"],
+    );
+    sb.write("hsm.toml", &manifest("next"));
+    let o = sb.run(&["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(sb.read(pins_file), moved);
+    sb.sync(&[]);
+    assert_eq!(installed_commit(&sb, "delta"), delta1);
+    assert!(
+        sb.read(pins_file)
+            .contains(&format!("delta @ git+{delta_pip}@{delta1}  # ref: next\n")),
+        "{}",
+        sb.read(pins_file)
+    );
 }

@@ -129,9 +129,10 @@ pub fn changes(
     }
     for (component, path) in lockfiles(new) {
         // uv's lock, or the pins hsm keeps for a venv service.
+        let pins = path.starts_with(crate::lock::LOCKS_DIR) && path.as_str().ends_with(".txt");
         let versions = if path.as_str().ends_with("uv.lock") {
             locked_versions
-        } else if path.starts_with(crate::lock::LOCKS_DIR) && path.as_str().ends_with(".txt") {
+        } else if pins {
             pinned_versions
         } else {
             continue;
@@ -154,8 +155,34 @@ pub fn changes(
                 });
             }
         }
+        if pins {
+            out.extend(git_pin_changes(&component, old_text, &new_text));
+        }
     }
     out
+}
+
+/// The git dependencies of a venv service's pins that moved to another commit.
+fn git_pin_changes(component: &str, old_text: &str, new_text: &str) -> Vec<Change> {
+    let commits = |t: &str| -> BTreeMap<String, String> {
+        crate::python::pins::read(t)
+            .into_iter()
+            .map(|p| (p.name, p.commit))
+            .collect()
+    };
+    let (a, b) = (commits(old_text), commits(new_text));
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .map(|n| Change {
+            component: component.to_string(),
+            kind: "commit",
+            name: n.clone(),
+            old: a.get(n).cloned(),
+            new: b.get(n).cloned(),
+        })
+        .collect()
 }
 
 fn short(v: &str, kind: &str) -> String {

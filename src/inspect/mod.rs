@@ -213,6 +213,7 @@ fn inspect_python_env(
     project_dir: &Utf8Path,
     runtime: RuntimeType,
     dependencies: &[String],
+    pins: Option<(&Utf8Path, &Utf8Path)>,
     findings: &mut Vec<Finding>,
 ) -> Option<EnvState> {
     let venv = project_dir.join(".venv");
@@ -277,6 +278,9 @@ fn inspect_python_env(
             return None;
         }
     };
+    if let Some((root, rel)) = pins {
+        git_pins(component, root, rel, &dists, findings);
+    }
     let mut extras: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let expected = match runtime {
         RuntimeType::Uv => {
@@ -474,7 +478,15 @@ fn inspect_service_env(
                     crate::plan::Dependency::Requirement { requirement } => requirement.clone(),
                 })
                 .collect();
-            if let Some(state) = inspect_python_env(&component, &dir, rt, &deps, &mut findings) {
+            // A git-sourced venv service's pins (see the venv runtime).
+            let pins = (rt == RuntimeType::Venv && svc.checkout_path.is_some())
+                .then(|| crate::lock::committed_lock(&svc.name, Utf8Path::new(python::pins::FILE)));
+            let pins = pins
+                .as_deref()
+                .map(|p| (plan.project.workspace_root.as_path(), p));
+            if let Some(state) =
+                inspect_python_env(&component, &dir, rt, &deps, pins, &mut findings)
+            {
                 allowed.extend(state.allowed);
             }
         }
@@ -501,6 +513,51 @@ fn inspect_service_env(
         _ => {}
     }
     (findings, allowed)
+}
+
+/// A venv service's git dependencies sit at the commits its pins name
+/// (`rel`, under the workspace `root`).
+fn git_pins(
+    component: &str,
+    root: &Utf8Path,
+    rel: &Utf8Path,
+    dists: &BTreeMap<String, python::installed::Installed>,
+    findings: &mut Vec<Finding>,
+) {
+    let Ok(text) = std::fs::read_to_string(root.join(rel)) else {
+        return;
+    };
+    for pin in python::pins::read(&text) {
+        let Some(d) = dists.get(&pin.name) else {
+            // Not needed any more, or reported missing against the requirements.
+            continue;
+        };
+        if pin.holds(Some(d)) {
+            continue;
+        }
+        let short = |c: &str| c.chars().take(12).collect::<String>();
+        let found = match &d.vcs {
+            Some(v) if v.url == pin.url => format!("{} at commit {}", pin.name, short(&v.commit)),
+            Some(v) => format!(
+                "{} from `{}` at commit {}",
+                pin.name,
+                v.url,
+                short(&v.commit)
+            ),
+            None => format!("{} {} (not installed from git)", pin.name, d.version),
+        };
+        findings.push(package_finding(
+            FindingKind::PackageWrongVersion,
+            component,
+            &pin.name,
+            format!(
+                "{} at commit {} (pinned in `{rel}`)",
+                pin.name,
+                short(&pin.commit)
+            ),
+            found,
+        ));
+    }
 }
 
 /// Inspects every environment service and the shared root environment,
@@ -537,7 +594,8 @@ pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding
         .project
         .workspace_root
         .join(&plan.project.python_project);
-    let Some(root) = inspect_python_env("root", &root_dir, RuntimeType::Uv, &[], &mut findings)
+    let Some(root) =
+        inspect_python_env("root", &root_dir, RuntimeType::Uv, &[], None, &mut findings)
     else {
         return findings;
     };

@@ -123,7 +123,9 @@ impl Fingerprints {
         };
         let mut text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
         text.push('\n');
-        crate::fs::write_if_changed(&root.join(FINGERPRINTS), text.as_bytes(), None)
+        // A cache: a lost or empty one after a power loss only makes the
+        // next sync run the tools again.
+        crate::fs::write_cache_if_changed(&root.join(FINGERPRINTS), text.as_bytes(), None)
     }
 }
 

@@ -158,6 +158,11 @@ impl Recovery {
 struct State {
     log: Option<std::fs::File>,
     backups: usize,
+    /// The files with a record already: replayed newest first, the oldest
+    /// record of a file restores it last, so a later one would add nothing
+    /// but a backup and an fsync (a lock file hsm placed, then snapshotted
+    /// again before its tool runs).
+    files: std::collections::HashSet<Utf8PathBuf>,
 }
 
 /// The journal of the running sync. Nothing is on disk until the first
@@ -294,12 +299,16 @@ impl Journal {
         self.state().log.is_none()
     }
 
-    /// Keeps every change: deleting the log is the commit point.
+    /// Keeps every change: deleting the log is the commit point. The
+    /// deletion is not synced to disk, as sqlite does not sync it in its
+    /// `DELETE` journal mode: after a power loss that undoes it, the log is
+    /// whole (every record that a change depended on was synced before the
+    /// change), and the next command rolls the sync back as if it had been
+    /// killed just before its commit, which leaves every file as it was.
     pub fn commit(&self) {
         let mut st = self.state();
         if st.log.take().is_some() {
             let _ = std::fs::remove_file(self.dir.join(LOG));
-            let _ = sync_dir(&self.dir);
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -323,20 +332,29 @@ impl TxnLog for Journal {
         meta: Option<&FileMeta>,
     ) -> std::io::Result<()> {
         let rel = self.rel(path);
+        if self.state().files.contains(&rel) {
+            return Ok(());
+        }
         let meta = meta.copied();
         self.append(
             |backup| Record::File {
-                path: rel,
+                path: rel.clone(),
                 backup,
                 meta,
             },
             original,
-        )
+        )?;
+        self.state().files.insert(rel);
+        Ok(())
     }
 
+    /// Not synced by itself: [`FileTxn::snapshot`] writes the record of
+    /// the file in that directory next, durably, before either is created.
+    ///
+    /// [`FileTxn::snapshot`]: crate::fs::FileTxn::snapshot
     fn created_dir(&self, path: &Utf8Path) -> std::io::Result<()> {
         let path = self.rel(path);
-        self.append(|_| Record::CreatedDir { path }, None)
+        self.append_as(|_| Record::CreatedDir { path }, None, false)
     }
 }
 
@@ -666,6 +684,31 @@ mod tests {
     /// place; on a full disk, the write fails): the journal stays, the
     /// command is refused, and once the cause is gone the next recovery
     /// finishes the rollback.
+    #[test]
+    fn a_file_has_one_record_however_many_transactions_snapshot_it() {
+        let (_d, root) = tmp();
+        let placed = root.join("svc/uv.lock");
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&placed, b"placed by hsm", None).unwrap();
+        // Another thread's transaction, before its tool rewrites the file.
+        let mut child = txn.child();
+        child.snapshot(&placed).unwrap();
+        std::fs::write(&placed, b"rewritten by the tool").unwrap();
+        txn.absorb(child);
+        let log = std::fs::read_to_string(root.join(JOURNAL_DIR).join(LOG)).unwrap();
+        assert_eq!(log.matches("svc/uv.lock").count(), 1, "{log}");
+        assert!(!root.join(JOURNAL_DIR).join("0.orig").exists());
+        std::mem::forget(txn);
+        drop(j);
+        recover(&root).unwrap().expect("a journal was pending");
+        assert!(
+            !placed.exists(),
+            "the oldest record holds: it did not exist"
+        );
+        assert!(!root.join("svc").exists());
+    }
+
     #[test]
     fn a_rollback_that_cannot_finish_keeps_the_journal() {
         let (_d, root) = tmp();

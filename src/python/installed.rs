@@ -49,17 +49,55 @@ pub struct Installed {
     /// Installed from a URL or a directory (it has a `direct_url.json`),
     /// not by name from an index: no `name==version` pins it.
     pub direct: bool,
+    /// Installed from a git URL: where from, and at which commit.
+    pub vcs: Option<Vcs>,
+}
+
+/// The git source of a distribution pip installed from a git URL
+/// (`direct_url.json`'s `vcs_info`, PEP 610).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vcs {
+    /// Without `git+` and without the ref.
+    pub url: String,
+    pub commit: String,
+    pub subdirectory: Option<String>,
+    /// The ref it was asked for (a branch, a tag, the commit itself).
+    pub requested: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
 struct DirectUrl {
     url: String,
+    #[serde(default)]
+    vcs_info: Option<VcsInfo>,
+    #[serde(default)]
+    subdirectory: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct VcsInfo {
+    vcs: String,
+    commit_id: String,
+    #[serde(default)]
+    requested_revision: Option<String>,
+}
+
+/// The git source in a `direct_url.json`, if the distribution came from git.
+fn direct_url_vcs(d: &DirectUrl) -> Option<Vcs> {
+    let v = d.vcs_info.as_ref().filter(|v| v.vcs == "git")?;
+    Some(Vcs {
+        url: d.url.clone(),
+        commit: v.commit_id.clone(),
+        subdirectory: d.subdirectory.clone(),
+        requested: v.requested_revision.clone(),
+    })
 }
 
 /// The local directory of a `direct_url.json` (`file:///abs/dir`).
-fn direct_url_dir(dist_info: &Utf8Path) -> Option<Utf8PathBuf> {
-    let text = std::fs::read_to_string(dist_info.join("direct_url.json")).ok()?;
-    let d: DirectUrl = serde_json::from_str(&text).ok()?;
+fn direct_url_dir(d: &DirectUrl) -> Option<Utf8PathBuf> {
+    if d.vcs_info.is_some() {
+        return None;
+    }
     let path = d.url.strip_prefix("file://")?;
     let decoded = percent_decode(path)?;
     Some(crate::paths::normalize(Utf8Path::new(
@@ -131,13 +169,16 @@ pub fn installed_distributions(venv: &Utf8Path) -> std::io::Result<BTreeMap<Stri
                 None => continue,
             },
         };
+        let text = std::fs::read_to_string(entry.path().join("direct_url.json")).ok();
+        let direct: Option<DirectUrl> = text.as_deref().and_then(|t| serde_json::from_str(t).ok());
         out.insert(
             normalize_name(&n),
             Installed {
                 version: normalize_version(&v),
                 requires,
-                from_dir: direct_url_dir(entry.path()),
-                direct: entry.path().join("direct_url.json").is_file(),
+                from_dir: direct.as_ref().and_then(direct_url_dir),
+                vcs: direct.as_ref().and_then(direct_url_vcs),
+                direct: text.is_some(),
             },
         );
     }

@@ -3,6 +3,7 @@
 //! and `requirements.txt` files.
 
 pub mod installed;
+pub mod pins;
 pub mod project;
 pub mod requirements;
 pub mod venv;

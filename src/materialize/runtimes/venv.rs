@@ -8,6 +8,16 @@
 //! kept in `hsm.locks/<service>/requirements.txt` (`name==version`, sorted),
 //! given to pip as constraints on every later sync. With `--locked` or
 //! `--frozen` the environment must be exactly that set.
+//!
+//! A dependency pip took from a git URL is pinned there at its commit
+//! (`name @ git+URL@<commit>`, see [`crate::python::pins`]), so that a
+//! branch moving upstream changes nothing until `cargo hsm update`. pip
+//! cannot take such a pin as a constraint (it conflicts with the branch a
+//! requirement names), so a sync first installs each pinned commit that is
+//! not installed with `--no-deps`, then installs the rest constrained by the
+//! `name==version` lines: pip keeps an installed git dependency whose
+//! version the branch did not change, and hsm names the pinned commit
+//! itself in the service's own `dependencies`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::manifest::model::Source;
 use crate::plan::{Dependency, PlannedService};
 use crate::python::installed::{self, Installed};
+use crate::python::pins::{self as git_pins, GitPin, GitReq};
 use crate::python::project::ProjectInfo;
 use crate::python::requirements::{self, RequirementsFile};
 use crate::python::{marker_environment, requirement_key};
@@ -34,7 +45,11 @@ const HINT: &str =
 const SEEDS: [&str; 3] = ["pip", "setuptools", "wheel"];
 
 /// The pins of a git-sourced service, in `hsm.locks/<service>/`.
-const PINS: &str = "requirements.txt";
+const PINS: &str = git_pins::FILE;
+
+/// The `name==version` lines of pins that also pin git commits, for pip's
+/// `-c` (relative to the target path; the venv is hsm's to write in).
+const CONSTRAINTS: &str = ".venv/hsm-constraints.txt";
 
 /// What pip is asked to install, read from the service's files.
 struct Inputs {
@@ -54,12 +69,14 @@ fn rel_target(sv: &PlannedService) -> Utf8PathBuf {
 }
 
 /// Reads the service's requirements and project files.
-/// `constraints`: the service's pins, relative to the target path.
+/// `constraints`: the service's pins, relative to the target path;
+/// `pinned`: the git commits its `dependencies` are installed at.
 fn inputs(
     sv: &PlannedService,
     opts_no_index: bool,
     target: &Utf8Path,
     constraints: Option<&Utf8Path>,
+    pinned: &[GitPin],
 ) -> Result<Inputs> {
     let req_path = target.join("requirements.txt");
     let requirements = if req_path.is_file() {
@@ -104,7 +121,7 @@ fn inputs(
         }
         let rel = rel_target(sv);
         for d in &sv.dependencies {
-            rest.push(dependency_arg(d, &rel));
+            rest.push(pinned_arg(dependency_arg(d, &rel), pinned));
         }
     }
     if !then.is_empty() && opts_no_index {
@@ -156,7 +173,7 @@ fn dependency_arg(d: &Dependency, rel_target: &Utf8Path) -> String {
                 subdirectory,
                 ..
             } => {
-                let mut s = format!("{name} @ git+{url}");
+                let mut s = format!("{name} @ git+{}", git_pins::pip_url(url));
                 if let Some(r) = reference {
                     s.push_str(&format!("@{r}"));
                 }
@@ -168,6 +185,67 @@ fn dependency_arg(d: &Dependency, rel_target: &Utf8Path) -> String {
             _ => requirement.clone(),
         },
     }
+}
+
+/// A git URL requirement of the service's own, at its pinned commit when
+/// `pinned` holds one for the same repository and ref.
+fn pinned_arg(arg: String, pinned: &[GitPin]) -> String {
+    let Some(req) = git_pins::git_requirement(&arg) else {
+        return arg;
+    };
+    pinned
+        .iter()
+        .find(|p| req.pinned_by(p))
+        .map_or(arg, GitPin::requirement)
+}
+
+/// The git URL requirements the service names itself: in its
+/// `dependencies` and its requirements files.
+fn wanted(sv: &PlannedService, target: &Utf8Path) -> Vec<GitReq> {
+    let rel = rel_target(sv);
+    let mut out: Vec<GitReq> = sv
+        .dependencies
+        .iter()
+        .filter_map(|d| git_pins::git_requirement(&dependency_arg(d, &rel)))
+        .collect();
+    let req = target.join("requirements.txt");
+    if let Ok(r) = requirements::read(&req) {
+        for f in &r.files {
+            if let Ok(text) = std::fs::read_to_string(f) {
+                out.extend(git_pins::git_requirements(&text));
+            }
+        }
+    }
+    out
+}
+
+/// `pip install --no-deps --force-reinstall` of the pinned commits that are
+/// not installed (`None` when all are): pip would keep another commit of
+/// the same version.
+fn pin_install_args(
+    pinned: &[GitPin],
+    dists: &BTreeMap<String, Installed>,
+    no_index: bool,
+    index_options: &[String],
+) -> Option<Vec<String>> {
+    let stale: Vec<String> = pinned
+        .iter()
+        .filter(|p| !p.holds(dists.get(&p.name)))
+        .map(GitPin::requirement)
+        .collect();
+    if stale.is_empty() {
+        return None;
+    }
+    let mut a = vec!["--no-deps".to_string(), "--force-reinstall".into()];
+    if no_index {
+        a.push("--no-index".into());
+    }
+    // The index of the service's requirements file builds them too.
+    for o in index_options {
+        a.extend(o.split_whitespace().map(str::to_string));
+    }
+    a.extend(stale);
+    Some(a)
 }
 
 /// What may stay installed: everything the requirements, the project, the
@@ -305,25 +383,36 @@ impl RuntimeAdapter for VenvAdapter {
     }
 
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
-        let pins = Pins::of(ctx);
-        let args = inputs(ctx.service, false, target, pins.constraint().as_deref())
-            .map(|i| match i.then.is_empty() {
-                true => i.args.join(" "),
-                false => format!(
-                    "{} && .venv/bin/python -m pip install {}",
-                    i.args.join(" "),
-                    i.then.join(" ")
-                ),
-            })
-            .unwrap_or_default();
-        format!("python3 -m venv .venv && .venv/bin/python -m pip install {args}")
+        let pins = Pins::of(ctx, target);
+        let pinned = &pins.git;
+        let pip = ".venv/bin/python -m pip";
+        let mut steps = vec!["python3 -m venv .venv".to_string()];
+        let dists = installed::installed_distributions(&target.join(".venv")).unwrap_or_default();
+        if let Some(names) = pins.released(&dists, ctx.upgrade) {
+            steps.push(format!("{pip} uninstall -y {}", names.join(" ")));
+        }
+        if let Some(a) = pin_install_args(pinned, &dists, false, &pins.index_options) {
+            steps.push(format!("{pip} install {}", a.join(" ")));
+        }
+        if let Ok(i) = inputs(
+            ctx.service,
+            false,
+            target,
+            pins.constraint().as_deref(),
+            pinned,
+        ) {
+            for step in [&i.args, &i.then].into_iter().filter(|a| !a.is_empty()) {
+                steps.push(format!("{pip} install {}", step.join(" ")));
+            }
+        }
+        steps.join(" && ")
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
         let sv = ctx.service;
         let name = sv.name.clone();
         let who = format!("service `{name}`");
-        let pins = Pins::of(ctx);
+        let pins = Pins::of(ctx, target);
         pins.require()?;
         let no_index = ctx.opts.offline || ctx.opts.frozen;
         let python = find_tool("python3", &name, HINT)?;
@@ -353,13 +442,43 @@ impl RuntimeAdapter for VenvAdapter {
         // without the pins, and every distribution at the newest version
         // the requirements allow (not with `--locked` / `--frozen`).
         let upgrade = ctx.upgrade && !pins.strict;
-        let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {
-            let mut a = vec![
+        let pip = |verb: &str| {
+            vec![
                 "-m".to_string(),
                 "pip".into(),
-                "install".into(),
+                verb.into(),
                 "--disable-pip-version-check".into(),
-            ];
+            ]
+        };
+        if let Some(text) = pins.constraints_text() {
+            let path = target.join(CONSTRAINTS);
+            std::fs::write(&path, text)
+                .map_err(|e| Error::failed(format!("cannot write `{path}`: {e}")))?;
+        }
+        let mut pinned: &[GitPin] = &pins.git;
+        let dists = installed::installed_distributions(&venv).unwrap_or_default();
+        if let Some(names) = pins.released(&dists, ctx.upgrade) {
+            let mut u = pip("uninstall");
+            u.push("-y".into());
+            u.extend(names);
+            commands.push(super::command_line(&venv_python, &u));
+            run(&venv_python, &u)?;
+        }
+        if let Some(a) = pin_install_args(pinned, &dists, no_index, &pins.index_options) {
+            let mut a2 = pip("install");
+            a2.extend(a);
+            commands.push(super::command_line(&venv_python, &a2));
+            if let Err(e) = run(&venv_python, &a2) {
+                if pins.strict {
+                    return Err(pins.explain(e));
+                }
+                // A pinned commit that cannot be had (the branch was
+                // force-pushed): resolve afresh, and pin that.
+                pinned = &[];
+            }
+        }
+        let install = |inputs: &Inputs, commands: &mut Vec<String>| -> Result<()> {
+            let mut a = pip("install");
             if upgrade {
                 a.extend([
                     "--upgrade".into(),
@@ -379,14 +498,14 @@ impl RuntimeAdapter for VenvAdapter {
             Ok(())
         };
         let constraint = pins.constraint().filter(|_| !upgrade);
-        let mut inputs = inputs(sv, no_index, target, constraint.as_deref())?;
+        let mut inputs = inputs(sv, no_index, target, constraint.as_deref(), pinned)?;
         if let Err(e) = install(&inputs, &mut commands) {
             if pins.strict || constraint.is_none() {
                 return Err(pins.explain(e));
             }
             // The pins no longer fit the service's requirements (a new ref
             // asks for other versions): resolve afresh, and pin that.
-            inputs = self::inputs(sv, no_index, target, None)?;
+            inputs = self::inputs(sv, no_index, target, None, &[])?;
             install(&inputs, &mut commands)?;
         }
 
@@ -412,55 +531,65 @@ impl RuntimeAdapter for VenvAdapter {
             .cloned()
             .collect();
         if !extra.is_empty() {
-            let mut u = vec![
-                "-m".to_string(),
-                "pip".into(),
-                "uninstall".into(),
-                "--disable-pip-version-check".into(),
-                "-y".into(),
-            ];
+            let mut u = pip("uninstall");
+            u.push("-y".into());
             u.extend(extra.iter().cloned());
             commands.push(super::command_line(&venv_python, &u));
             run(&venv_python, &u)?;
             dists.retain(|n, _| !extra.contains(n));
         }
-        let pinned = pins.path.as_ref().map(|_| {
+        let now = pins.path.as_ref().map(|_| {
             // Without the seeds, unless something needs them.
             let needed = keep(sv, &inputs, target, &dists, &pyver, false);
-            render_pins(&name, &dists, &needed)
+            render_pins(&name, &dists, &needed, &pins)
         });
-        if let Some(now) = &pinned {
+        if let Some(now) = &now {
             pins.check(now)?;
         }
         Ok(RuntimeOutcome {
             commands,
-            pins: pinned,
+            pins: now,
         })
     }
 }
 
 /// `hsm.locks/<service>/requirements.txt`: the distributions of `needed`
-/// that pip installed by name, as `name==version` lines, sorted by PEP 503
-/// name; those installed from a URL or a directory (the project itself, a
-/// path or git dependency) are pinned by their source, not here.
+/// that pip installed by name, as `name==version` lines, and those it took
+/// from a git URL, as `name @ git+URL@<commit>`, sorted by PEP 503 name;
+/// those installed from another URL or a directory (the project itself, a
+/// path dependency) are pinned by their source, not here.
 fn render_pins(
     service: &str,
     dists: &BTreeMap<String, Installed>,
     needed: &BTreeSet<String>,
+    pins: &Pins,
 ) -> Vec<u8> {
+    let mut lines = String::new();
+    let mut git = false;
+    for (n, d) in dists.iter().filter(|(n, _)| needed.contains(*n)) {
+        if let Some(mut p) = GitPin::of(n, d, None) {
+            p.reference = pins.reference_of(&p, d);
+            lines.push_str(&format!("{}\n", p.line()));
+            git = true;
+        } else if !d.direct {
+            lines.push_str(&format!("{n}=={}\n", d.version));
+        }
+    }
     let mut out = format!(
         "# Generated by `cargo hsm sync`: what pip installed for service `{service}`.\n\
          # Given to pip as constraints; `--locked` and `--frozen` install exactly this set.\n"
     );
-    for (n, d) in dists {
-        if needed.contains(n) && !d.direct {
-            out.push_str(&format!("{n}=={}\n", d.version));
-        }
+    if git {
+        out.push_str(
+            "# Git dependencies stay at the commit named here; `cargo hsm update` moves them.\n",
+        );
     }
+    out.push_str(&lines);
     out.into_bytes()
 }
 
 /// The pins of the service being synced, when it has a git source.
+#[derive(Default)]
 struct Pins {
     /// Relative to the workspace root; `None` for a service without pins.
     path: Option<Utf8PathBuf>,
@@ -468,21 +597,47 @@ struct Pins {
     rel_target: Utf8PathBuf,
     /// What the file held before the sync.
     before: Option<Vec<u8>>,
+    /// Its git lines that still hold: all but those whose requirement now
+    /// names another ref; none for `cargo hsm update`.
+    git: Vec<GitPin>,
+    /// All its git lines.
+    git_before: Vec<GitPin>,
+    /// The git URL requirements the service names itself.
+    wanted: Vec<GitReq>,
+    /// The `--index-url`, `--find-links`, … lines of its requirements file.
+    index_options: Vec<String>,
     /// `--locked` or `--frozen`: the set must be exactly the pinned one.
     strict: bool,
     flag: &'static str,
 }
 
 impl Pins {
-    fn of(ctx: &RuntimeCtx<'_>) -> Pins {
+    fn of(ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Pins {
         let path = pins_path(ctx.service);
         let before = path
             .as_ref()
             .and_then(|p| std::fs::read(ctx.workspace_root.join(p)).ok());
+        let git_before = before
+            .as_deref()
+            .map(|b| git_pins::read(&String::from_utf8_lossy(b)))
+            .unwrap_or_default();
+        let wanted = wanted(ctx.service, target);
+        let git = git_before
+            .iter()
+            .filter(|p| !ctx.upgrade && git_pins::wanted_by(p, &wanted) != Some(false))
+            .cloned()
+            .collect();
+        let index_options = requirements::read(&target.join("requirements.txt"))
+            .map(|r| r.index_options)
+            .unwrap_or_default();
         Pins {
             path,
             rel_target: rel_target(ctx.service),
             before,
+            git,
+            git_before,
+            wanted,
+            index_options,
             strict: ctx.opts.locked || ctx.opts.frozen,
             flag: if ctx.opts.frozen {
                 "--frozen"
@@ -492,13 +647,71 @@ impl Pins {
         }
     }
 
-    /// The pins as pip's `-c` argument, relative to the target path.
+    /// The pins as pip's `-c` argument, relative to the target path: the
+    /// file itself, or its `name==version` lines in [`CONSTRAINTS`] when it
+    /// also pins git commits.
     fn constraint(&self) -> Option<Utf8PathBuf> {
         let p = self.path.as_ref().filter(|_| self.before.is_some())?;
+        if !self.git_before.is_empty() {
+            return Some(CONSTRAINTS.into());
+        }
         Some(crate::materialize::pyproject::relative_path(
             &self.rel_target,
             p,
         ))
+    }
+
+    /// What sync writes to [`CONSTRAINTS`], when the pins name git commits.
+    fn constraints_text(&self) -> Option<String> {
+        let b = self
+            .before
+            .as_ref()
+            .filter(|_| !self.git_before.is_empty())?;
+        Some(git_pins::constraints(&String::from_utf8_lossy(b)))
+    }
+
+    /// The installed git dependencies whose pins no longer hold, by name,
+    /// which pip must take from their refs again (it would keep an installed
+    /// one of the same version): all for `cargo hsm update`, else those
+    /// whose requirement now names another ref.
+    fn released(&self, dists: &BTreeMap<String, Installed>, upgrade: bool) -> Option<Vec<String>> {
+        let names: Vec<String> = dists
+            .iter()
+            .filter(|(n, d)| {
+                d.vcs.is_some()
+                    && (upgrade
+                        || (self.git_before.iter().any(|p| &p.name == *n)
+                            && !self.git.iter().any(|p| &p.name == *n)))
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        (!names.is_empty()).then_some(names)
+    }
+
+    /// The ref a git dependency installed at `p` is pinned for: the one
+    /// the service's requirement names, else the one its previous pin at
+    /// the same commit had, else the one pip was asked for.
+    fn reference_of(&self, p: &GitPin, d: &Installed) -> Option<String> {
+        let same =
+            |q: &GitPin| q.name == p.name && q.url == p.url && q.subdirectory == p.subdirectory;
+        if let Some(r) = self
+            .wanted
+            .iter()
+            .find(|r| r.name == p.name && r.url == p.url && r.subdirectory == p.subdirectory)
+        {
+            return r.reference.clone();
+        }
+        if let Some(q) = self
+            .git_before
+            .iter()
+            .find(|q| same(q) && q.commit == p.commit)
+        {
+            return q.reference.clone();
+        }
+        d.vcs
+            .as_ref()
+            .and_then(|v| v.requested.clone())
+            .filter(|r| *r != p.commit)
     }
 
     fn help(&self) -> String {
@@ -574,6 +787,7 @@ mod tests {
             requires: Vec::new(),
             from_dir: None,
             direct,
+            vcs: None,
         }
     }
 
@@ -592,9 +806,36 @@ mod tests {
             .into_iter()
             .map(str::to_string)
             .collect();
-        let text = String::from_utf8(render_pins("svc", &dists, &needed)).unwrap();
+        let text =
+            String::from_utf8(render_pins("svc", &dists, &needed, &Pins::default())).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines, ["alpha==1.0.0", "zeta-x==2.0"]);
         assert!(text.contains("service `svc`"));
+        assert!(!text.contains("Git dependencies"));
+
+        // A git dependency: at its commit, with the ref pip was asked for.
+        let mut dists = dists;
+        let mut delta = dist("0.1.0", true);
+        delta.vcs = Some(installed::Vcs {
+            url: "file://localhost/r/delta.git".into(),
+            commit: "c0ffee".into(),
+            subdirectory: None,
+            requested: Some("main".into()),
+        });
+        dists.insert("delta".into(), delta);
+        let needed: BTreeSet<String> = needed.into_iter().chain(["delta".into()]).collect();
+        let text =
+            String::from_utf8(render_pins("svc", &dists, &needed, &Pins::default())).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "alpha==1.0.0",
+                "delta @ git+file://localhost/r/delta.git@c0ffee  # ref: main",
+                "zeta-x==2.0"
+            ]
+        );
+        assert!(text.contains("`cargo hsm update` moves them"));
+        assert_eq!(git_pins::read(&text).len(), 1);
     }
 }
