@@ -11,20 +11,18 @@
 //! Paths in the file are relative to the compose file's directory, never
 //! absolute, so the file is the same on every machine.
 
-pub mod yaml;
-
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
+use super::yaml::{self, Yaml};
 use crate::error::{Error, Result};
 use crate::fs::FileTxn;
 use crate::manifest::model::{ContainerEngine, Source};
 use crate::paths::normalize;
 use crate::plan::{Plan, PlannedService};
-use yaml::Yaml;
 
 /// The first line of every file this module writes. A file at the compose
 /// path that does not start with it is the user's, and is never overwritten
