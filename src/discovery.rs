@@ -35,11 +35,19 @@ pub const BIND_HOST_VAR: &str = "HSM_BIND_HOST";
 
 /// Where a consumer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
+pub enum Place<'a> {
     /// A process on this host (an environment service, or `cargo hsm run`).
     Host,
     /// A container of the compose project.
     Container,
+    /// A pod of a Kubernetes cluster (`cargo hsm export kubernetes`): every
+    /// managed service is a pod behind a Service, reached by its DNS name
+    /// `<name>.<namespace>.svc` on the container port.
+    Cluster { namespace: &'a str },
+    /// A pod of `podman kube play` (`export kubernetes --host-ports`), which
+    /// ignores Services: every managed service is reached through the host
+    /// gateway on the port its container publishes (`hostPort`).
+    LocalPlay,
 }
 
 /// One `ports` entry in compose's short syntax:
@@ -125,7 +133,7 @@ pub fn host_gateway(engine: ContainerEngine) -> &'static str {
 
 /// The ports a managed service listens on, in declared order, with the
 /// host port that reaches each (a process's port is its host port).
-fn listen_ports(s: &PlannedService) -> Vec<PortSpec> {
+pub fn listen_ports(s: &PlannedService) -> Vec<PortSpec> {
     s.ports
         .iter()
         .filter_map(|p| parse_port(p))
@@ -245,10 +253,12 @@ pub fn values_for(plan: &Plan, consumer: &PlannedService, place: Place) -> Vec<(
         let host = match (place, dep.is_container()) {
             (Place::Host, _) => LOOPBACK.to_string(),
             (Place::Container, true) => dep.name.clone(),
-            (Place::Container, false) => host_gateway(engine).to_string(),
+            (Place::Container, false) | (Place::LocalPlay, _) => host_gateway(engine).to_string(),
+            (Place::Cluster { namespace }, _) => format!("{}.{namespace}.svc", dep.name),
         };
         let reach = |p: &PortSpec| match (place, dep.is_container()) {
-            (Place::Container, true) => Some(p.target),
+            (Place::Container, true) | (Place::Cluster { .. }, _) => Some(p.target),
+            (Place::LocalPlay, _) => Some(p.host.unwrap_or(p.target)),
             _ => p.host,
         };
         let ports = listen_ports(dep);
