@@ -44,6 +44,8 @@ use crate::plan::{Plan, PlannedService};
 /// Where the generated Dockerfiles and build contexts live, relative to
 /// the workspace root.
 pub const IMAGES_DIR: &str = ".hsm/images";
+/// The build secret holding the host's CA bundle (`SSL_CERT_FILE`).
+pub const CA_SECRET: &str = "hsm-ca-bundle";
 /// The user the runtime stage of a generated image runs as.
 pub const RUNTIME_USER: u32 = 10001;
 /// Directories never copied into a build context.
@@ -396,15 +398,20 @@ fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)
     for (k, _) in &args {
         let _ = writeln!(arg_lines, "ARG {k}");
     }
-    let mut mounts = String::new();
-    let mut exports = String::new();
+    // The host's CA bundle (`SSL_CERT_FILE`), for networks whose TLS is
+    // intercepted; an empty file when there is none, so that the
+    // Dockerfile does not depend on it.
+    let mut mounts = format!("--mount=type=secret,id={CA_SECRET} ");
+    let mut exports = format!(
+        "if [ -s /run/secrets/{CA_SECRET} ]; then export SSL_CERT_FILE=/run/secrets/{CA_SECRET} PIP_CERT=/run/secrets/{CA_SECRET}; fi; "
+    );
+    let mut vars = String::new();
     for (k, _) in &secrets {
         let _ = write!(mounts, "--mount=type=secret,id={k} ");
-        let _ = write!(exports, "{k}=\"$(cat /run/secrets/{k})\" ");
+        let _ = write!(vars, "{k}=\"$(cat /run/secrets/{k})\" ");
     }
-    if !exports.is_empty() {
-        exports.insert_str(0, "export ");
-        exports = format!("{}; ", exports.trim_end());
+    if !vars.is_empty() {
+        let _ = write!(exports, "export {}; ", vars.trim_end());
     }
     Ok((arg_lines, mounts, exports))
 }
@@ -457,6 +464,7 @@ fn uv_dockerfile(
         ))
         .with_help("run `cargo hsm sync` first (it locks the service with `uv lock`)"));
     }
+    outside_paths(s, dir)?;
     let uv = crate::materialize::runtimes::find_uv(
         &plan.project.workspace_root,
         &s.name,
@@ -481,6 +489,8 @@ fn uv_dockerfile(
     }
     let base = base_image(s, dir);
     let (args, mounts, exports) = env_lines(plan, s)?;
+    let ca = format!("--mount=type=secret,id={CA_SECRET} ");
+    let ca_export = format!("if [ -s /run/secrets/{CA_SECRET} ]; then export SSL_CERT_FILE=/run/secrets/{CA_SECRET} PIP_CERT=/run/secrets/{CA_SECRET}; fi; ");
     let mut metadata: Vec<&str> = ["pyproject.toml", "uv.lock", ".python-version"]
         .into_iter()
         .filter(|f| has(f))
@@ -494,7 +504,7 @@ fn uv_dockerfile(
     );
     let _ = writeln!(
         out,
-        "RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check \"uv=={version}\""
+        "RUN {ca}{ca_export}python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check \"uv=={version}\""
     );
     let _ = writeln!(
         out,
@@ -515,6 +525,46 @@ fn uv_dockerfile(
     );
     runtime_stage(&mut out, &base, s);
     Ok(out)
+}
+
+/// A package the lock takes from a path outside the service's directory
+/// is not in the build context: refused, naming it.
+fn outside_paths(s: &PlannedService, dir: &Utf8Path) -> Result<()> {
+    let text = std::fs::read_to_string(dir.join("uv.lock")).map_err(|e| {
+        Error::failed(format!(
+            "cannot read the `uv.lock` of service `{}`: {e}",
+            s.name
+        ))
+    })?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| {
+        Error::failed(format!(
+            "the `uv.lock` of service `{}` is not TOML: {e}",
+            s.name
+        ))
+    })?;
+    let packages = doc.get("package").and_then(|p| p.as_array());
+    for p in packages.into_iter().flatten() {
+        let Some(source) = p.get("source").and_then(|v| v.as_table()) else {
+            continue;
+        };
+        for key in ["editable", "path", "directory", "virtual"] {
+            let Some(path) = source.get(key).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let p_norm = normalize(&dir.join(path));
+            if !p_norm.starts_with(dir) {
+                let name = p.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+                return Err(Error::config(format!(
+                    "service `{}` locks `{name}` from `{path}`, outside its own directory, which its image build cannot see",
+                    s.name
+                ))
+                .with_help(format!(
+                    "give `{name}` a `git` or `pypi` source for the image (its prod mode), or move it inside the service"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn venv_dockerfile(
@@ -677,6 +727,18 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
             .map_err(|e| Error::failed(format!("cannot write a build secret: {e}")))?;
         args.extend(["--secret".into(), format!("id={k},src={}", path.display())]);
     }
+    let ca = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            let empty = secrets_dir.path().join("no-ca");
+            let _ = write_secret(&empty, b"");
+            empty
+        });
+    args.extend([
+        "--secret".into(),
+        format!("id={CA_SECRET},src={}", ca.display()),
+    ]);
     args.push(context.to_string());
     run_engine(&engine_path, &args, verbose, &recipe.service, "build")?;
     let mut pushed = false;
