@@ -464,7 +464,6 @@ fn uv_dockerfile(
         ))
         .with_help("run `cargo hsm sync` first (it locks the service with `uv lock`)"));
     }
-    outside_paths(s, dir)?;
     let uv = crate::materialize::runtimes::find_uv(
         &plan.project.workspace_root,
         &s.name,
@@ -668,6 +667,12 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
         ))
         .with_help("install it, or set `project.container-engine` to the engine you have")
     })?;
+    if let Some(s) = plan
+        .service(&recipe.service)
+        .filter(|s| s.runtime() == Some(RuntimeType::Uv))
+    {
+        outside_paths(s, &recipe.source_dir)?;
+    }
     let dir = recipe.dir(plan);
     let context = dir.join("context");
     let rel_dir = Utf8PathBuf::from(IMAGES_DIR).join(&recipe.service);
