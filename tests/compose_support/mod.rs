@@ -305,9 +305,18 @@ pub fn run_bounded(
 /// The project-local podman configuration of tests/support/podman-env.sh
 /// under `dir`, as environment variables (nothing under /etc is touched).
 pub fn podman_env(dir: &Path) -> Vec<(String, String)> {
+    podman_env_with(dir, "vfs")
+}
+
+/// [`podman_env`] with another storage driver (`overlay` makes image
+/// builds about ten times faster than `vfs` on these machines).
+pub fn podman_env_with(dir: &Path, driver: &str) -> Vec<(String, String)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/podman-env.sh");
     let out = run_bounded(
-        StdCommand::new("bash").arg(&script).arg(dir),
+        StdCommand::new("bash")
+            .arg(&script)
+            .arg(dir)
+            .env("HSM_PODMAN_STORAGE_DRIVER", driver),
         std::time::Duration::from_secs(30),
     )
     .expect("podman-env.sh");
