@@ -111,7 +111,13 @@ pub fn run_export(shell: &Shell, root: &Utf8Path, cmd: &ExportCmd) -> Result<i32
             problems.len(),
             files.len()
         ))
-        .with_detail(problems.join("\n"))
+        .with_detail(
+            problems
+                .iter()
+                .map(|p| p.describe(shown))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
         .with_help(
             "run `cargo hsm export kubernetes` (with the same options) to bring it up to date",
         ));

@@ -799,30 +799,61 @@ pub fn write(
     Ok(w)
 }
 
-/// How the files in `dir` differ from `files`: one line per file that is
-/// missing, different (with a short diff) or stale. Empty when they agree.
-pub fn check(dir: &Utf8Path, shown: &Utf8Path, files: &[File]) -> Result<Vec<String>> {
+/// One file on disk that is not what the export would write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Relative to the output directory.
+    pub file: String,
+    /// `missing`, `differs` or `stale` (written before, no longer generated).
+    pub status: &'static str,
+    /// For `differs`: a short line diff (disk → generated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Problem {
+    /// In words, with the path as shown (`--out`).
+    pub fn describe(&self, shown: &Utf8Path) -> String {
+        let rel = shown.join(&self.file);
+        match self.status {
+            "missing" => format!("`{rel}` is missing"),
+            "stale" => format!("`{rel}` is no longer generated (its service is not selected)"),
+            _ => format!(
+                "`{rel}` differs from what the manifest generates:\n{}",
+                self.diff.as_deref().unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// How the files in `dir` differ from `files`: one entry per file that is
+/// missing, different or stale. Empty when they agree.
+pub fn check(dir: &Utf8Path, shown: &Utf8Path, files: &[File]) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     for (name, text) in files {
         let rel = shown.join(name);
-        match std::fs::read(dir.join(name)) {
-            Ok(b) if b == text.as_bytes() => {}
-            Ok(b) => problems.push(format!(
-                "`{rel}` differs from what the manifest generates:\n{}",
-                super::diff_lines(&String::from_utf8_lossy(&b), text, 20)
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(format!("`{rel}` is missing"))
-            }
+        let (status, diff) = match std::fs::read(dir.join(name)) {
+            Ok(b) if b == text.as_bytes() => continue,
+            Ok(b) => (
+                "differs",
+                Some(super::diff_lines(&String::from_utf8_lossy(&b), text, 20)),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("missing", None),
             Err(e) => return Err(super::io_error("read", &rel, e)),
-        }
+        };
+        problems.push(Problem {
+            file: name.clone(),
+            status,
+            diff,
+        });
     }
     for old in ours_in(dir) {
         if !files.iter().any(|(n, _)| *n == old) {
-            problems.push(format!(
-                "`{}` is no longer generated (its service is not selected)",
-                shown.join(&old)
-            ));
+            problems.push(Problem {
+                file: old,
+                status: "stale",
+                diff: None,
+            });
         }
     }
     Ok(problems)
