@@ -17,10 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use compose_support::{
-    free_port, http_get, missing, podman_env_with, require as require_tool, run_bounded,
-};
-use sync_support::{require, stderr, Sandbox};
+use compose_support::{free_port, http_get, missing, podman_as_root, podman_env_with, run_bounded};
+use sync_support::{stderr, Sandbox};
 
 type Env = Vec<(String, String)>;
 
@@ -29,20 +27,10 @@ type Env = Vec<(String, String)>;
 fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    for (tool, why) in [
+    if !podman_as_root(&[
         ("podman", "the container engine"),
         ("bash", "runs tests/support/podman-*.sh"),
-    ] {
-        if !require_tool(tool, why) {
-            return None;
-        }
-    }
-    if !require("uv") {
-        return None;
-    }
-    let uid = Command::new("id").arg("-u").output();
-    if uid.map(|o| o.stdout.trim_ascii() != b"0").unwrap_or(true) {
-        missing("podman runs as root with a project-local store here; not root");
+    ]) {
         return None;
     }
     let cache = std::env::var("HSM_IMAGE_CACHE")

@@ -298,6 +298,9 @@ fn hash_file(h: &mut Sha256, dir: &Utf8Path, rel: &Utf8Path) -> Result<()> {
     Ok(())
 }
 
+/// `KEY=VALUE` pairs, sorted by key.
+type KeyValues = Vec<(String, String)>;
+
 /// Does `value` hold a `${VAR}` or `$VAR` (`$$` is a literal `$`)?
 pub fn has_variable(value: &str) -> bool {
     let b = value.as_bytes();
@@ -321,7 +324,7 @@ pub fn has_variable(value: &str) -> bool {
 fn build_env(
     plan: &Plan,
     s: &PlannedService,
-) -> Result<(Vec<(String, String)>, Vec<(String, String)>)> {
+) -> Result<(KeyValues, KeyValues)> {
     let place = crate::discovery::Place::Host;
     let mut args = BTreeMap::new();
     let mut secrets = BTreeMap::new();
@@ -390,6 +393,17 @@ fn header(plan: &Plan, s: &PlannedService) -> String {
     )
 }
 
+/// The `RUN --mount` option and the exports that hand the host's CA
+/// bundle (the secret [`CA_SECRET`], empty when there is none) to pip and uv.
+fn ca_bundle() -> (String, String) {
+    (
+        format!("--mount=type=secret,id={CA_SECRET} "),
+        format!(
+            "if [ -s /run/secrets/{CA_SECRET} ]; then export SSL_CERT_FILE=/run/secrets/{CA_SECRET} PIP_CERT=/run/secrets/{CA_SECRET}; fi; "
+        ),
+    )
+}
+
 /// `ARG` lines of the build stage, and the `RUN --mount` options and
 /// exports of the secrets, for the step that installs dependencies.
 fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)> {
@@ -401,10 +415,7 @@ fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)
     // The host's CA bundle (`SSL_CERT_FILE`), for networks whose TLS is
     // intercepted; an empty file when there is none, so that the
     // Dockerfile does not depend on it.
-    let mut mounts = format!("--mount=type=secret,id={CA_SECRET} ");
-    let mut exports = format!(
-        "if [ -s /run/secrets/{CA_SECRET} ]; then export SSL_CERT_FILE=/run/secrets/{CA_SECRET} PIP_CERT=/run/secrets/{CA_SECRET}; fi; "
-    );
+    let (mut mounts, mut exports) = ca_bundle();
     let mut vars = String::new();
     for (k, _) in &secrets {
         let _ = write!(mounts, "--mount=type=secret,id={k} ");
@@ -488,8 +499,7 @@ fn uv_dockerfile(
     }
     let base = base_image(s, dir);
     let (args, mounts, exports) = env_lines(plan, s)?;
-    let ca = format!("--mount=type=secret,id={CA_SECRET} ");
-    let ca_export = format!("if [ -s /run/secrets/{CA_SECRET} ]; then export SSL_CERT_FILE=/run/secrets/{CA_SECRET} PIP_CERT=/run/secrets/{CA_SECRET}; fi; ");
+    let (ca, ca_export) = ca_bundle();
     let mut metadata: Vec<&str> = ["pyproject.toml", "uv.lock", ".python-version"]
         .into_iter()
         .filter(|f| has(f))

@@ -385,3 +385,22 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port on 127.0.0.1")
 }
+
+/// `tools` (name, why), uv, and root, which the tests' podman store needs:
+/// `false` (skipped locally, failing under `CI=true`) when one is missing.
+pub fn podman_as_root(tools: &[(&str, &str)]) -> bool {
+    for (tool, why) in tools {
+        if !require(tool, why) {
+            return false;
+        }
+    }
+    if !require("uv", "runs the environment services") {
+        return false;
+    }
+    let uid = StdCommand::new("id").arg("-u").output();
+    if uid.map(|o| o.stdout.trim_ascii() != b"0").unwrap_or(true) {
+        missing("podman runs as root with a project-local store here; not root");
+        return false;
+    }
+    true
+}
