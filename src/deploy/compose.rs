@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-pub use super::diff_lines;
 use super::yaml::{self, Yaml};
 use super::{ensure_ours, io_error};
 

@@ -321,10 +321,7 @@ pub fn has_variable(value: &str) -> bool {
 /// The build env: plain values as build arguments, values with `${VAR}`
 /// as secrets, each sorted by key; `${HSM_SERVICE.…}` as this host reaches
 /// the services (the build runs here).
-fn build_env(
-    plan: &Plan,
-    s: &PlannedService,
-) -> Result<(KeyValues, KeyValues)> {
+fn build_env(plan: &Plan, s: &PlannedService) -> Result<(KeyValues, KeyValues)> {
     let place = crate::discovery::Place::Host;
     let mut args = BTreeMap::new();
     let mut secrets = BTreeMap::new();

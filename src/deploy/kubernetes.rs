@@ -836,7 +836,13 @@ pub fn check(dir: &Utf8Path, shown: &Utf8Path, files: &[File]) -> Result<Vec<Pro
             Ok(b) if b == text.as_bytes() => continue,
             Ok(b) => (
                 "differs",
-                Some(super::diff_lines(&String::from_utf8_lossy(&b), text, 20)),
+                Some(crate::diff::unified(
+                    &String::from_utf8_lossy(&b),
+                    text,
+                    &format!("{rel} (on disk)"),
+                    &format!("{rel} (generated)"),
+                    20,
+                )),
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ("missing", None),
             Err(e) => return Err(super::io_error("read", &rel, e)),
