@@ -1,7 +1,7 @@
 //! `cargo hsm image build`: an OCI image for every managed service that has
 //! none of its own, so that the Plan can leave this machine.
 //!
-//! - An **environment service** (uv, venv) gets a generated Dockerfile under
+//! - An **environment service** (uv, venv; pixi and node are refused) gets a generated Dockerfile under
 //!   `.hsm/images/<service>/`, beside a copy of its source (the build
 //!   context, without `.venv`, `.git` and caches). It installs exactly what
 //!   is locked (`uv sync --frozen --no-dev`, or the pinned requirements for
@@ -166,6 +166,15 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
             Some(venv_dockerfile(plan, s, &source_dir, &files)?),
             Utf8PathBuf::from("Dockerfile"),
         ),
+        RuntimeType::Node => {
+            return Err(Error::config(format!(
+                "service `{}` runs with node, and cargo-hsm builds no node images yet",
+                s.name
+            ))
+            .with_help(
+                "give it a `build` source with a Dockerfile (e.g. `FROM node:20-slim`, `npm ci`), or a published `docker-image`",
+            ))
+        }
         RuntimeType::Pixi => {
             return Err(Error::config(format!(
                 "service `{}` runs with pixi, and cargo-hsm builds no pixi images yet",
