@@ -52,6 +52,9 @@ pub const VOLUME_SIZE: &str = "1Gi";
 /// The image of the init container that waits for dependencies.
 pub const DEFAULT_WAIT_IMAGE: &str = "busybox:1.36";
 
+/// podman's annotation for the kind of a pod's init containers.
+const PODMAN_INIT_TYPE: &str = "io.podman.annotations.init.container.type";
+
 /// How to export.
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
@@ -585,8 +588,21 @@ impl Ctx<'_> {
         }
 
         let mut pod: Vec<(&str, Yaml)> = Vec::new();
+        let mut deployment_meta = self.metadata(name, name);
         if let Some(init) = self.wait_container(s) {
             pod.push(("initContainers", Yaml::Seq(vec![init])));
+            if self.opts.host_ports {
+                // podman 4.3's kube play removes a finished "once" init
+                // container and races its exit ("cannot remove container
+                // … as it is running"); "always" keeps it. It reads the
+                // Deployment's annotations, not the template's.
+                if let Yaml::Map(m) = &mut deployment_meta {
+                    m.push((
+                        "annotations".to_string(),
+                        map(vec![(PODMAN_INIT_TYPE, Yaml::str("always"))]),
+                    ));
+                }
+            }
         }
         pod.push(("containers", Yaml::Seq(vec![map(c)])));
         if let Some(stop) = s.stop_timeout.as_deref().and_then(health::parse_duration) {
@@ -599,7 +615,7 @@ impl Ctx<'_> {
         docs.push(map(vec![
             ("apiVersion", Yaml::str("apps/v1")),
             ("kind", Yaml::str("Deployment")),
-            ("metadata", self.metadata(name, name)),
+            ("metadata", deployment_meta),
             (
                 "spec",
                 map(vec![
