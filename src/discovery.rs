@@ -12,12 +12,14 @@
 //! | process → container | `127.0.0.1` | the published host port |
 //! | container → container | the service name | the container port |
 //! | container → process | the engine's host gateway | the process's port |
+//! | pod → pod (Kubernetes export) | `<name>.<namespace>.svc` | the container port |
+//! | pod → pod (`podman kube play`, `--host-ports`) | the engine's host gateway | the `hostPort` (published, else the container port) |
 //!
 //! External services are not here: their `external` values already reach
 //! their consumers as `<SERVICE>_<KEY>` through the Plan's env.
 //!
-//! Pure data, no I/O: `run/` (`cargo hsm up`) and the compose override it
-//! writes read it; unit-tested without starting anything.
+//! Pure data, no I/O: `run/` (`cargo hsm up`), the compose override it
+//! writes and `deploy/` (compose, Kubernetes) read it; unit-tested without starting anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,11 +37,19 @@ pub const BIND_HOST_VAR: &str = "HSM_BIND_HOST";
 
 /// Where a consumer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
+pub enum Place<'a> {
     /// A process on this host (an environment service, or `cargo hsm run`).
     Host,
     /// A container of the compose project.
     Container,
+    /// A pod of a Kubernetes cluster (`cargo hsm export kubernetes`): every
+    /// managed service is a pod behind a Service, reached by its DNS name
+    /// `<name>.<namespace>.svc` on the container port.
+    Cluster { namespace: &'a str },
+    /// A pod of `podman kube play` (`export kubernetes --host-ports`), which
+    /// ignores Services: every managed service is reached through the host
+    /// gateway on the port its container publishes (`hostPort`).
+    LocalPlay,
 }
 
 /// One `ports` entry in compose's short syntax:
@@ -125,7 +135,7 @@ pub fn host_gateway(engine: ContainerEngine) -> &'static str {
 
 /// The ports a managed service listens on, in declared order, with the
 /// host port that reaches each (a process's port is its host port).
-fn listen_ports(s: &PlannedService) -> Vec<PortSpec> {
+pub fn listen_ports(s: &PlannedService) -> Vec<PortSpec> {
     s.ports
         .iter()
         .filter_map(|p| parse_port(p))
@@ -245,10 +255,12 @@ pub fn values_for(plan: &Plan, consumer: &PlannedService, place: Place) -> Vec<(
         let host = match (place, dep.is_container()) {
             (Place::Host, _) => LOOPBACK.to_string(),
             (Place::Container, true) => dep.name.clone(),
-            (Place::Container, false) => host_gateway(engine).to_string(),
+            (Place::Container, false) | (Place::LocalPlay, _) => host_gateway(engine).to_string(),
+            (Place::Cluster { namespace }, _) => format!("{}.{namespace}.svc", dep.name),
         };
         let reach = |p: &PortSpec| match (place, dep.is_container()) {
-            (Place::Container, true) => Some(p.target),
+            (Place::Container, true) | (Place::Cluster { .. }, _) => Some(p.target),
+            (Place::LocalPlay, _) => Some(p.host.unwrap_or(p.target)),
             _ => p.host,
         };
         let ports = listen_ports(dep);
@@ -503,6 +515,35 @@ sources.prod = { type = "docker-image", image = "postgres" }
             "0.0.0.0"
         );
         assert_eq!(bind_host(&p, "api", &["api".into()]), "127.0.0.1");
+    }
+
+    #[test]
+    fn in_a_cluster_every_service_is_a_dns_name_on_its_container_port() {
+        let p = plan(TWO_WORLDS);
+        let web = p.service("web").unwrap();
+        let api = p.service("api").unwrap();
+        let cluster = Place::Cluster { namespace: "rag" };
+        assert_eq!(
+            values_for(&p, web, cluster),
+            [
+                ("API_HOST".to_string(), "api.rag.svc".to_string()),
+                ("API_PORT".to_string(), "8081".to_string()),
+                ("API_PORT_8081".to_string(), "8081".to_string()),
+                ("API_URL".to_string(), "http://api.rag.svc:8081".to_string()),
+            ]
+        );
+        // The unpublished port is reachable in a cluster, by its container port.
+        let v = values_for(&p, api, cluster);
+        assert!(v.contains(&("DB_PORT".into(), "5432".into())), "{v:?}");
+        assert!(v.contains(&("DB_PORT_9187".into(), "9187".into())), "{v:?}");
+        // Local play: the host gateway and the host port (published, else the same).
+        let v = values_for(&p, api, Place::LocalPlay);
+        assert!(
+            v.contains(&("DB_HOST".into(), "host.containers.internal".into())),
+            "{v:?}"
+        );
+        assert!(v.contains(&("DB_PORT".into(), "15432".into())), "{v:?}");
+        assert!(v.contains(&("DB_PORT_9187".into(), "9187".into())), "{v:?}");
     }
 
     #[test]

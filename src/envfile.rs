@@ -105,7 +105,10 @@ pub fn expand(value: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 }
 
 /// Env files' lines first (in declared order), then the plan's layers; values as written.
-fn layers(workspace_root: &Utf8Path, service: &PlannedService) -> Result<Vec<(String, String)>> {
+pub fn layers(
+    workspace_root: &Utf8Path,
+    service: &PlannedService,
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut push = |key: &str, value: &str, from: &str| -> Result<()> {
         if value.contains('\n') || value.contains('\r') {

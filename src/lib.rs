@@ -3,7 +3,9 @@
 //!
 //! The pipeline, one module per stage:
 //! [`manifest`] (load) → [`resolve`] (→ [`plan::Plan`]) → [`materialize`]
-//! (driver + one file per step) → [`lock`] + [`inspect`].
+//! (driver + one file per step) → [`lock`] + [`inspect`]; [`deploy`]
+//! renders the Plan for an engine (compose, Kubernetes, images) and [`run`]
+//! starts it (`up`).
 //!
 //! Shared modules, used by the stages and never using them: [`python`]
 //! (PEP 503 names, requirements), [`git`] (checkouts), [`envfile`]
@@ -13,7 +15,7 @@
 pub mod build;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod compose;
+pub mod deploy;
 pub mod diff;
 pub mod discovery;
 pub mod edit;

@@ -149,6 +149,18 @@ pub struct PlannedService {
     /// Grace between SIGTERM and SIGKILL when `up` stops it, as written (`10s`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<String>,
+    /// The profile's `image-repository` (`image build --push`, export).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_repository: Option<String>,
+    /// The profile's `base-image` for an environment service's image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_image: Option<String>,
+    /// The profile's `wait-for-dependencies` (Kubernetes init container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_for_dependencies: Option<bool>,
+    /// The profile's `wait-image` (that init container's image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_image: Option<String>,
     pub group: Option<String>,
     pub selected_by: Vec<SelectedBy>,
 }

@@ -99,6 +99,9 @@ fn every_command_prints_one_document_with_schema_and_reason() {
         (&["remove", "no-such-service"], "error"),
         (&["service", "add", "no-such-service"], "error"),
         (&["registry", "show", "no-such-entry"], "error"),
+        // The example's uv service has no `uv.lock` before a sync.
+        (&["export", "kubernetes"], "error"),
+        (&["image", "build", "embedder"], "error"),
     ];
     for (args, reason) in cases {
         let out = hsm(root)

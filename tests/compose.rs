@@ -261,9 +261,9 @@ warning: `hsm.lock` was not updated: there is none yet; `cargo hsm sync` writes 
     // And the library's pure render agrees with the file.
     let root = camino::Utf8PathBuf::from_path_buf(sb.root.clone()).unwrap();
     let (_, plan) = cargo_hsm::plan(&root).unwrap();
-    let rendered = cargo_hsm::compose::render(&plan).expect("container services");
+    let rendered = cargo_hsm::deploy::compose::render(&plan).expect("container services");
     assert_eq!(rendered.as_bytes(), first.as_slice());
-    assert_eq!(cargo_hsm::compose::render(&plan), Some(rendered));
+    assert_eq!(cargo_hsm::deploy::compose::render(&plan), Some(rendered));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use compose_support::free_port;
-use sync_support::{copy_example, require, stderr, stdout, Sandbox};
+use sync_support::{copy_example, stderr, stdout, Sandbox};
 use up_support::*;
 
 /// The ids of the project's running (`all`: also stopped) containers.
@@ -66,22 +66,12 @@ fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
     // One test at a time in the shared store.
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    use compose_support::{missing, podman_env, require as require_tool, run_bounded};
-    for (tool, why) in [
+    use compose_support::{podman_as_root, podman_env, run_bounded};
+    if !podman_as_root(&[
         ("podman", "the container engine"),
         ("podman-compose", "the compose front end of podman"),
         ("bash", "runs tests/support/podman-*.sh"),
-    ] {
-        if !require_tool(tool, why) {
-            return None;
-        }
-    }
-    if !require("uv") {
-        return None;
-    }
-    let uid = Command::new("id").arg("-u").output();
-    if uid.map(|o| o.stdout.trim_ascii() != b"0").unwrap_or(true) {
-        missing("podman runs as root with a project-local vfs store here; not root");
+    ]) {
         return None;
     }
     let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hsm-podman");

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let result = load_with(&root, &ov).and_then(|loaded| cargo_hsm::resolve(&loaded));
     match result {
         Ok(plan) => {
-            let _ = cargo_hsm::compose::render(&plan);
+            let _ = cargo_hsm::deploy::compose::render(&plan);
         }
         Err(e) => {
             let shown = render(&e, &style);

@@ -5,7 +5,7 @@ use camino::Utf8Path;
 use clap::Args;
 
 use super::shell::{MessageFormat, Shell};
-use crate::compose::{self, ComposeOutcome, ComposeStatus};
+use crate::deploy::compose::{self, ComposeOutcome, ComposeStatus};
 use crate::error::{Error, Result, EXIT_OK};
 use crate::fs::FileTxn;
 use crate::lock::{HsmLock, LOCK_FILE};

@@ -6,6 +6,7 @@ mod add;
 mod check;
 mod clean;
 mod compose;
+mod deploy;
 mod edit;
 mod generate;
 mod list;
@@ -111,6 +112,16 @@ pub enum Command {
     /// The detached supervisor of `up -d` (started by `up -d` itself)
     #[command(name = "__supervise", hide = true)]
     Supervise(up::SuperviseArgs),
+    /// Render the selection for a cluster engine: `export kubernetes`
+    Export {
+        #[command(subcommand)]
+        cmd: deploy::ExportCmd,
+    },
+    /// Build OCI images of the selected services: `image build`
+    Image {
+        #[command(subcommand)]
+        cmd: deploy::ImageCmd,
+    },
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(generate::CompletionsArgs),
     /// Print the man page, or write one page per command with `--out-dir`
@@ -228,6 +239,12 @@ fn run(cli: &Cli, shell: &Shell) -> Result<i32> {
         }
         Command::Run(args) => {
             up::run_one_off(shell, &workspace_root(cli.manifest_path.as_deref())?, args)
+        }
+        Command::Export { cmd } => {
+            deploy::run_export(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
+        }
+        Command::Image { cmd } => {
+            deploy::run_image(shell, &workspace_root(cli.manifest_path.as_deref())?, cmd)
         }
         Command::Supervise(args) => {
             up::supervise(&workspace_root(cli.manifest_path.as_deref())?, args)

@@ -119,9 +119,9 @@ fn short(sha: &str) -> &str {
 
 /// The compose file equals what the manifest generates now.
 pub fn compose(plan: &Plan, findings: &mut Vec<Finding>) -> crate::Result<()> {
-    use crate::compose::ComposeStatus;
+    use crate::deploy::compose::ComposeStatus;
     let file = &plan.project.compose_file;
-    let (expected, found) = match crate::compose::check(plan)? {
+    let (expected, found) = match crate::deploy::compose::check(plan)? {
         ComposeStatus::Fresh | ComposeStatus::Absent => return Ok(()),
         ComposeStatus::Missing => (
             format!("`{file}` with the container services"),

@@ -530,6 +530,20 @@ pub struct DeploymentProfile {
     pub env: BTreeMap<String, EnvValue>,
     #[serde(default)]
     pub external: BTreeMap<String, EnvValue>,
+    /// Where `cargo hsm image build --push` pushes the service's image
+    /// (`registry.example.org/team`); also the repository the Kubernetes
+    /// export names it by.
+    pub image_repository: Option<String>,
+    /// The `FROM` of an environment service's generated Dockerfile
+    /// (default `python:<version>-slim`, the version from the service's
+    /// `.python-version` or `requires-python`).
+    pub base_image: Option<String>,
+    /// Kubernetes export: an init container that waits until each
+    /// dependency answers on its port (default `true`).
+    pub wait_for_dependencies: Option<bool>,
+    /// Kubernetes export: the image of that init container (default
+    /// `busybox:1.36`; it runs `nc`).
+    pub wait_image: Option<String>,
 }
 
 /// `[registry.library_groups.<name>]` / `service_groups`, or a file per group.

@@ -493,6 +493,10 @@ impl Resolver<'_> {
             aliases: e.aliases.clone(),
             url_scheme: e.url_scheme.clone(),
             stop_timeout: e.stop_timeout.clone(),
+            image_repository: profile.image_repository.clone(),
+            base_image: profile.base_image.clone(),
+            wait_for_dependencies: profile.wait_for_dependencies,
+            wait_image: profile.wait_image.clone(),
             group: self.group_of(GroupKind::Service, name),
             selected_by: self.svcs[name]
                 .whys

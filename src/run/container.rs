@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 
-use crate::compose::yaml::{self, Yaml};
+use crate::deploy::yaml::{self, Yaml};
 use crate::discovery::{self, Place};
 use crate::error::{Error, Result};
 use crate::manifest::model::ContainerEngine;
@@ -252,7 +252,7 @@ impl Compose {
         for f in &self.files {
             v.extend([
                 "-f".into(),
-                crate::compose::relative_path(&self.cwd, f).into_string(),
+                crate::deploy::compose::relative_path(&self.cwd, f).into_string(),
             ]);
         }
         v.extend(args.iter().map(|a| a.to_string()));

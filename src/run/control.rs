@@ -159,10 +159,10 @@ pub fn down(
             .into_iter()
             .filter(|r| services.is_empty() || services.contains(&r.service))
             .collect();
-    let has_containers =
-        plan.container_services().next().is_some() && crate::compose::compose_path(plan).is_file();
+    let has_containers = plan.container_services().next().is_some()
+        && crate::deploy::compose::compose_path(plan).is_file();
     let compose = if has_containers {
-        let mut files = vec![crate::compose::compose_path(plan)];
+        let mut files = vec![crate::deploy::compose::compose_path(plan)];
         let o = root.join(container::OVERRIDE_FILE);
         if o.is_file() {
             files.push(o);

@@ -345,7 +345,7 @@ fn up_here(plan: &Plan, opts: &UpOptions, on: &mut dyn FnMut(Event)) -> Result<U
     let units = prepare(plan, opts)?;
     let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
     let compose = if units.iter().any(Unit::is_container) {
-        let mut files = vec![crate::compose::compose_path(plan)];
+        let mut files = vec![crate::deploy::compose::compose_path(plan)];
         if !files[0].is_file() {
             return Err(Error::failed(format!(
                 "the compose file `{}` is missing",

@@ -72,7 +72,7 @@ pub fn launch_command(
     if !cwd.is_dir() {
         return Err(Error::failed(format!(
             "the working directory `{}` of service `{}` does not exist",
-            crate::compose::relative_path(root, &cwd),
+            crate::deploy::compose::relative_path(root, &cwd),
             s.name
         ))
         .with_help(
@@ -90,7 +90,7 @@ pub fn launch_command(
         return Err(Error::failed(format!(
             "service `{}` has no environment at `{}`",
             s.name,
-            crate::compose::relative_path(root, required)
+            crate::deploy::compose::relative_path(root, required)
         ))
         .with_help("run `cargo hsm sync` (or `up` without `--no-sync`)"));
     }

@@ -10,7 +10,7 @@ impl Syncer<'_> {
     pub(in crate::materialize) fn compose(&mut self) -> Result<()> {
         let plan = self.plan;
         let rel = plan.project.compose_file.clone();
-        let rendered = crate::compose::render(plan);
+        let rendered = crate::deploy::compose::render(plan);
         if let Some(text) = &rendered {
             self.lock.record_file(rel.clone(), text.as_bytes());
         }
@@ -20,19 +20,19 @@ impl Syncer<'_> {
             if n == 1 { "" } else { "s" }
         );
         if self.opts.dry_run {
-            match crate::compose::check(plan)? {
-                crate::compose::ComposeStatus::Fresh => {
+            match crate::deploy::compose::check(plan)? {
+                crate::deploy::compose::ComposeStatus::Fresh => {
                     self.act(ActionKind::Fresh, "compose", what, Some(&rel), None)
                 }
-                crate::compose::ComposeStatus::Absent => {}
-                crate::compose::ComposeStatus::Stale => self.act(
+                crate::deploy::compose::ComposeStatus::Absent => {}
+                crate::deploy::compose::ComposeStatus::Stale => self.act(
                     ActionKind::Remove,
                     "compose",
                     format!("{rel} (no container service remains)"),
                     Some(&rel),
                     None,
                 ),
-                crate::compose::ComposeStatus::Differs { diff } => self.push(Action {
+                crate::deploy::compose::ComposeStatus::Differs { diff } => self.push(Action {
                     action: ActionKind::Write,
                     component: "compose".into(),
                     message: what,
@@ -40,27 +40,27 @@ impl Syncer<'_> {
                     command: None,
                     diff: Some(diff),
                 }),
-                crate::compose::ComposeStatus::Missing => {
+                crate::deploy::compose::ComposeStatus::Missing => {
                     self.act(ActionKind::Write, "compose", what, Some(&rel), None)
                 }
             }
             return Ok(());
         }
-        match crate::compose::write(plan, &mut self.txn)? {
-            crate::compose::ComposeOutcome::Written { .. } => {
+        match crate::deploy::compose::write(plan, &mut self.txn)? {
+            crate::deploy::compose::ComposeOutcome::Written { .. } => {
                 self.act(ActionKind::Write, "compose", what, Some(&rel), None)
             }
-            crate::compose::ComposeOutcome::Unchanged { .. } => {
+            crate::deploy::compose::ComposeOutcome::Unchanged { .. } => {
                 self.act(ActionKind::Fresh, "compose", what, Some(&rel), None)
             }
-            crate::compose::ComposeOutcome::Removed { .. } => self.act(
+            crate::deploy::compose::ComposeOutcome::Removed { .. } => self.act(
                 ActionKind::Remove,
                 "compose",
                 format!("{rel} (no container service remains)"),
                 Some(&rel),
                 None,
             ),
-            crate::compose::ComposeOutcome::NotNeeded { .. } => {}
+            crate::deploy::compose::ComposeOutcome::NotNeeded { .. } => {}
         }
         Ok(())
     }
