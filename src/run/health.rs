@@ -223,12 +223,12 @@ pub fn http_ok(port: u16, path: &str, timeout: Duration) -> bool {
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    if write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: cargo-hsm\r\n\r\n"
-    )
-    .is_err()
-    {
+    // One write: `write!` on a bare socket sends each piece of the format
+    // on its own, and a server that reads once and closes then resets the
+    // connection before its answer is read.
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: cargo-hsm\r\n\r\n");
+    if s.write_all(request.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 16];
@@ -385,8 +385,15 @@ mod tests {
             for (i, s) in l.incoming().take(2).enumerate() {
                 use std::io::{Read, Write};
                 let mut s = s.unwrap();
+                // The whole request, as a real server reads it.
+                let mut req = Vec::new();
                 let mut b = [0u8; 256];
-                let _ = s.read(&mut b);
+                while !req.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => req.extend_from_slice(&b[..k]),
+                    }
+                }
                 let code = if i == 0 { "200 OK" } else { "503 No" };
                 let _ = write!(s, "HTTP/1.0 {code}\r\n\r\n");
             }
