@@ -67,11 +67,15 @@ pub struct SelectedBy {
     pub reason: String,
     /// Relative to the workspace root when inside it.
     pub file: Utf8PathBuf,
-    pub key_path: String,
+    /// The place; its key path is written out, and its line found, only
+    /// when shown.
     pub at: crate::error::Pinpoint,
 }
 
 impl SelectedBy {
+    pub fn key_path(&self) -> String {
+        self.at.location().key_path.to_string()
+    }
     pub fn line(&self) -> Option<usize> {
         self.at.line_col().map(|(l, _)| l)
     }
@@ -86,7 +90,7 @@ impl Serialize for SelectedBy {
         let mut st = s.serialize_struct("SelectedBy", 5)?;
         st.serialize_field("reason", &self.reason)?;
         st.serialize_field("file", &self.file)?;
-        st.serialize_field("key_path", &self.key_path)?;
+        st.serialize_field("key_path", &self.key_path())?;
         st.serialize_field("line", &self.line())?;
         st.serialize_field("column", &self.column())?;
         st.end()

@@ -403,7 +403,7 @@ pub fn still_selected(plan: &Plan, kind: Component, name: &str) -> Option<String
                 Some(l) => format!("`{}:{l}`", b.file),
                 None => format!("`{}`", b.file),
             };
-            format!("{} ({at}, `{}`)", b.reason, b.key_path)
+            format!("{} ({at}, `{}`)", b.reason, b.key_path())
         })
         .collect();
     Some(why.join("; "))

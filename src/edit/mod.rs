@@ -117,7 +117,7 @@ impl Session {
         let shown = self.loaded.sources.display_path(&path);
         let mut t = self.doc(&path)?.as_table_mut();
         let mut at = String::new();
-        for seg in &prefix.0 {
+        for seg in prefix.segs() {
             if let Seg::Key(k) = seg {
                 if !at.is_empty() {
                     at.push('.');

@@ -91,7 +91,7 @@ pub fn add_entry(
         let new: Option<toml::Table> = entry_document(entry.clone()).to_string().parse().ok();
         let old: Option<toml::Table> = entry_text(s, kind, name).ok().and_then(|t| t.parse().ok());
         if new.is_some() && new == old {
-            return Ok(at.file);
+            return Ok(at.file.to_path_buf());
         }
         return Err(Error::config(format!(
             "the {} `{name}` is already registered, with a different definition, in {}",
@@ -755,13 +755,12 @@ pub fn defined_in(
         if o.key_path.is_empty() {
             (shown, None)
         } else {
-            let kp = KeyPath(
+            let kp = KeyPath::from_segs(
                 o.key_path
-                    .0
-                    .iter()
+                    .segs()
+                    .into_iter()
                     .filter(|s| matches!(s, Seg::Key(_)))
-                    .cloned()
-                    .collect(),
+                    .cloned(),
             );
             (shown, Some(kp.to_string()))
         }
@@ -787,7 +786,7 @@ pub fn entry_text(s: &Session, kind: EntryKind, name: &str) -> Result<String> {
         .parse()
         .map_err(|e: toml_edit::TomlError| Error::config(e.message().to_string()))?;
     let mut item = doc.as_item();
-    for seg in &at.key_path.0 {
+    for seg in at.key_path.segs() {
         if let Seg::Key(k) = seg {
             item = item
                 .get(&**k)

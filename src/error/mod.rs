@@ -26,54 +26,131 @@ pub const EXIT_CONFIG: i32 = 2;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A path to a key inside a TOML document, e.g. `services.standalone[0].profile`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyPath(pub Vec<Seg>);
+///
+/// Built one key at a time, thousands of times per load, and almost never
+/// shown: so it is a shared list that grows at its end. Extending a path is
+/// one small allocation, and a copy of a path is a reference count.
+#[derive(Clone, Default)]
+pub struct KeyPath(Option<Arc<KeyNode>>);
+
+struct KeyNode {
+    parent: KeyPath,
+    seg: Seg,
+    len: usize,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Seg {
     /// Shared: key paths are extended one key at a time, a thousand times
-    /// per load, and each extension copies its prefix.
+    /// per load.
     Key(Arc<str>),
     Index(usize),
 }
 
 impl KeyPath {
     pub fn root() -> Self {
-        KeyPath(Vec::new())
+        KeyPath(None)
     }
     pub fn parse_dotted(s: &str) -> Self {
-        KeyPath(
+        Self::from_segs(
             s.split('.')
                 .filter(|p| !p.is_empty())
-                .map(|p| Seg::Key(p.into()))
-                .collect(),
+                .map(|p| Seg::Key(p.into())),
         )
     }
+    /// The path of `segs`, outermost first.
+    pub fn from_segs(segs: impl IntoIterator<Item = Seg>) -> Self {
+        let mut p = KeyPath::root();
+        for s in segs {
+            p.push(s);
+        }
+        p
+    }
+    /// Appends `seg` to this path (the paths it was copied from keep theirs).
+    pub fn push(&mut self, seg: Seg) {
+        let parent = std::mem::take(self);
+        let len = parent.len() + 1;
+        *self = KeyPath(Some(Arc::new(KeyNode { parent, seg, len })));
+    }
     pub fn key(&self, k: impl AsRef<str>) -> Self {
-        let mut v = Vec::with_capacity(self.0.len() + 1);
-        v.extend(self.0.iter().cloned());
-        v.push(Seg::Key(k.as_ref().into()));
-        KeyPath(v)
+        let mut p = self.clone();
+        p.push(Seg::Key(k.as_ref().into()));
+        p
     }
     pub fn index(&self, i: usize) -> Self {
-        let mut v = self.0.clone();
-        v.push(Seg::Index(i));
-        KeyPath(v)
+        let mut p = self.clone();
+        p.push(Seg::Index(i));
+        p
     }
     pub fn join(&self, other: &KeyPath) -> Self {
-        let mut v = self.0.clone();
-        v.extend(other.0.iter().cloned());
-        KeyPath(v)
+        if self.is_empty() {
+            return other.clone();
+        }
+        let mut p = self.clone();
+        for s in other.segs() {
+            p.push(s.clone());
+        }
+        p
+    }
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |n| n.len)
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
+    }
+    /// The segments, outermost first.
+    pub fn segs(&self) -> Vec<&Seg> {
+        let mut v = Vec::with_capacity(self.len());
+        let mut at = &self.0;
+        while let Some(n) = at {
+            v.push(&n.seg);
+            at = &n.parent.0;
+        }
+        v.reverse();
+        v
+    }
+}
+
+impl PartialEq for KeyPath {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(a, b) || (a.len == b.len && a.seg == b.seg && a.parent == b.parent)
+            }
+            _ => false,
+        }
+    }
+}
+impl Eq for KeyPath {}
+impl PartialOrd for KeyPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for KeyPath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self == other {
+            return std::cmp::Ordering::Equal;
+        }
+        self.segs().cmp(&other.segs())
+    }
+}
+impl std::hash::Hash for KeyPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.segs().hash(state)
+    }
+}
+impl fmt::Debug for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("KeyPath").field(&self.segs()).finish()
     }
 }
 
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for seg in &self.0 {
+        for seg in self.segs() {
             match seg {
                 Seg::Key(k) => {
                     if !first {
@@ -98,22 +175,25 @@ impl fmt::Display for KeyPath {
 
 /// Where a piece of configuration came from: a file and a key path inside it.
 /// For env files the key path is empty and `line` is set.
+///
+/// The file is shared: every key of a file carries it, and copying a
+/// location must not copy its path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
-    pub file: Utf8PathBuf,
+    pub file: Arc<Utf8Path>,
     pub key_path: KeyPath,
     pub line: Option<usize>,
 }
 
 impl Location {
-    pub fn new(file: impl Into<Utf8PathBuf>, key_path: KeyPath) -> Self {
+    pub fn new(file: impl Into<Arc<Utf8Path>>, key_path: KeyPath) -> Self {
         Location {
             file: file.into(),
             key_path,
             line: None,
         }
     }
-    pub fn line(file: impl Into<Utf8PathBuf>, line: usize) -> Self {
+    pub fn line(file: impl Into<Arc<Utf8Path>>, line: usize) -> Self {
         Location {
             file: file.into(),
             key_path: KeyPath::root(),
@@ -214,6 +294,9 @@ pub struct Pinpoint {
 }
 
 impl Pinpoint {
+    pub fn location(&self) -> &Location {
+        &self.loc
+    }
     /// 1-based line and column, when the key can be found.
     pub fn line_col(&self) -> Option<(usize, usize)> {
         *self
@@ -277,6 +360,22 @@ impl SourceCache {
 
     pub fn display_path(&self, path: &Utf8Path) -> Utf8PathBuf {
         match &self.display_base {
+            // The common case, a path joined onto the base: the rest of its
+            // text, when that is already in the clean form (no empty, `.`
+            // or `..` part) that a component-wise strip would give.
+            Some(base) if !base.as_str().ends_with('/') => match path
+                .as_str()
+                .strip_prefix(base.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                Some(rest) if rest.split('/').all(|c| !matches!(c, "" | "." | "..")) => {
+                    Utf8PathBuf::from(rest)
+                }
+                _ => path
+                    .strip_prefix(base)
+                    .map(|p| p.to_owned())
+                    .unwrap_or_else(|_| path.to_owned()),
+            },
             Some(base) => path
                 .strip_prefix(base)
                 .map(|p| p.to_owned())
@@ -372,7 +471,7 @@ fn span_in_document(root: &toml_edit::Item, key_path: &KeyPath) -> Option<Range<
     }
     let mut node = Node::Item(root);
     let mut best: Option<Range<usize>> = None;
-    for seg in &key_path.0 {
+    for seg in key_path.segs() {
         let (key_span, next) = match (seg, node) {
             (Seg::Key(k), Node::Item(toml_edit::Item::Table(t)))
             | (Seg::Key(k), Node::Table(t)) => {
@@ -431,7 +530,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
                 let key = t.key(k);
                 let key_hit = key.is_some_and(|key| contains(key.span(), offset));
                 if key_hit || contains(v.span(), offset) || table_contains(v, offset) {
-                    path.0.push(Seg::Key(k.into()));
+                    path.push(Seg::Key(k.into()));
                     walk_to_offset(v, offset, path);
                     return;
                 }
@@ -442,7 +541,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
                 let key = t.key(k);
                 let key_hit = key.is_some_and(|key| contains(key.span(), offset));
                 if key_hit || contains(v.span(), offset) {
-                    path.0.push(Seg::Key(k.into()));
+                    path.push(Seg::Key(k.into()));
                     walk_to_offset(&toml_edit::Item::Value(v.clone()), offset, path);
                     return;
                 }
@@ -451,7 +550,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
         toml_edit::Item::Value(toml_edit::Value::Array(a)) => {
             for (i, v) in a.iter().enumerate() {
                 if contains(v.span(), offset) {
-                    path.0.push(Seg::Index(i));
+                    path.push(Seg::Index(i));
                     walk_to_offset(&toml_edit::Item::Value(v.clone()), offset, path);
                     return;
                 }
@@ -460,7 +559,7 @@ fn walk_to_offset(item: &toml_edit::Item, offset: usize, path: &mut KeyPath) {
         toml_edit::Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
                 if contains(t.span(), offset) {
-                    path.0.push(Seg::Index(i));
+                    path.push(Seg::Index(i));
                     walk_to_offset(&toml_edit::Item::Table(t.clone()), offset, path);
                     return;
                 }

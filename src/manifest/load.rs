@@ -63,16 +63,21 @@ pub struct Loaded {
     /// Registry directory, if `registry.path` is set (absolute).
     pub registry_dir: Option<Utf8PathBuf>,
     pub sources: SourceCache,
+    /// The manifest's root: its file (shared by every location in it) and
+    /// its key prefix.
+    manifest_root: Location,
 }
 
 impl Loaded {
     /// A location inside the manifest, under its key prefix.
     pub fn at(&self, key_path: KeyPath) -> Location {
-        Location::new(
-            self.manifest_path.clone(),
-            self.location.key_prefix().join(&key_path),
-        )
+        Location {
+            file: self.manifest_root.file.clone(),
+            key_path: self.manifest_root.key_path.join(&key_path),
+            line: None,
+        }
     }
+
     /// Every file that was read to build this manifest and registry.
     pub fn input_files(&self) -> Vec<Utf8PathBuf> {
         self.sources.files().map(Utf8Path::to_owned).collect()
@@ -160,7 +165,8 @@ pub fn load_with(workspace_root: &Utf8Path, overlay: &Overlay) -> Result<Loaded>
                     ManifestLocation::PackageMetadata,
                 ] {
                     let mut item = Some(doc.as_item());
-                    for seg in &loc.key_prefix().0 {
+                    let prefix = loc.key_prefix();
+                    for seg in prefix.segs() {
                         if let crate::error::Seg::Key(k) = seg {
                             item = item.and_then(|i| i.get(&**k));
                         }
@@ -230,6 +236,7 @@ pub fn load_with(workspace_root: &Utf8Path, overlay: &Overlay) -> Result<Loaded>
 
     let mut loaded = Loaded {
         workspace_root: workspace_root.to_owned(),
+        manifest_root: Location::new(manifest_path.as_path(), location.key_prefix()),
         manifest_path,
         location,
         manifest,
@@ -300,10 +307,8 @@ fn suggestion(message: &str) -> Option<String> {
 
 fn load_registry(loaded: &mut Loaded, ov: &Overlay) -> Result<()> {
     let inline = std::mem::take(&mut loaded.manifest.registry);
-    let prefix = loaded.location.key_prefix().key("registry");
-    let file = loaded.manifest_path.clone();
-    let inline_origin =
-        |kind: &str, name: &str| Location::new(file.clone(), prefix.key(kind).key(name));
+    let registry = loaded.manifest_root.key("registry");
+    let inline_origin = |kind: &str, name: &str| registry.key(kind).key(name);
 
     let mut reg = Registry::default();
     for (name, value) in inline.libraries {
@@ -329,7 +334,7 @@ fn load_registry(loaded: &mut Loaded, ov: &Overlay) -> Result<()> {
 
     if let Some(rel) = inline.path.clone() {
         let dir = loaded.workspace_root.join(&rel);
-        let at = Location::new(loaded.manifest_path.clone(), prefix.key("path"));
+        let at = registry.key("path");
         if !ov.is_dir(&dir) {
             let what = crate::paths::why_not(&dir, "directory");
             return Err(loaded
@@ -424,7 +429,17 @@ fn read_dir_entries<T: DeserializeOwned + Send>(
             let name = entry.file_name();
             let is_toml = name.ends_with(".toml");
             let removed = matches!(ov.files.get(&path), Some(None));
-            if is_toml && !removed && (name == ".toml" || !ov.is_file(&path)) {
+            // A regular file is one by its directory entry, with no `stat`;
+            // a symlink is followed.
+            let is_file = || {
+                if ov.files.contains_key(&path) {
+                    ov.is_file(&path)
+                } else {
+                    entry.file_type().is_ok_and(|t| t.is_file()) || path.is_file()
+                }
+            };
+            let is_file = is_toml && is_file();
+            if is_toml && !removed && (name == ".toml" || !is_file) {
                 let why = if name == ".toml" {
                     "its name has no component name before `.toml`".to_string()
                 } else {
@@ -435,7 +450,7 @@ fn read_dir_entries<T: DeserializeOwned + Send>(
                 ))
                 .with_help("every `<name>.toml` in a registry folder must be a regular file (or a symlink to one)"));
             }
-            if path.extension() == Some("toml") && ov.is_file(&path) {
+            if is_file && path.extension() == Some("toml") {
                 files.push(path);
             }
         }
@@ -443,7 +458,7 @@ fn read_dir_entries<T: DeserializeOwned + Send>(
     // Every path here is `sub/<name>.toml`: ordering by the string is the
     // same as by components, and much cheaper for a thousand files.
     files.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-    files.dedup();
+    files.dedup_by(|a, b| a.as_str() == b.as_str());
     // Reading and parsing a thousand small files is most of loading such a
     // registry: both split over the cores; what they found is then taken
     // in path order, so the first problem reported is the same either way.

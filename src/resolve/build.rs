@@ -132,7 +132,6 @@ impl Resolver<'_> {
         SelectedBy {
             reason: w.text.clone(),
             file: self.cache.display_path(&w.loc.file),
-            key_path: w.loc.key_path.to_string(),
             at: self.cache.pinpoint(&w.loc),
         }
     }
@@ -170,14 +169,14 @@ impl Resolver<'_> {
         } else {
             "prod"
         };
-        let loc = origin.key("sources").key(key).key("type");
+        let loc = || origin.key("sources").key(key).key("type");
         match (kind, source) {
             (Kind::Library, Source::DockerImage { .. } | Source::Build { .. }) => Err(err(self
                 .cache
-                .diag(&loc, format!("library `{name}` has a `{}` source; libraries take `pypi`, `git` or `local`", source.kind())))),
+                .diag(&loc(), format!("library `{name}` has a `{}` source; libraries take `pypi`, `git` or `local`", source.kind())))),
             (Kind::Service, Source::Pypi { .. }) => Err(err(self
                 .cache
-                .diag(&loc, format!("service `{name}` has a `pypi` source; services take `git`, `local`, `docker-image` or `build`")))),
+                .diag(&loc(), format!("service `{name}` has a `pypi` source; services take `git`, `local`, `docker-image` or `build`")))),
             // A pypi source without `package` installs the entry's own
             // name: say so in the Plan, so that nothing downstream (list,
             // hsm.lock) has to guess it.
@@ -514,6 +513,11 @@ impl Resolver<'_> {
         params: &BTreeMap<String, MergedParam>,
     ) -> String {
         const OPEN: &str = "${HSM_MERGED_PARAMS.";
+        // Most values name no parameter: no `$` at all, checked by a plain
+        // scan (a substring search costs more to set up than this).
+        if !value.bytes().any(|b| b == b'$') {
+            return value.to_owned();
+        }
         let mut out = String::new();
         let mut rest = value;
         while let Some(i) = rest.find(OPEN) {
@@ -552,26 +556,29 @@ impl Resolver<'_> {
         params: &BTreeMap<String, MergedParam>,
     ) -> Result<(BTreeMap<String, EnvVar>, Vec<EnvFile>)> {
         let e = &entry.value;
-        // key → (where it was set, human description)
-        let mut set_at: BTreeMap<String, (Location, String)> = BTreeMap::new();
+        // key → where it was set, an index into `places`. A variable's own
+        // location is only made when a conflict is reported.
+        let mut set_at: BTreeMap<String, usize> = BTreeMap::new();
+        let mut places: Vec<Place> = Vec::new();
         let mut env: BTreeMap<String, EnvVar> = BTreeMap::new();
         let mut env_files = Vec::new();
 
         let conflict = |cache: &SourceCache,
                         key: &str,
-                        prev: &(Location, String),
+                        prev: &Place,
                         loc: &Location,
                         what: &str|
          -> Error {
+            let prev_loc = prev.of(key);
             err(cache
                 .diag(loc, format!(
                     "environment variable `{key}` of service `{name}` is set twice: by {} ({}) and by {what} ({})",
-                    prev.1,
-                    cache.describe(&prev.0),
+                    prev.what,
+                    cache.describe(&prev_loc),
                     cache.describe(loc)
                 ))
                 .label(format!("`{key}` set again here"))
-                .also(cache, &prev.0, format!("`{key}` first set here"))
+                .also(cache, &prev_loc, format!("`{key}` first set here"))
                 .help("set each variable in one place only"))
         };
 
@@ -587,19 +594,20 @@ impl Resolver<'_> {
                     .help("create it, or remove it from `env-file` (paths are relative to the workspace root)")));
             }
             let lines = env::read_env_file(&mut self.cache, &path)?;
+            let file: std::sync::Arc<Utf8Path> = path.as_path().into();
             let mut keys = Vec::new();
+            let what = format!("env file `{rel}`");
             for l in lines {
-                let here = Location::line(path.clone(), l.line);
+                let here = Location::line(file.clone(), l.line);
                 if let Some(prev) = set_at.get(&l.key) {
-                    return Err(conflict(
-                        &self.cache,
-                        &l.key,
-                        prev,
-                        &here,
-                        &format!("env file `{rel}`"),
-                    ));
+                    return Err(conflict(&self.cache, &l.key, &places[*prev], &here, &what));
                 }
-                set_at.insert(l.key.clone(), (here, format!("env file `{rel}`")));
+                set_at.insert(l.key.clone(), places.len());
+                places.push(Place {
+                    loc: here,
+                    by_key: false,
+                    what: what.clone(),
+                });
                 keys.push(l.key);
             }
             env_files.push(EnvFile { path: rel_n, keys });
@@ -673,16 +681,27 @@ impl Resolver<'_> {
             }
         }
         for (layer, base, what, vars) in layers {
+            if vars.is_empty() {
+                continue;
+            }
+            let place = places.len();
+            places.push(Place {
+                loc: base,
+                by_key: layer != EnvLayer::External,
+                what,
+            });
             for (k, v) in vars {
-                let loc = if layer == EnvLayer::External {
-                    base.clone()
-                } else {
-                    base.key(k.as_str())
-                };
                 if let Some(prev) = set_at.get(&k) {
-                    return Err(conflict(&self.cache, &k, prev, &loc, &what));
+                    let here = &places[place];
+                    return Err(conflict(
+                        &self.cache,
+                        &k,
+                        &places[*prev],
+                        &here.of(&k),
+                        &here.what,
+                    ));
                 }
-                set_at.insert(k.clone(), (loc, what.clone()));
+                set_at.insert(k.clone(), place);
                 let value = self.substitute(name, &v, params);
                 env.insert(
                     k,
@@ -706,7 +725,7 @@ impl Resolver<'_> {
                 return Err(conflict(
                     &self.cache,
                     k,
-                    prev,
+                    &places[*prev],
                     &loc,
                     &format!("a parameter passed by `{from}`"),
                 ));
@@ -762,5 +781,24 @@ impl Resolver<'_> {
             );
         }
         None
+    }
+}
+
+/// Where a layer of a service's env (or one line of an env file) is set.
+struct Place {
+    loc: Location,
+    /// Each variable is a key under `loc` (the external values of another
+    /// service are all shown at their table).
+    by_key: bool,
+    what: String,
+}
+
+impl Place {
+    fn of(&self, key: &str) -> Location {
+        if self.by_key {
+            self.loc.key(key)
+        } else {
+            self.loc.clone()
+        }
     }
 }

@@ -12,7 +12,8 @@ impl Resolver<'_> {
     // ------------------------------------------------------------ seeding
 
     pub(super) fn seed(&mut self) -> Result<()> {
-        let m = &self.l.manifest;
+        let l = self.l;
+        let m = &l.manifest;
         if let Some(pm) = &m.libraries.package_manager {
             if pm != "uv" {
                 return Err(err(self
@@ -45,14 +46,15 @@ impl Resolver<'_> {
             }
         }
 
-        let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, Location> = BTreeMap::new();
+        let standalone = self.at(KeyPath::parse_dotted("libraries.standalone"));
         for (i, sel) in m.libraries.standalone.iter().enumerate() {
-            let loc = self.at(KeyPath::parse_dotted("libraries.standalone").index(i));
+            let loc = standalone.index(i);
             self.check_name(&sel.name, &loc)?;
             if !self.exists(Kind::Library, &sel.name) {
                 return Err(self.unknown(Kind::Library, &sel.name, &loc));
             }
-            if let Some(prev) = seen.insert(sel.name.clone(), loc.clone()) {
+            if let Some(prev) = seen.insert(&sel.name, loc.clone()) {
                 return Err(self.duplicate_selection("library", &sel.name, &loc, &prev));
             }
             let e = self.libs.entry(sel.name.clone()).or_default();
@@ -64,14 +66,15 @@ impl Resolver<'_> {
                 e.mode = Some((mode, loc.key("mode")));
             }
         }
-        let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, Location> = BTreeMap::new();
+        let standalone = self.at(KeyPath::parse_dotted("services.standalone"));
         for (i, sel) in m.services.standalone.iter().enumerate() {
-            let loc = self.at(KeyPath::parse_dotted("services.standalone").index(i));
+            let loc = standalone.index(i);
             self.check_name(&sel.name, &loc)?;
             if !self.exists(Kind::Service, &sel.name) {
                 return Err(self.unknown(Kind::Service, &sel.name, &loc));
             }
-            if let Some(prev) = seen.insert(sel.name.clone(), loc.clone()) {
+            if let Some(prev) = seen.insert(&sel.name, loc.clone()) {
                 return Err(self.duplicate_selection("service", &sel.name, &loc, &prev));
             }
             let e = self.svcs.entry(sel.name.clone()).or_default();

@@ -44,7 +44,7 @@ impl Resolver<'_> {
                     ));
                 }
             }
-            self.validate_implies_params(&e.value.implies, &e.origin.key("implies"))?;
+            self.validate_implies_params(&e.value.implies, || e.origin.key("implies"))?;
         }
         for (name, e) in &reg.services {
             self.validate_service(name, &e.value, &e.origin)?;
@@ -55,8 +55,8 @@ impl Resolver<'_> {
             .chain(reg.service_groups.values())
         {
             for (i, o) in g.value.options.iter().enumerate() {
-                let loc = g.origin.key("options").index(i).key("implies");
-                self.validate_implies_params(&o.implies, &loc)?;
+                let loc = || g.origin.key("options").index(i).key("implies");
+                self.validate_implies_params(&o.implies, loc)?;
             }
         }
         Ok(())
@@ -113,13 +113,15 @@ impl Resolver<'_> {
         Ok(())
     }
 
+    /// Every location below is made only for an error: checking a
+    /// thousand entries must not build the key paths of their values.
     fn validate_sources(&self, sources: &Sources, origin: &Location, library: bool) -> Result<()> {
         for (key, src) in [("prod", &sources.prod), ("dev", &sources.dev)] {
             let Some(src) = src else { continue };
-            let loc = origin.key("sources").key(key);
+            let loc = || origin.key("sources").key(key);
             let empty = |field: &str| -> Error {
                 self.bad(
-                    &loc.key(field),
+                    &loc().key(field),
                     format!("`sources.{key}.{field}` is empty"),
                     match field {
                         "path" => "name the directory (relative to the workspace root); an empty path does not mean the workspace root",
@@ -165,7 +167,7 @@ impl Resolver<'_> {
             for (field, value) in fields {
                 if let Some(c) = value.and_then(|v| v.chars().find(|c| c.is_control())) {
                     return Err(self.bad(
-                        &loc.key(field),
+                        &loc().key(field),
                         format!(
                             "`sources.{key}.{field}` contains the control character U+{:04X}",
                             c as u32
@@ -188,7 +190,7 @@ impl Resolver<'_> {
                         let n = normalize(sub);
                         if sub.is_absolute() || n.starts_with("..") {
                             return Err(self.bad(
-                                &loc.key("subdirectory"),
+                                &loc().key("subdirectory"),
                                 format!("`subdirectory` = `{sub}` leaves the clone"),
                                 "name a directory inside the repository, relative to its root",
                             ));
@@ -212,7 +214,7 @@ impl Resolver<'_> {
                 }
             }
             if !library {
-                self.validate_env(src.env(), &loc.key("env"))?;
+                self.validate_env(src.env(), || loc().key("env"))?;
             }
         }
         Ok(())
@@ -220,15 +222,15 @@ impl Resolver<'_> {
 
     fn validate_service(&self, name: &str, e: &ServiceEntry, origin: &Location) -> Result<()> {
         self.validate_sources(&e.sources, origin, false)?;
-        self.validate_env(&e.env, &origin.key("env"))?;
+        self.validate_env(&e.env, || origin.key("env"))?;
         for (pname, p) in &e.deployment_profiles {
-            let ploc = origin.key("deployment-profiles").key(pname.as_str());
-            self.validate_env(&p.env, &ploc.key("env"))?;
+            let ploc = || origin.key("deployment-profiles").key(pname.as_str());
+            self.validate_env(&p.env, || ploc().key("env"))?;
             for (k, v) in &p.external {
-                self.validate_value(k, &v.0, &ploc.key("external").key(k.as_str()))?;
+                self.validate_value(k, &v.0, || ploc().key("external").key(k.as_str()))?;
             }
         }
-        self.validate_implies_params(&e.implies, &origin.key("implies"))?;
+        self.validate_implies_params(&e.implies, || origin.key("implies"))?;
         // Each runtime the service may run with says what its
         // `dependencies` may hold (a profile without a runtime: uv's).
         let mut runtimes: Vec<RuntimeType> = e
@@ -266,22 +268,26 @@ impl Resolver<'_> {
     fn validate_implies_params(
         &self,
         implies: &BTreeMap<String, ImplyValue>,
-        base: &Location,
+        base: impl Fn() -> Location,
     ) -> Result<()> {
         for (target, v) in implies {
             if let ImplyValue::Params(params) = v {
-                self.validate_env(params, &base.key(target.as_str()).key("params"))?;
+                self.validate_env(params, || base().key(target.as_str()).key("params"))?;
             }
         }
         Ok(())
     }
 
-    fn validate_env(&self, env: &BTreeMap<String, EnvValue>, base: &Location) -> Result<()> {
+    fn validate_env(
+        &self,
+        env: &BTreeMap<String, EnvValue>,
+        base: impl Fn() -> Location,
+    ) -> Result<()> {
         for (k, v) in env {
-            let loc = base.key(k.as_str());
+            let loc = || base().key(k.as_str());
             if !valid_env_name(k) {
                 return Err(self.bad(
-                    &loc,
+                    &loc(),
                     format!(
                         "`{}` is not a valid environment variable name",
                         k.escape_debug()
@@ -289,15 +295,15 @@ impl Resolver<'_> {
                     "names match `[A-Za-z_][A-Za-z0-9_]*`",
                 ));
             }
-            self.validate_value(k, &v.0, &loc)?;
+            self.validate_value(k, &v.0, loc)?;
         }
         Ok(())
     }
 
-    fn validate_value(&self, key: &str, value: &str, loc: &Location) -> Result<()> {
+    fn validate_value(&self, key: &str, value: &str, loc: impl Fn() -> Location) -> Result<()> {
         if value.contains(['\n', '\r', '\0']) {
             return Err(self.bad(
-                loc,
+                &loc(),
                 format!("the value of `{key}` contains a line break (or NUL), which would add lines to the env file"),
                 "keep values on one line",
             ));
