@@ -318,13 +318,43 @@ pub fn restore_file(
             if same {
                 return Ok(());
             }
-            write_atomically(path, c, meta.and_then(|m| m.mode), meta)
+            match write_atomically(path, c, meta.and_then(|m| m.mode), meta) {
+                // A rollback on a full disk: the temporary copy has no room,
+                // but the file's own blocks do once it is truncated (the
+                // journal keeps the backup until the restore succeeded).
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull && path.is_file() => {
+                    restore_in_place(path, c, meta)
+                }
+                r => r,
+            }
         }
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         },
     }
+}
+
+/// [`restore_file`] without a temporary copy: `path` truncated and
+/// rewritten, then synced. Not atomic, so only for a rollback, whose journal
+/// still holds the bytes should it be cut short.
+fn restore_in_place(
+    path: &Utf8Path,
+    contents: &[u8],
+    meta: Option<&FileMeta>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    if let Some(mode) = meta.and_then(|m| m.mode) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Where sync keeps its journal, relative to the workspace root (see

@@ -372,7 +372,14 @@ impl super::interrupt::SpawnLog for Journal {
 /// [`crate::python::venv::INCOMPLETE_MARKER`]).
 pub fn mark_unfinished(env: &Utf8Path) -> std::io::Result<()> {
     let f = env.join(crate::python::venv::INCOMPLETE_MARKER);
-    std::fs::write(&f, b"a sync changed this environment and did not finish\n")
+    match std::fs::write(&f, b"a sync changed this environment and did not finish\n") {
+        // On a full disk an empty marker may still fit (it needs no data
+        // block), and only its existence counts.
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            std::fs::File::create(&f).map(drop)
+        }
+        r => r,
+    }
 }
 
 /// The tool finished: the environment is whole again.
