@@ -365,7 +365,7 @@ pub const SYNC_JOURNAL_DIR: &str = ".hsm/journal";
 /// no sync holds `.hsm/sync.lock` (a running one has a journal too).
 /// Writes nothing, so `check` may ask.
 pub fn sync_journal_pending(root: &Utf8Path) -> bool {
-    if !root.join(SYNC_JOURNAL_DIR).join("log").is_file() {
+    if !journal_log_holds_records(root) {
         return false;
     }
     match std::fs::File::open(root.join(".hsm/sync.lock")) {
@@ -376,6 +376,13 @@ pub fn sync_journal_pending(root: &Utf8Path) -> bool {
         },
         Err(_) => true,
     }
+}
+
+/// Whether the sync journal's log holds records: an empty log is a
+/// committed one (the journal is truncated, not deleted, at its commit).
+pub fn journal_log_holds_records(root: &Utf8Path) -> bool {
+    std::fs::metadata(root.join(SYNC_JOURNAL_DIR).join("log"))
+        .is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// Where a [`FileTxn`] writes down, before each change, what it is about

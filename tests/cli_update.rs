@@ -159,7 +159,10 @@ runtime = "uv"
         "{fps}"
     );
     // An interrupted sync's journal: refused, nothing removed.
-    sb.write(".hsm/journal/log", "");
+    sb.write(
+        ".hsm/journal/log",
+        "{\"op\":\"created-dir\",\"path\":\"made\"}\n",
+    );
     let o = sb.run(&["clean"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("interrupted sync"), "{}", stderr(&o));

@@ -32,6 +32,11 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 pub trait SpawnLog: Send + Sync {
     /// A tool started in process group `pgid`.
     fn spawned(&self, pgid: i32, program: &str);
+    /// A tool is about to start: whatever it changes must be written down
+    /// durably first.
+    fn barrier(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 struct Children {
@@ -238,6 +243,18 @@ pub fn prepare_child(cmd: &mut std::process::Command) {
     }
     #[cfg(not(unix))]
     let _ = cmd;
+}
+
+/// Called before a tool is started: makes the journal's records that guard
+/// what the tool changes durable (see `Journal::barrier`).
+pub fn before_tool() -> Result<()> {
+    let log = children().log.clone();
+    match log {
+        Some(log) => log
+            .barrier()
+            .map_err(|e| Error::failed(format!("cannot write the sync journal: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// A running child, known to the watcher until dropped.

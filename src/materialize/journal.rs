@@ -8,7 +8,14 @@
 //! killed; that command replays it first and says what it restored.
 //!
 //! Layout: `.hsm/journal/log` (one JSON record per line, appended) and
-//! `.hsm/journal/<n>.orig` (the original bytes of the n-th file).
+//! `.hsm/journal/<n>.orig` (the original bytes of the n-th file, when they
+//! are too big or not text; smaller text goes into its record, so that one
+//! `fdatasync` of the log makes both durable).
+//!
+//! The commit truncates the log rather than deleting it (sqlite's
+//! `TRUNCATE` journal mode): the next sync appends to a file whose
+//! directory entry is durable already, and needs no directory fsync. An
+//! empty log is a committed one.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -23,6 +30,22 @@ use crate::git;
 /// The journal's directory, relative to the workspace root.
 pub const JOURNAL_DIR: &str = crate::fs::SYNC_JOURNAL_DIR;
 const LOG: &str = "log";
+/// The biggest backup kept inside its record rather than in a `.orig` file.
+const INLINE_MAX: usize = 256 * 1024;
+
+/// When a record must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before [`Journal::append_as`] returns: the change it guards follows
+    /// at once.
+    Now,
+    /// Before the next tool starts (see [`Journal::barrier`]): the change
+    /// it guards is made by that tool.
+    BeforeTool,
+    /// Only with the next record that is synced: its loss after a power
+    /// cut costs nothing (see the callers).
+    Lazy,
+}
 
 /// A git checkout change, undone on rollback.
 #[derive(Debug)]
@@ -51,6 +74,10 @@ enum Record {
     File {
         path: Utf8PathBuf,
         backup: Option<String>,
+        /// The original bytes themselves, for small text files (then
+        /// `backup` is `None`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inline: Option<String>,
         meta: Option<FileMeta>,
     },
     /// A directory about to be created.
@@ -158,6 +185,8 @@ impl Recovery {
 struct State {
     log: Option<std::fs::File>,
     backups: usize,
+    /// A [`Durability::BeforeTool`] record is not synced yet.
+    unsynced: bool,
     /// The files with a record already: replayed newest first, the oldest
     /// record of a file restores it last, so a later one would add nothing
     /// but a backup and an fsync (a lock file hsm placed, then snapshotted
@@ -194,65 +223,103 @@ impl Journal {
     /// Appends `rec` (and first the bytes of its backup) durably.
     fn append(
         &self,
-        rec: impl FnOnce(Option<String>) -> Record,
+        rec: impl FnOnce(Option<String>, Option<String>) -> Record,
         backup: Option<&[u8]>,
     ) -> std::io::Result<()> {
-        self.append_as(rec, backup, true)
+        self.append_as(rec, backup, Durability::Now)
     }
 
-    /// [`Journal::append`]; with `durable` false the record is written but
-    /// not synced to disk by itself (the next durable record, or the
-    /// commit, syncs it too). It still reaches every later rollback and the
-    /// recovery after a killed process (the page cache survives a process);
-    /// only a power loss can drop it, so it is for records whose loss then
-    /// costs nothing: see [`Journal::dir_change`] and the spawn log.
+    /// Appends `rec`, given the name of its backup file or its inline
+    /// backup, synced to disk as `durability` says. A record that is not
+    /// synced yet still reaches every later rollback and the recovery after
+    /// a killed process (the page cache survives a process); only a power
+    /// loss can drop it.
     fn append_as(
         &self,
-        rec: impl FnOnce(Option<String>) -> Record,
+        rec: impl FnOnce(Option<String>, Option<String>) -> Record,
         backup: Option<&[u8]>,
-        durable: bool,
+        durability: Durability,
     ) -> std::io::Result<()> {
         let mut st = self.state();
         if st.log.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(self.dir.join(LOG))?;
-            sync_dir(&self.dir)?;
-            if let Some(p) = self.dir.parent() {
-                sync_dir(p)?;
-            }
-            st.log = Some(log);
+            st.log = Some(self.open_log()?);
         }
-        let name = match backup {
+        let (name, inline) = match backup {
+            Some(bytes) if bytes.len() <= INLINE_MAX && std::str::from_utf8(bytes).is_ok() => {
+                let text = std::str::from_utf8(bytes).expect("checked above");
+                (None, Some(text.to_string()))
+            }
             Some(bytes) => {
                 let name = format!("{}.orig", st.backups);
                 st.backups += 1;
                 let mut f = std::fs::File::create(self.dir.join(&name))?;
                 f.write_all(bytes)?;
                 f.sync_all()?;
-                Some(name)
+                // Its directory entry too: the record names it.
+                sync_dir(&self.dir)?;
+                (Some(name), None)
             }
-            None => None,
+            None => (None, None),
         };
-        let mut line = serde_json::to_string(&rec(name)).expect("plain data serialises");
+        let mut line = serde_json::to_string(&rec(name, inline)).expect("plain data serialises");
         line.push('\n');
         let log = st.log.as_mut().expect("opened above");
         log.write_all(line.as_bytes())?;
-        if durable {
-            log.sync_data()?;
+        match durability {
+            Durability::Now => {
+                log.sync_data()?;
+                st.unsynced = false;
+            }
+            Durability::BeforeTool => st.unsynced = true,
+            Durability::Lazy => {}
         }
         Ok(())
     }
 
-    fn record(&self, rec: Record) -> Result<()> {
-        self.record_as(rec, true)
+    /// Opens the log for a new sync. Its directory entries are synced only
+    /// when they are new: a committed log stays on disk, empty.
+    fn open_log(&self) -> std::io::Result<std::fs::File> {
+        let path = self.dir.join(LOG);
+        let (dir_new, log_new) = if path.is_file() {
+            (false, false)
+        } else {
+            (!self.dir.is_dir(), true)
+        };
+        if dir_new {
+            std::fs::create_dir_all(&self.dir)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        if log_new {
+            sync_dir(&self.dir)?;
+        }
+        if dir_new {
+            if let Some(p) = self.dir.parent() {
+                sync_dir(p)?;
+            }
+        }
+        Ok(log)
     }
 
-    fn record_as(&self, rec: Record, durable: bool) -> Result<()> {
-        self.append_as(|_| rec, None, durable).map_err(|e| {
+    /// Makes every record written so far durable if one of them must be
+    /// before a tool starts. Called before each tool is spawned.
+    pub fn barrier(&self) -> std::io::Result<()> {
+        let mut st = self.state();
+        if !st.unsynced {
+            return Ok(());
+        }
+        if let Some(log) = &st.log {
+            log.sync_data()?;
+        }
+        st.unsynced = false;
+        Ok(())
+    }
+
+    fn record_as(&self, rec: Record, durability: Durability) -> Result<()> {
+        self.append_as(|_, _| rec, None, durability).map_err(|e| {
             Error::failed(format!("cannot write the sync journal `{}`: {e}", self.dir))
         })
     }
@@ -263,7 +330,10 @@ impl Journal {
     /// as hsm's, and the next sync simply uses it; nothing of the user's
     /// is at stake.
     pub(super) fn dir_change(&self, d: &DirChange) -> Result<()> {
-        let durable = !matches!(d, DirChange::Created(_));
+        let durability = match d {
+            DirChange::Created(_) => Durability::Lazy,
+            _ => Durability::Now,
+        };
         let rec = match d {
             DirChange::Created(p) => Record::Clone { path: self.rel(p) },
             DirChange::MovedAside { orig, aside } => Record::MovedAside {
@@ -275,18 +345,23 @@ impl Journal {
                 previous: previous.to_string(),
             },
         };
-        self.record_as(rec, durable)
+        self.record_as(rec, durability)
     }
 
     /// Writes down that a tool is about to create or change the
     /// environment at `path`; an existing one gets the unfinished marker
-    /// until [`Journal::env_done`].
+    /// until [`Journal::env_done`]. The record is synced before the tool
+    /// starts, with the records written in between (one `fdatasync` for
+    /// the environment and the lock file its tool rewrites).
     pub fn env(&self, path: &Utf8Path) -> Result<()> {
         let created = !path.exists();
-        self.record(Record::Env {
-            path: self.rel(path),
-            created,
-        })?;
+        self.record_as(
+            Record::Env {
+                path: self.rel(path),
+                created,
+            },
+            Durability::BeforeTool,
+        )?;
         if !created {
             mark_unfinished(path)
                 .map_err(|e| Error::failed(format!("cannot mark `{path}` as unfinished: {e}")))?;
@@ -299,17 +374,22 @@ impl Journal {
         self.state().log.is_none()
     }
 
-    /// Keeps every change: deleting the log is the commit point. The
-    /// deletion is not synced to disk, as sqlite does not sync it in its
-    /// `DELETE` journal mode: after a power loss that undoes it, the log is
-    /// whole (every record that a change depended on was synced before the
-    /// change), and the next command rolls the sync back as if it had been
-    /// killed just before its commit, which leaves every file as it was.
+    /// Keeps every change: emptying the log is the commit point. It is not
+    /// synced to disk, as sqlite does not sync it in its `TRUNCATE` journal
+    /// mode: after a power loss that undoes it, the log is whole (every
+    /// record that a change depended on was synced before the change), and
+    /// the next command rolls the sync back as if it had been killed just
+    /// before its commit, which leaves every file as it was.
     pub fn commit(&self) {
         let mut st = self.state();
-        if st.log.take().is_some() {
-            let _ = std::fs::remove_file(self.dir.join(LOG));
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(log) = st.log.take() {
+            let _ = log.set_len(0);
+            for n in 0..st.backups {
+                let _ = std::fs::remove_file(self.dir.join(format!("{n}.orig")));
+            }
+            st.backups = 0;
+            st.unsynced = false;
+            st.files.clear();
         }
     }
 
@@ -337,9 +417,10 @@ impl TxnLog for Journal {
         }
         let meta = meta.copied();
         self.append(
-            |backup| Record::File {
+            |backup, inline| Record::File {
                 path: rel.clone(),
                 backup,
+                inline,
                 meta,
             },
             original,
@@ -354,7 +435,7 @@ impl TxnLog for Journal {
     /// [`FileTxn::snapshot`]: crate::fs::FileTxn::snapshot
     fn created_dir(&self, path: &Utf8Path) -> std::io::Result<()> {
         let path = self.rel(path);
-        self.append_as(|_| Record::CreatedDir { path }, None, false)
+        self.append_as(|_, _| Record::CreatedDir { path }, None, Durability::Lazy)
     }
 }
 
@@ -364,7 +445,15 @@ impl super::interrupt::SpawnLog for Journal {
     /// page cache; after a power loss no process is left to stop.
     fn spawned(&self, pgid: i32, program: &str) {
         let program = program.to_string();
-        let _ = self.append_as(|_| Record::Spawn { pgid, program }, None, false);
+        let _ = self.append_as(
+            |_, _| Record::Spawn { pgid, program },
+            None,
+            Durability::Lazy,
+        );
+    }
+
+    fn barrier(&self) -> std::io::Result<()> {
+        Journal::barrier(self)
     }
 }
 
@@ -387,9 +476,10 @@ pub fn env_done(env: &Utf8Path) {
     let _ = std::fs::remove_file(env.join(crate::python::venv::INCOMPLETE_MARKER));
 }
 
-/// Whether an interrupted sync left a journal (the caller holds the sync lock).
+/// Whether an interrupted sync left a journal (the caller holds the sync
+/// lock): its log holds records. An empty log is a committed one.
 pub fn pending(root: &Utf8Path) -> bool {
-    root.join(JOURNAL_DIR).join(LOG).is_file()
+    crate::fs::journal_log_holds_records(root)
 }
 
 /// Rolls back the journal an interrupted sync left, if any; the caller
@@ -398,8 +488,11 @@ pub fn pending(root: &Utf8Path) -> bool {
 /// would be undone by the rollback that finishes later.
 pub fn recover(root: &Utf8Path) -> Result<Option<Recovery>> {
     if !pending(root) {
-        // A journal directory without its log is a committed one.
-        let _ = std::fs::remove_dir_all(root.join(JOURNAL_DIR));
+        // A journal directory without its log, or with an empty one, is a
+        // committed one; only leftovers of the older layout go.
+        if !root.join(JOURNAL_DIR).join(LOG).is_file() {
+            let _ = std::fs::remove_dir_all(root.join(JOURNAL_DIR));
+        }
         return Ok(None);
     }
     let r = replay(root);
@@ -479,13 +572,19 @@ fn replay(root: &Utf8Path) -> Recovery {
     }
     for rec in records.iter().rev() {
         let res: std::result::Result<(), String> = match rec {
-            Record::File { path, backup, meta } => {
+            Record::File {
+                path,
+                backup,
+                inline,
+                meta,
+            } => {
                 let abs = root.join(path);
                 // A write killed between its temporary file and the rename
                 // (sync prepares the next service while a runtime runs).
                 crate::fs::remove_temp_files(&abs);
-                let bytes = match backup {
-                    Some(b) => match std::fs::read(dir.join(b)) {
+                let bytes = match (backup, inline) {
+                    (_, Some(text)) => Some(text.as_bytes().to_vec()),
+                    (Some(b), None) => match std::fs::read(dir.join(b)) {
                         Ok(bytes) => Some(bytes),
                         Err(e) => {
                             r.failed
@@ -493,7 +592,7 @@ fn replay(root: &Utf8Path) -> Recovery {
                             continue;
                         }
                     },
-                    None => None,
+                    (None, None) => None,
                 };
                 let changed = match &bytes {
                     Some(b) => {
@@ -504,7 +603,7 @@ fn replay(root: &Utf8Path) -> Recovery {
                 };
                 match restore_file(&abs, bytes.as_deref(), meta.as_ref()) {
                     Ok(()) => {
-                        let list = if backup.is_some() {
+                        let list = if bytes.is_some() {
                             &mut r.restored
                         } else {
                             &mut r.removed
@@ -769,8 +868,57 @@ mod tests {
         txn.write(&f, b"3", None).unwrap();
         txn.commit();
         j.commit();
-        assert!(!root.join(JOURNAL_DIR).exists());
+        assert!(!pending(&root));
+        let log = root.join(JOURNAL_DIR).join(LOG);
+        assert_eq!(std::fs::read(&log).unwrap(), b"", "committed: emptied");
         assert_eq!(std::fs::read(&f).unwrap(), b"3");
+        assert!(recover(&root).unwrap().is_none());
+        assert!(log.is_file(), "a committed log stays for the next sync");
+    }
+
+    /// Small text goes into its record; binary or big files get a `.orig`
+    /// file, which the commit removes. Both are restored byte for byte.
+    #[test]
+    fn backups_are_inline_for_small_text_and_files_otherwise() {
+        let (_d, root) = tmp();
+        let text = root.join("uv.lock");
+        let binary = root.join("data.bin");
+        let big = root.join("big.txt");
+        std::fs::write(&text, "version = 1\n\"quoted\"\n").unwrap();
+        std::fs::write(&binary, [0u8, 159, 146, 150, 255]).unwrap();
+        let big_text = "x".repeat(INLINE_MAX + 1);
+        std::fs::write(&big, &big_text).unwrap();
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        for f in [&text, &binary, &big] {
+            txn.write(f, b"new", None).unwrap();
+        }
+        let dir = root.join(JOURNAL_DIR);
+        let log = std::fs::read_to_string(dir.join(LOG)).unwrap();
+        assert!(
+            log.contains("\"inline\":\"version = 1\\n\\\"quoted"),
+            "{log}"
+        );
+        assert!(dir.join("0.orig").is_file() && dir.join("1.orig").is_file());
+        assert!(!dir.join("2.orig").exists());
+        std::mem::forget(txn);
+        drop(j);
+        recover(&root).unwrap().expect("a journal was pending");
+        assert_eq!(
+            std::fs::read_to_string(&text).unwrap(),
+            "version = 1\n\"quoted\"\n"
+        );
+        assert_eq!(std::fs::read(&binary).unwrap(), [0u8, 159, 146, 150, 255]);
+        assert_eq!(std::fs::read_to_string(&big).unwrap(), big_text);
+
+        let j = Journal::new(&root);
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&binary, b"newer", None).unwrap();
+        assert!(dir.join("0.orig").is_file());
+        txn.commit();
+        j.commit();
+        assert!(!dir.join("0.orig").exists(), "the commit removes backups");
+        assert!(!pending(&root));
     }
 
     #[test]

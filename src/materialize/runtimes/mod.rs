@@ -452,6 +452,7 @@ pub fn run_tool_env(
     let line = command_line(program, args);
     let cannot = |e: std::io::Error| Error::failed(format!("cannot run `{line}` for {who}: {e}"));
     super::interrupt::check()?;
+    super::interrupt::before_tool()?;
     if streaming {
         return stream(expr, who, &line, dir, program);
     }
