@@ -125,7 +125,13 @@ fn the_example_exports_valid_deterministic_manifests() {
     // The values of `${VAR}` and env files are never written.
     let pg = sb.read("deploy/kubernetes/postgres.yaml");
     assert!(pg.contains("secretKeyRef"), "{pg}");
-    assert!(!pg.contains("${PG_PASSWORD}"), "{pg}");
+    // `${PG_PASSWORD}` only in the comment that shows how to create the
+    // Secret from the shell, never as an object's value.
+    assert!(
+        !pg.lines()
+            .any(|l| !l.starts_with('#') && l.contains("${PG_PASSWORD}")),
+        "{pg}"
+    );
     let env_file = sb.read("config/postgres.env");
     for line in env_file
         .lines()
@@ -202,6 +208,39 @@ fn the_example_exports_valid_deterministic_manifests() {
         gw.contains("EMBEDDER_URL: http://host.containers.internal:8081"),
         "{gw}"
     );
+    // One file for `podman kube play`, every object, dependencies first:
+    // the PVCs, then each service after the ones it depends on.
+    let play = sb.read("k8s-play/_play.yaml");
+    assert!(!sb.exists("deploy/kubernetes/_play.yaml"));
+    let deployments: Vec<&str> = play
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: Deployment"))
+        .map(|d| d.lines().find_map(|l| l.strip_prefix("  name: ")).unwrap())
+        .collect();
+    assert_eq!(
+        deployments,
+        [
+            "postgres",
+            "embedder",
+            "redis",
+            "gateway",
+            "gpu-worker",
+            "qdrant",
+            "reranker"
+        ],
+        "{play}"
+    );
+    assert!(
+        play.find("kind: PersistentVolumeClaim").unwrap() < play.find("kind: Deployment").unwrap()
+    );
+    assert!(
+        play.contains("#   kubectl create secret generic postgres-env --from-env-file=config/postgres.env --from-literal=POSTGRES_PASSWORD=\"${PG_PASSWORD}\" --dry-run=client -o jsonpath='{.data}' | podman secret create postgres-env -\n"),
+        "{play}"
+    );
+    let play_first = play.clone();
+    let out = sb.run(&["export", "kubernetes", "--host-ports", "--out", "k8s-play"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.read("k8s-play/_play.yaml"), play_first);
     validate(&yaml_files(&sb.path("k8s-play"))).unwrap();
 
     // The negative control: the validator does reject a wrong file.

@@ -1,10 +1,13 @@
 //! `cargo hsm image build` and `cargo hsm export kubernetes --host-ports`,
 //! run for real: a uv service's image is built by podman from its lock on
 //! a local Debian base image (tests/support/podman-python-image.sh:
-//! debootstrap + `podman import`, cached between runs), then the exported
-//! manifests run under `podman kube play` beside the busybox httpd of the
-//! compose tests. The service answers on its port and reaches the httpd
-//! through the discovery variables; `podman kube down` removes it all.
+//! debootstrap + `podman import`, cached between runs), and a busybox
+//! httpd is built from its own Dockerfile, whose build step reads a build
+//! secret. The exported `_play.yaml` runs under `podman kube play`: the
+//! service answers on its port, reaches the httpd through the discovery
+//! variables, and both get their `${VAR}` values from their Secrets
+//! (podman secrets). No secret value is in an image layer, its history or
+//! its config, nor in an exported file. `podman kube down` removes it all.
 //!
 //! The podman store is the tests' own (tests/support/podman-env.sh) with
 //! the overlay driver. The venv image is behind `#[ignore]`:
@@ -21,6 +24,56 @@ use compose_support::{free_port, http_get, missing, podman_as_root, podman_env_w
 use sync_support::{stderr, Sandbox};
 
 type Env = Vec<(String, String)>;
+
+/// Standard base64, for the podman secrets of local play.
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `needle` is anywhere in the file `path` (read in chunks).
+fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return false;
+        }
+        carry.extend_from_slice(&buf[..n]);
+        if carry.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        let keep = carry.len().saturating_sub(needle.len());
+        carry.drain(..keep);
+    }
+}
 
 /// The tests' podman store with the busybox and python base images, or
 /// `None` (skipped locally, failing under `CI=true`).
@@ -75,17 +128,49 @@ fn podman(env: &Env, args: &[&str], limit: u64) -> std::process::Output {
     out
 }
 
-/// `podman kube down` of the played file however the test ends.
+/// `podman kube down` of the played file, and the removal of its podman
+/// secrets, however the test ends.
 struct Played {
     file: PathBuf,
     env: Env,
+    secrets: Vec<String>,
 }
 
 impl Drop for Played {
     fn drop(&mut self) {
         let f = self.file.to_string_lossy().into_owned();
         let _ = podman(&self.env, &["kube", "down", &f], 60);
+        for s in &self.secrets {
+            let _ = podman(&self.env, &["secret", "rm", s], 30);
+        }
     }
+}
+
+/// `podman secret create NAME -` with the value podman 4.3's kube play
+/// reads for a `secretKeyRef`: a JSON map of base64 values (what
+/// `kubectl create secret generic NAME --from-literal=K=V --dry-run=client
+/// -o jsonpath='{.data}'` prints, as docs/deploying.md shows).
+fn podman_secret(env: &Env, name: &str, key: &str, value: &str) {
+    let _ = podman(env, &["secret", "rm", name], 30);
+    let json = format!("{{\"{key}\":\"{}\"}}", base64(value.as_bytes()));
+    let mut child = Command::new("podman")
+        .args(["secret", "create", name, "-"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "podman secret create {name}"
+    );
 }
 
 const API: &str = r#""""Answers GET / with its greeting and what the web service says."""
@@ -98,7 +183,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         url = os.environ["WEB_URL"] + "/"
         upstream = urllib.request.urlopen(url, timeout=5).read().decode().strip()
-        body = f"{os.environ['GREETING']} as {os.getuid()} in {os.getcwd()}; {url} says: {upstream}\n"
+        body = f"{os.environ['GREETING']} as {os.getuid()} in {os.getcwd()}; token {os.environ['API_TOKEN']}; {url} says: {upstream}\n"
         body = body.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -122,14 +207,15 @@ standalone = ["web", "api"]
 [registry.services.web]
 ports = ["{web_port}:8080"]
 url-scheme = "http"
-sources.prod = {{ type = "docker-image", image = "localhost/hsm-busybox:latest" }}
+env = {{ WEB_TOKEN = "${{HSM_PLAY_WEB_TOKEN}}" }}
+sources.prod = {{ type = "local", path = "web" }}
 deployment-profiles.default = {{ runtime = "podman", command = ["busybox", "httpd", "-f", "-p", "8080", "-h", "/www"] }}
 
 [registry.services.api]
 ports = ["{api_port}"]
 depends-on = ["web"]
 healthcheck = {{ http = "/" }}
-env = {{ GREETING = "hello from api", API_PORT = "{api_port}" }}
+env = {{ GREETING = "hello from api", API_PORT = "{api_port}", API_TOKEN = "${{HSM_PLAY_API_TOKEN}}" }}
 sources.prod = {{ type = "local", path = "api" }}
 
 [registry.services.api.deployment-profiles.default]
@@ -141,13 +227,20 @@ wait-image = "localhost/hsm-busybox:latest"
     )
 }
 
-/// The tag of the image `image build` reports building.
-fn built_reference(err: &str) -> String {
-    let line = err
+/// The images `image build` reports building, by service
+/// (`Building `REF` (SERVICE)`).
+fn built_references(err: &str) -> std::collections::BTreeMap<String, String> {
+    let refs: std::collections::BTreeMap<String, String> = err
         .lines()
-        .find(|l| l.trim_start().starts_with("Building `"))
-        .unwrap_or_else(|| panic!("no Building line in:\n{err}"));
-    line.split('`').nth(1).unwrap().to_string()
+        .filter_map(|l| l.trim_start().strip_prefix("Building `"))
+        .map(|l| {
+            let (r, rest) = l.split_once('`').unwrap();
+            let svc = rest.trim().trim_start_matches('(').trim_end_matches(')');
+            (svc.to_string(), r.to_string())
+        })
+        .collect();
+    assert!(!refs.is_empty(), "no Building line in:\n{err}");
+    refs
 }
 
 fn build_and_play(runtime: &str) {
@@ -160,6 +253,18 @@ fn build_and_play(runtime: &str) {
     sb.write("Cargo.toml", "[workspace]\n");
     sb.write("hsm.toml", &manifest(&project, web_port, api_port, runtime));
     sb.write("api/api.py", API);
+    // The httpd's build step reads its build secret; only a hash of it
+    // lands in the image.
+    sb.write(
+        "web/Dockerfile",
+        "FROM localhost/hsm-busybox:latest\nRUN --mount=type=secret,id=WEB_TOKEN sha256sum /run/secrets/WEB_TOKEN | cut -c1-64 > /www/token.sha256\n",
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let api_token = format!("api-token-{}-{nanos}", std::process::id());
+    let web_token = format!("web token {}/{nanos}", std::process::id());
     match runtime {
         "uv" => sb.write(
             "api/pyproject.toml",
@@ -169,7 +274,9 @@ fn build_and_play(runtime: &str) {
     }
     let with_env = |args: &[&str]| {
         let mut c = sb.cmd(args);
-        c.envs(env.iter().map(|(k, v)| (k, v)));
+        c.envs(env.iter().map(|(k, v)| (k, v)))
+            .env("HSM_PLAY_API_TOKEN", &api_token)
+            .env("HSM_PLAY_WEB_TOKEN", &web_token);
         run_bounded(&mut c, Duration::from_secs(600)).unwrap()
     };
     let out = with_env(&["sync"]);
@@ -180,42 +287,92 @@ fn build_and_play(runtime: &str) {
     let out = with_env(&["image", "build"]);
     let first = t.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
-    let reference = built_reference(&stderr(&out));
+    let references = built_references(&stderr(&out));
+    let reference = references["api"].clone();
+    let web_ref = references["web"].clone();
     assert!(
         reference.starts_with(&format!("localhost/{project}/api:")),
         "{reference}"
     );
-    assert!(podman(&env, &["image", "exists", &reference], 30)
-        .status
-        .success());
+    for r in [&reference, &web_ref] {
+        assert!(podman(&env, &["image", "exists", r], 30).status.success());
+    }
     let dockerfile = sb.read(".hsm/images/api/Dockerfile");
     assert!(dockerfile.contains("USER 10001:10001"), "{dockerfile}");
     assert!(dockerfile.contains("ARG GREETING"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("--mount=type=secret,id=API_TOKEN"),
+        "{dockerfile}"
+    );
     let t = Instant::now();
     let out = with_env(&["image", "build"]);
     let again = t.elapsed();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(built_reference(&stderr(&out)), reference);
-    eprintln!("image build of `api` ({runtime}): {first:.1?}; again (cache hit): {again:.1?}");
-    // Build arguments live in the build stage only.
-    let history = podman(&env, &["history", "--no-trunc", &reference], 30);
-    let inspect = podman(&env, &["image", "inspect", &reference], 30);
-    for o in [&history, &inspect] {
-        assert!(!String::from_utf8_lossy(&o.stdout).contains("hello from api"));
+    assert_eq!(built_references(&stderr(&out)), references);
+    eprintln!(
+        "image build of `api` ({runtime}) and `web`: {first:.1?}; again (cache hit): {again:.1?}"
+    );
+    // Build arguments live in the build stage only; secret values are in
+    // no layer, no history and no config of either image.
+    let saved = sb.path("saved.tar");
+    for r in [&reference, &web_ref] {
+        let history = podman(&env, &["history", "--no-trunc", r], 30);
+        let inspect = podman(&env, &["image", "inspect", r], 30);
+        for o in [&history, &inspect] {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(o.status.success());
+            assert!(!text.contains("hello from api"), "{r}: {text}");
+            assert!(
+                !text.contains(&api_token) && !text.contains(&web_token),
+                "{r}: {text}"
+            );
+        }
+        let _ = std::fs::remove_file(&saved);
+        let out = podman(&env, &["save", "-o", &saved.to_string_lossy(), r], 120);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::metadata(&saved).unwrap().len() > 1_000_000);
+        for token in [&api_token, &web_token] {
+            assert!(
+                !file_contains(&saved, token.as_bytes()),
+                "{token} is in a layer of {r}"
+            );
+        }
     }
+    let _ = std::fs::remove_file(&saved);
 
-    // The manifests for local play, dependencies first (kube play runs
-    // pods in file order and waits for their init containers).
+    // The manifests for local play: `_play.yaml`, dependencies first
+    // (kube play runs pods in file order and waits for their init
+    // containers).
     let out = with_env(&["export", "kubernetes", "--host-ports", "--out", "k8s"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let play = sb.path("play.yaml");
-    std::fs::write(&play, sb.read("k8s/web.yaml") + &sb.read("k8s/api.yaml")).unwrap();
-    assert!(sb
-        .read("k8s/api.yaml")
-        .contains(&format!("image: {reference}")));
+    let play = sb.path("k8s/_play.yaml");
+    let played_text = sb.read("k8s/_play.yaml");
+    assert!(played_text.contains(&format!("image: {reference}")));
+    assert!(
+        played_text.find("name: web-env").unwrap() < played_text.find("name: api-env").unwrap()
+    );
+    assert!(
+        played_text.contains("| podman secret create api-env -"),
+        "{played_text}"
+    );
+    for f in ["_play.yaml", "api.yaml", "web.yaml"] {
+        let text = sb.read(&format!("k8s/{f}"));
+        assert!(
+            !text.contains(&api_token) && !text.contains(&web_token),
+            "{f}"
+        );
+    }
+    // The Secrets of local play: podman secrets, as the header says.
+    podman_secret(&env, "api-env", "API_TOKEN", &api_token);
+    podman_secret(&env, "web-env", "WEB_TOKEN", &web_token);
     let played = Played {
         file: play.clone(),
         env: env.clone(),
+        secrets: vec!["api-env".into(), "web-env".into()],
     };
     let t = Instant::now();
     let out = podman(&env, &["kube", "play", &play.to_string_lossy()], 180);
@@ -243,7 +400,22 @@ fn build_and_play(runtime: &str) {
     });
     assert_eq!(
         body.trim(),
-        format!("hello from api as 10001 in /app; http://host.containers.internal:{web_port}/ says: hsm-busybox ok")
+        format!("hello from api as 10001 in /app; token {api_token}; http://host.containers.internal:{web_port}/ says: hsm-busybox ok")
+    );
+    // The httpd's build step read its secret: the hash it wrote is the
+    // value's; and the running container has the value from its Secret.
+    let (status, hash) = http_get(web_port, "/token.sha256").unwrap();
+    assert_eq!(
+        (status, hash.trim()),
+        (200, sha256_hex(web_token.as_bytes()).as_str())
+    );
+    let out = podman(&env, &["exec", "web-pod-0-web", "env"], 30);
+    let web_env = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        web_env
+            .lines()
+            .any(|l| l == format!("WEB_TOKEN={web_token}")),
+        "{web_env}"
     );
 
     drop(played);

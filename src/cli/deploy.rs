@@ -30,7 +30,7 @@ pub struct KubernetesArgs {
     /// Write nothing; exit 1 if the files on disk differ from what would be written
     #[arg(long)]
     pub check: bool,
-    /// For `podman kube play`, which ignores Services: publish every port as a `hostPort` and reach services through the host gateway
+    /// For `podman kube play`, which ignores Services: publish every port as a `hostPort`, reach services through the host gateway, and write `_play.yaml` (every object, dependencies first) to play
     #[arg(long)]
     pub host_ports: bool,
 }
@@ -200,7 +200,19 @@ pub fn run_image(shell: &Shell, root: &Utf8Path, cmd: &ImageCmd) -> Result<i32> 
                     )));
                 }
             }
-            Origin::Built(r) => recipes.push((s, r)),
+            Origin::Built(r) => {
+                if args.push && s.image_repository.is_none() {
+                    return Err(Error::config(format!(
+                        "service `{}` has no `image-repository` to push its image to",
+                        s.name
+                    ))
+                    .with_help(format!(
+                        "set `image-repository = \"registry.example.org/team\"` in the profile `{}` of service `{}`, or build without `--push`",
+                        s.profile, s.name
+                    )));
+                }
+                recipes.push((s, r))
+            }
         }
     }
     if recipes.is_empty() {

@@ -724,29 +724,13 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
         .prefix("hsm-build-secrets")
         .tempdir()
         .map_err(|e| Error::failed(format!("cannot create a temporary directory: {e}")))?;
-    let mut args: Vec<String> = vec![
-        "build".into(),
-        "-f".into(),
-        dockerfile.to_string(),
-        "-t".into(),
-        recipe.reference.clone(),
-    ];
-    for t in &opts.tags {
-        args.extend(["-t".into(), t.clone()]);
-    }
-    if engine == "podman" {
-        // Base images are the user's to pull; a build never pulls behind their back.
-        args.push("--pull=missing".into());
-    }
-    for (k, v) in &recipe.build_args {
-        args.extend(["--build-arg".into(), format!("{k}={v}")]);
-    }
+    let mut secret_files = Vec::new();
     for (i, (k, raw)) in recipe.secrets.iter().enumerate() {
         let value = crate::envfile::expand(raw, |name| std::env::var(name).ok());
         let path = secrets_dir.path().join(format!("s{i}"));
         write_secret(&path, value.as_bytes())
             .map_err(|e| Error::failed(format!("cannot write a build secret: {e}")))?;
-        args.extend(["--secret".into(), format!("id={k},src={}", path.display())]);
+        secret_files.push((k.clone(), path));
     }
     let ca = std::env::var_os("SSL_CERT_FILE")
         .map(std::path::PathBuf::from)
@@ -756,12 +740,9 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
             let _ = write_secret(&empty, b"");
             empty
         });
-    args.extend([
-        "--secret".into(),
-        format!("id={CA_SECRET},src={}", ca.display()),
-    ]);
-    args.push(context.to_string());
-    run_engine(&engine_path, &args, verbose, &recipe.service, "build")?;
+    secret_files.push((CA_SECRET.to_string(), ca));
+    let args = build_command(engine, recipe, opts, &dockerfile, &context, &secret_files);
+    run_engine(&engine_path, &args, verbose, &recipe.service, None)?;
     let mut pushed = false;
     if opts.push {
         let mut refs = vec![recipe.reference.clone()];
@@ -769,10 +750,10 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
         for r in refs {
             run_engine(
                 &engine_path,
-                &["push".to_string(), r],
+                &push_command(&r),
                 verbose,
                 &recipe.service,
-                "push",
+                Some((engine, &r)),
             )?;
         }
         pushed = true;
@@ -800,12 +781,66 @@ fn write_secret(path: &std::path::Path, value: &[u8]) -> std::io::Result<()> {
     f.write_all(value)
 }
 
+/// The engine's `build` command line (after the engine's name). Both
+/// engines take the same flags, except that podman is told never to pull
+/// a base image it has (`--pull=missing`); docker's `--secret` and
+/// `RUN --mount=type=secret` need BuildKit, its default builder since
+/// Docker 23. Secrets are `(id, file)`.
+pub fn build_command(
+    engine: &str,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    dockerfile: &Utf8Path,
+    context: &Utf8Path,
+    secrets: &[(String, std::path::PathBuf)],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "-f".into(),
+        dockerfile.to_string(),
+        "-t".into(),
+        recipe.reference.clone(),
+    ];
+    for t in &opts.tags {
+        args.extend(["-t".into(), t.clone()]);
+    }
+    if engine == "podman" {
+        // Base images are the user's to pull; a build never pulls behind their back.
+        args.push("--pull=missing".into());
+    }
+    for (k, v) in &recipe.build_args {
+        args.extend(["--build-arg".into(), format!("{k}={v}")]);
+    }
+    for (id, path) in secrets {
+        args.extend(["--secret".into(), format!("id={id},src={}", path.display())]);
+    }
+    args.push(context.to_string());
+    args
+}
+
+/// The engine's `push` command line: the same for docker and podman,
+/// which both use the credentials of their own `login`.
+pub fn push_command(reference: &str) -> Vec<String> {
+    vec!["push".to_string(), reference.to_string()]
+}
+
+/// The registry host of an image reference (`docker.io` when the first
+/// component is not a host).
+pub fn registry_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// Runs the engine; `push` is `Some((engine, reference))` for a push, whose
+/// failure names the registry and the login to run.
 fn run_engine(
     engine: &std::path::Path,
     args: &[String],
     verbose: bool,
     service: &str,
-    what: &str,
+    push: Option<(&str, &str)>,
 ) -> Result<()> {
     let shown = format!(
         "{} {}",
@@ -832,15 +867,26 @@ fn run_engine(
     let text = String::from_utf8_lossy(&out.stdout);
     let tail: Vec<&str> = text.lines().rev().take(25).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(Error::failed(format!(
-        "the image {what} of service `{service}` failed ({})",
-        out.status
-    ))
-    .with_detail(format!("command: {shown}\n{}", tail.join("\n")))
-    .with_help(match what {
-        "push" => "log in to the registry with the engine's own `login`, then try again",
-        _ => "read the engine's output above; `-v` shows all of it as it runs",
-    }))
+    let detail = format!("command: {shown}\n{}", tail.join("\n"));
+    Err(match push {
+        Some((name, reference)) => {
+            let registry = registry_of(reference);
+            Error::failed(format!(
+                "the push of service `{service}`'s image `{reference}` to registry `{registry}` failed ({})",
+                out.status
+            ))
+            .with_detail(detail)
+            .with_help(format!(
+                "cargo-hsm pushes with {name}'s own credentials: log in with `{name} login {registry}`, then run `cargo hsm image build {service} --push` again"
+            ))
+        }
+        None => Error::failed(format!(
+            "the image build of service `{service}` failed ({})",
+            out.status
+        ))
+        .with_detail(detail)
+        .with_help("read the engine's output above; `-v` shows all of it as it runs"),
+    })
 }
 
 #[cfg(test)]
@@ -871,5 +917,77 @@ mod tests {
         assert_eq!(python_version(dir).as_deref(), Some("3.11"));
         std::fs::write(dir.join(".python-version"), "3.12.4\n").unwrap();
         assert_eq!(python_version(dir).as_deref(), Some("3.12"));
+    }
+
+    fn recipe() -> Recipe {
+        Recipe {
+            service: "api".into(),
+            source_dir: "/w/api".into(),
+            files: vec![],
+            generated: Some(String::new()),
+            dockerfile: "Dockerfile".into(),
+            build_args: vec![("GREETING".into(), "hello there".into())],
+            secrets: vec![("API_TOKEN".into(), "${TOKEN}".into())],
+            tag: "0123456789abcdef".into(),
+            reference: "registry.example.org:5000/team/api:0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn docker_and_podman_command_lines() {
+        let opts = BuildOptions {
+            tags: vec!["registry.example.org:5000/team/api:v1".into()],
+            push: true,
+        };
+        let secrets = vec![
+            (
+                "API_TOKEN".to_string(),
+                std::path::PathBuf::from("/tmp/s/s0"),
+            ),
+            (
+                CA_SECRET.to_string(),
+                std::path::PathBuf::from("/tmp/s/no-ca"),
+            ),
+        ];
+        let df = Utf8Path::new("/w/.hsm/images/api/Dockerfile");
+        let ctx = Utf8Path::new("/w/.hsm/images/api/context");
+        let docker = build_command("docker", &recipe(), &opts, df, ctx, &secrets);
+        assert_eq!(
+            docker,
+            [
+                "build",
+                "-f",
+                "/w/.hsm/images/api/Dockerfile",
+                "-t",
+                "registry.example.org:5000/team/api:0123456789abcdef",
+                "-t",
+                "registry.example.org:5000/team/api:v1",
+                "--build-arg",
+                "GREETING=hello there",
+                "--secret",
+                "id=API_TOKEN,src=/tmp/s/s0",
+                "--secret",
+                "id=hsm-ca-bundle,src=/tmp/s/no-ca",
+                "/w/.hsm/images/api/context",
+            ]
+        );
+        let podman = build_command("podman", &recipe(), &opts, df, ctx, &secrets);
+        let mut expected = docker.clone();
+        expected.insert(7, "--pull=missing".into());
+        assert_eq!(podman, expected);
+        // The secret's value is never on the command line, only its file.
+        assert!(!docker.iter().any(|a| a.contains("${TOKEN}")));
+        assert_eq!(
+            push_command("registry.example.org:5000/team/api:v1"),
+            ["push", "registry.example.org:5000/team/api:v1"]
+        );
+    }
+
+    #[test]
+    fn registries_of_references() {
+        assert_eq!(registry_of("127.0.0.1:5000/team/api:x"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/org/api:x"), "ghcr.io");
+        assert_eq!(registry_of("localhost/p/api:x"), "localhost");
+        assert_eq!(registry_of("team/api:x"), "docker.io");
     }
 }

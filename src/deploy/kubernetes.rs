@@ -47,6 +47,9 @@ pub const DEFAULT_OUT: &str = "deploy/kubernetes";
 /// The file of the PersistentVolumeClaims (`_` keeps it apart from any
 /// service's file: service names start with a letter or digit).
 pub const VOLUMES_FILE: &str = "_volumes.yaml";
+/// With `--host-ports`: every object in one file, dependencies first, for
+/// `podman kube play`.
+pub const PLAY_FILE: &str = "_play.yaml";
 /// The size of a PersistentVolumeClaim.
 pub const VOLUME_SIZE: &str = "1Gi";
 /// The image of the init container that waits for dependencies.
@@ -160,6 +163,7 @@ pub fn render(
     };
     let mut files = Vec::new();
     let mut volumes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_service: BTreeMap<&str, (Vec<Yaml>, String)> = BTreeMap::new();
     for s in exported(plan) {
         if !is_dns_label(&s.name) {
             return Err(refuse(
@@ -172,16 +176,54 @@ pub fn render(
             Some(_) => ctx.managed(s, &mut volumes)?,
             None => ctx.external(s),
         };
-        files.push((format!("{}.yaml", s.name), ctx.file(s, docs)?));
+        let secret = ctx.secret_note(s)?;
+        let mut text = header(plan);
+        text.push_str(&secret);
+        text.push_str(&documents(&docs));
+        files.push((format!("{}.yaml", s.name), text));
+        by_service.insert(&s.name, (docs, secret));
     }
-    if !volumes.is_empty() {
+    let pvcs: Vec<Yaml> = volumes.iter().map(|(v, users)| ctx.pvc(v, users)).collect();
+    if !pvcs.is_empty() {
         let mut text = header(plan);
         text.push_str("# The PersistentVolumeClaims of the named volumes.\n");
-        let docs: Vec<Yaml> = volumes.iter().map(|(v, users)| ctx.pvc(v, users)).collect();
-        text.push_str(&documents(&docs));
+        text.push_str(&documents(&pvcs));
         files.push((VOLUMES_FILE.to_string(), text));
     }
+    if opts.host_ports {
+        files.push((PLAY_FILE.to_string(), ctx.play_file(&by_service, pvcs)));
+    }
     Ok(files)
+}
+
+/// The exported services in the order `podman kube play` must start them:
+/// every service after the ones it depends on, ties by name. (A cycle,
+/// which `up` refuses, is cut where it closes.)
+pub fn play_order(plan: &Plan) -> Vec<&PlannedService> {
+    fn visit<'a>(
+        s: &'a PlannedService,
+        plan: &'a Plan,
+        seen: &mut BTreeSet<&'a str>,
+        out: &mut Vec<&'a PlannedService>,
+    ) {
+        if !seen.insert(&s.name) {
+            return;
+        }
+        let mut deps: Vec<&String> = s.depends_on.iter().collect();
+        deps.sort();
+        for d in deps {
+            if let Some(d) = plan.service(d).filter(|d| exported(plan).contains(d)) {
+                visit(d, plan, seen, out);
+            }
+        }
+        out.push(s);
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for s in exported(plan) {
+        visit(s, plan, &mut seen, &mut out);
+    }
+    out
 }
 
 fn header(plan: &Plan) -> String {
@@ -191,6 +233,29 @@ fn header(plan: &Plan) -> String {
         plan.project.manifest_location.describe(),
         plan.project.name.replace(['\n', '\r'], " ")
     )
+}
+
+/// `value` (which holds `${VAR}`s) in double quotes, so that a shell
+/// expands its variables as cargo-hsm does: `$$` is a literal `$`.
+fn shell_quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                out.push_str("\\$");
+            }
+            '"' | '\\' | '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn documents(docs: &[Yaml]) -> String {
@@ -234,6 +299,8 @@ struct Env {
     plain: BTreeMap<String, String>,
     /// Secret keys, sorted.
     secret: BTreeSet<String>,
+    /// The values with `${VAR}` as written (after discovery), by key.
+    literal: BTreeMap<String, String>,
     /// Env files whose keys are in the Secret (for the header).
     files: Vec<Utf8PathBuf>,
 }
@@ -272,6 +339,7 @@ impl Ctx<'_> {
     fn env(&self, s: &PlannedService) -> Result<Env> {
         let mut plain = BTreeMap::new();
         let mut secret = BTreeSet::new();
+        let mut literal = BTreeMap::new();
         // Discovery first: the manifest's own values win over them.
         for (k, v) in discovery::values_for(self.plan, s, self.place) {
             plain.insert(k, v);
@@ -294,6 +362,7 @@ impl Ctx<'_> {
             if super::image::has_variable(&value) {
                 plain.remove(k);
                 secret.insert(k.clone());
+                literal.insert(k.clone(), value);
             } else if !secret.contains(k) {
                 plain.insert(k.clone(), value);
             }
@@ -301,40 +370,85 @@ impl Ctx<'_> {
         Ok(Env {
             plain,
             secret,
+            literal,
             files: s.env_files.iter().map(|f| f.path.clone()).collect(),
         })
     }
 
-    fn file(&self, s: &PlannedService, docs: Vec<Yaml>) -> Result<String> {
+    /// The header lines that name the service's Secret, its keys and how
+    /// to create it: with `kubectl` for a cluster, and for local play as
+    /// the podman secret `podman kube play` reads (podman 4.3 takes a
+    /// podman secret holding a JSON map of base64 values, which is what
+    /// `kubectl … -o jsonpath='{.data}'` prints; a `kind: Secret` in the
+    /// played file it stores as YAML and then cannot read). Empty when the
+    /// service has no secret keys.
+    fn secret_note(&self, s: &PlannedService) -> Result<String> {
+        if s.runtime().is_none() {
+            return Ok(String::new());
+        }
+        let env = self.env(s)?;
+        if env.secret.is_empty() {
+            return Ok(String::new());
+        }
+        let ns = self
+            .opts
+            .namespace
+            .as_ref()
+            .map(|n| format!(" -n {n}"))
+            .unwrap_or_default();
+        let mut create = format!("create secret generic {}-env", s.name);
+        for f in &env.files {
+            create.push_str(&format!(" --from-env-file={f}"));
+        }
+        let from_files: BTreeSet<&String> =
+            s.env_files.iter().flat_map(|f| f.keys.iter()).collect();
+        for k in env.secret.iter().filter(|k| !from_files.contains(k)) {
+            let v = env.literal.get(k).map(String::as_str).unwrap_or_default();
+            create.push_str(&format!(" --from-literal={k}={}", shell_quoted(v)));
+        }
+        let mut text = format!(
+            "# Secret `{}-env` (not in this file: its values never leave your shell) holds the keys:\n#   {}\n",
+            s.name,
+            env.secret.iter().cloned().collect::<Vec<_>>().join(", "),
+        );
+        if self.opts.host_ports {
+            text.push_str(&format!(
+                "# Create it before `podman kube play`, as a podman secret:\n#   kubectl {create} --dry-run=client -o jsonpath='{{.data}}' | podman secret create {}-env -\n",
+                s.name
+            ));
+        } else {
+            text.push_str(&format!(
+                "# Create it before applying, e.g.:\n#   kubectl{ns} {create}\n"
+            ));
+        }
+        Ok(text)
+    }
+
+    /// `_play.yaml`: every document of the other files in one file, for
+    /// `podman kube play`, which takes one file and starts its pods in
+    /// file order: the PersistentVolumeClaims, then the services in
+    /// [`play_order`].
+    fn play_file(
+        &self,
+        by_service: &BTreeMap<&str, (Vec<Yaml>, String)>,
+        pvcs: Vec<Yaml>,
+    ) -> String {
         let mut text = header(self.plan);
-        if s.runtime().is_some() {
-            let env = self.env(s)?;
-            if !env.secret.is_empty() {
-                let ns = self
-                    .opts
-                    .namespace
-                    .as_ref()
-                    .map(|n| format!(" -n {n}"))
-                    .unwrap_or_default();
-                text.push_str(&format!(
-                    "# Secret `{}-env` (not in this file: its values never leave your shell) holds the keys:\n#   {}\n# Create it before applying, e.g.:\n#   kubectl{ns} create secret generic {}-env",
-                    s.name,
-                    env.secret.iter().cloned().collect::<Vec<_>>().join(", "),
-                    s.name
-                ));
-                for f in &env.files {
-                    text.push_str(&format!(" --from-env-file={f}"));
-                }
-                let from_files: BTreeSet<&String> =
-                    s.env_files.iter().flat_map(|f| f.keys.iter()).collect();
-                for k in env.secret.iter().filter(|k| !from_files.contains(k)) {
-                    text.push_str(&format!(" --from-literal={k}=..."));
-                }
-                text.push('\n');
+        text.push_str("# Every object of this directory, dependencies first, for local play:\n#   podman kube play <this file>      (and `podman kube down <this file>`)\n");
+        let order = play_order(self.plan);
+        for s in &order {
+            if let Some((_, note)) = by_service.get(s.name.as_str()) {
+                text.push_str(note);
+            }
+        }
+        let mut docs = pvcs;
+        for s in &order {
+            if let Some((d, _)) = by_service.get(s.name.as_str()) {
+                docs.extend(d.iter().cloned());
             }
         }
         text.push_str(&documents(&docs));
-        Ok(text)
+        text
     }
 
     fn external(&self, s: &PlannedService) -> Vec<Yaml> {
