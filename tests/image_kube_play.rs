@@ -438,3 +438,207 @@ fn a_uv_service_image_runs_under_kube_play_and_reaches_a_container() {
 fn a_venv_service_image_runs_under_kube_play() {
     build_and_play("venv");
 }
+
+/// A `docker-registry serve` (distribution 2.8, Debian's `docker-registry`)
+/// of the test's own: TLS with a test CA, htpasswd auth, storage in a temp
+/// dir; killed when dropped.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A CA and a server certificate for 127.0.0.1; a bcrypt htpasswd
+        // (the registry takes no other hash).
+        sh(
+            d,
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hsm-test-ca -keyout ca.key -out ca.crt 2>/dev/null
+             openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout srv.key -out srv.csr 2>/dev/null
+             printf 'subjectAltName=IP:127.0.0.1\n' > ext
+             openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out srv.crt 2>/dev/null
+             python3 -W ignore -c \"import crypt; print('hsm:' + crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH)))\" > htpasswd",
+        );
+        let port = free_port();
+        std::fs::write(
+            d.join("config.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {0}/data\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: hsm-test\n  tls:\n    certificate: {0}/srv.crt\n    key: {0}/srv.key\nauth:\n  htpasswd:\n    realm: hsm-test\n    path: {0}/htpasswd\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(REGISTRY)
+            .args(["serve", &d.join("config.yml").to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(d.join("registry.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let r = Registry { child, port, dir };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the registry did not listen: {}",
+            std::fs::read_to_string(r.dir.path().join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// GET `path` of the registry's HTTP API, authenticated.
+    fn get(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "10", "-u", "hsm:s3cret", "--cacert"])
+            .arg(self.dir.path().join("ca.crt"))
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// `cargo hsm image build --push` to a real registry (TLS and htpasswd):
+/// without a login the push fails, naming the service, the registry and
+/// `podman login`; after `podman login` (the test's own auth file,
+/// `REGISTRY_AUTH_FILE`) it arrives, under the deterministic tag.
+#[test]
+fn push_goes_to_a_real_registry_through_the_engines_login() {
+    if !Path::new(REGISTRY).exists() {
+        missing("docker-registry is not installed (`.ci/run` installs it: `apt-get install docker-registry`)");
+        return;
+    }
+    let Some((mut env, _one)) = podman_ready() else {
+        return;
+    };
+    let reg = Registry::start();
+    let host = format!("127.0.0.1:{}", reg.port);
+    // podman trusts the test CA through Go's `SSL_CERT_FILE`, on top of
+    // the host's bundle; credentials go to the test's own auth file.
+    let bundle = reg.dir.path().join("bundle.pem");
+    let mut pem = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .and_then(|f| std::fs::read(f).ok())
+        .unwrap_or_else(|| std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default());
+    pem.extend(std::fs::read(reg.dir.path().join("ca.crt")).unwrap());
+    std::fs::write(&bundle, pem).unwrap();
+    let auth = reg.dir.path().join("auth.json");
+    std::fs::write(&auth, "{}\n").unwrap();
+    env.push((
+        "SSL_CERT_FILE".into(),
+        bundle.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "REGISTRY_AUTH_FILE".into(),
+        auth.to_string_lossy().into_owned(),
+    ));
+
+    let sb = Sandbox::empty();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write(
+        "hsm.toml",
+        &format!(
+            "[project]\nname = \"pushed\"\ncontainer-engine = \"podman\"\n[services]\nstandalone = [\"web\"]\n[registry.services.web]\nsources.prod = {{ type = \"local\", path = \"web\" }}\ndeployment-profiles.default = {{ runtime = \"podman\", image-repository = \"{host}/team\" }}\n"
+        ),
+    );
+    sb.write(
+        "web/Dockerfile",
+        "FROM localhost/hsm-busybox:latest\nRUN echo pushed > /www/index.html\n",
+    );
+    let run = |args: &[&str]| {
+        let mut c = sb.cmd(args);
+        c.envs(env.iter().map(|(k, v)| (k, v)));
+        run_bounded(&mut c, Duration::from_secs(300)).unwrap()
+    };
+
+    // No login yet: the registry refuses, and the error says what to run.
+    let out = run(&["image", "build", "--push"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let reference = built_references(&err)["web"].clone();
+    assert!(
+        err.contains(&format!(
+            "error: the push of service `web`'s image `{reference}` to registry `{host}` failed"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`podman login {host}`")), "{err}");
+    assert_eq!(
+        reg.get("/v2/_catalog")["repositories"],
+        serde_json::json!([])
+    );
+
+    // The engine's own login, then the push arrives under its tag.
+    let mut login = Command::new("podman");
+    login
+        .args(["login", "-u", "hsm", "--password-stdin", &host])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = login.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "podman login");
+    let t = Instant::now();
+    let out = run(&["image", "build", "--push", "--tag", "v1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eprintln!("image build --push (cache hit + push): {:.1?}", t.elapsed());
+    let err = stderr(&out);
+    assert_eq!(built_references(&err)["web"], reference);
+    assert!(err.contains(&format!("Pushed `{reference}`")), "{err}");
+    let (name, tag) = reference
+        .strip_prefix(&format!("{host}/"))
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap();
+    assert_eq!(name, "team/web");
+    assert_eq!(tag.len(), 16, "{tag}");
+    assert_eq!(
+        reg.get("/v2/_catalog")["repositories"],
+        serde_json::json!(["team/web"])
+    );
+    let mut tags: Vec<String> = reg.get(&format!("/v2/{name}/tags/list"))["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, [tag.to_string(), "v1".to_string()]);
+    for r in [reference.clone(), format!("{host}/{name}:v1")] {
+        let _ = podman(&env, &["rmi", &r], 30);
+    }
+}
