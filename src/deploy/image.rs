@@ -46,6 +46,9 @@ use crate::plan::{Plan, PlannedService};
 pub const IMAGES_DIR: &str = ".hsm/images";
 /// The build secret holding the host's CA bundle (`SSL_CERT_FILE`).
 pub const CA_SECRET: &str = "hsm-ca-bundle";
+/// The pins of a venv service (`hsm.locks/<service>/requirements.txt`,
+/// its `name==version` lines) in the build context, for pip's `-c`.
+pub const CONSTRAINTS_FILE: &str = ".hsm-constraints.txt";
 /// The user the runtime stage of a generated image runs as.
 pub const RUNTIME_USER: u32 = 10001;
 /// Directories never copied into a build context.
@@ -88,6 +91,9 @@ pub struct Recipe {
     pub source_dir: Utf8PathBuf,
     /// Files of the context, relative to `source_dir`, sorted.
     pub files: Vec<Utf8PathBuf>,
+    /// Files cargo-hsm adds to the context (relative path, text): the
+    /// pins of a venv service as [`CONSTRAINTS_FILE`].
+    pub extra: Vec<(Utf8PathBuf, String)>,
     /// The generated Dockerfile, or `None` for a service's own.
     pub generated: Option<String>,
     /// The service's own Dockerfile, relative to the context.
@@ -151,6 +157,7 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
         .with_help("run `cargo hsm sync` first (it clones git sources)"));
     }
     let files = context_files(&source_dir)?;
+    let mut extra = Vec::new();
     let (generated, dockerfile) = match runtime {
         RuntimeType::Docker | RuntimeType::Podman => (
             None,
@@ -162,10 +169,14 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
             Some(uv_dockerfile(plan, s, &source_dir, &files)?),
             Utf8PathBuf::from("Dockerfile"),
         ),
-        RuntimeType::Venv => (
-            Some(venv_dockerfile(plan, s, &source_dir, &files)?),
-            Utf8PathBuf::from("Dockerfile"),
-        ),
+        RuntimeType::Venv => {
+            let pins = venv_pins(plan, s)?;
+            let text = venv_dockerfile(plan, s, &source_dir, &files, pins.as_ref())?;
+            if let Some(p) = pins {
+                extra.push((Utf8PathBuf::from(CONSTRAINTS_FILE), p.constraints));
+            }
+            (Some(text), Utf8PathBuf::from("Dockerfile"))
+        }
         RuntimeType::Node => {
             return Err(Error::config(format!(
                 "service `{}` runs with node, and cargo-hsm builds no node images yet",
@@ -201,6 +212,10 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
     for f in &files {
         hash_file(&mut h, &source_dir, f)?;
     }
+    for (f, text) in &extra {
+        h.update(format!("\0extra {f}\0{}\0", text.len()).as_bytes());
+        h.update(text.as_bytes());
+    }
     let digest = h.finalize();
     let tag: String = digest.iter().take(8).fold(String::new(), |mut t, b| {
         let _ = write!(t, "{b:02x}");
@@ -211,6 +226,7 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
         service: s.name.clone(),
         source_dir,
         files,
+        extra,
         generated,
         dockerfile,
         build_args,
@@ -582,11 +598,56 @@ fn outside_paths(s: &PlannedService, dir: &Utf8Path) -> Result<()> {
     Ok(())
 }
 
+/// What sync pinned for a git-sourced venv service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VenvPins {
+    /// The `name==version` lines (and comments) of the pins file.
+    constraints: String,
+    /// The git dependencies at their pinned commits
+    /// (`name @ git+URL@<commit>`), which pip takes as requirements.
+    git: Vec<String>,
+}
+
+/// The pins of `s` in `hsm.locks/<service>/requirements.txt`, which sync
+/// writes for a git-sourced venv service; `None` for a service without
+/// (its own requirements file is what it pins).
+fn venv_pins(plan: &Plan, s: &PlannedService) -> Result<Option<VenvPins>> {
+    if s.checkout_path.is_none() {
+        return Ok(None);
+    }
+    let rel = crate::lock::committed_lock(&s.name, Utf8Path::new(crate::python::pins::FILE));
+    let path = plan.project.workspace_root.join(&rel);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::failed(format!(
+                "venv service `{}` has no pins in `{rel}`, so its image would not install what sync installed",
+                s.name
+            ))
+            .with_help("run `cargo hsm sync` first (it writes the pins)"))
+        }
+        Err(e) => return Err(Error::failed(format!("cannot read `{rel}`: {e}"))),
+    };
+    Ok(Some(VenvPins {
+        constraints: crate::python::pins::constraints(&text),
+        git: crate::python::pins::read(&text)
+            .iter()
+            .map(|p| p.requirement())
+            .collect(),
+    }))
+}
+
+/// `'…'` for a shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 fn venv_dockerfile(
     plan: &Plan,
     s: &PlannedService,
     dir: &Utf8Path,
     files: &[Utf8PathBuf],
+    pins: Option<&VenvPins>,
 ) -> Result<String> {
     let has = |f: &str| files.iter().any(|p| p == f);
     let mut pip = Vec::new();
@@ -629,16 +690,31 @@ fn venv_dockerfile(
         out,
         "RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check --upgrade pip"
     );
-    let pip_cmd = "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check";
+    let mut pip_cmd =
+        "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check".to_string();
+    if let Some(p) = pins {
+        let _ = writeln!(
+            out,
+            "# What sync pinned (hsm.locks/{}/requirements.txt): every install is constrained to it.",
+            s.name
+        );
+        let _ = writeln!(out, "COPY {CONSTRAINTS_FILE} ./");
+        if !p.git.is_empty() {
+            let quoted: Vec<String> = p.git.iter().map(|r| sh_quote(r)).collect();
+            let _ = writeln!(
+                out,
+                "RUN {mounts}{exports}{pip_cmd} --no-deps {}",
+                quoted.join(" ")
+            );
+        }
+        pip_cmd.push_str(&format!(" -c {CONSTRAINTS_FILE}"));
+    }
     if has("requirements.txt") {
         let _ = writeln!(out, "COPY requirements.txt ./");
         let _ = writeln!(out, "RUN {mounts}{exports}{pip_cmd} -r requirements.txt");
     }
     if !pip.is_empty() {
-        let quoted: Vec<String> = pip
-            .iter()
-            .map(|r| format!("'{}'", r.replace('\'', "'\\''")))
-            .collect();
+        let quoted: Vec<String> = pip.iter().map(|r| sh_quote(r)).collect();
         let _ = writeln!(out, "RUN {mounts}{exports}{pip_cmd} {}", quoted.join(" "));
     }
     let _ = writeln!(out, "COPY . .");
@@ -710,6 +786,10 @@ pub fn build(plan: &Plan, recipe: &Recipe, opts: &BuildOptions, verbose: bool) -
         } else {
             std::fs::copy(&from, &to).map_err(|e| io("write", &to, e))?;
         }
+    }
+    for (f, text) in &recipe.extra {
+        let to = context.join(f);
+        std::fs::write(&to, text).map_err(|e| io("write", &to, e))?;
     }
     let dockerfile = match &recipe.generated {
         Some(text) => {
@@ -924,6 +1004,7 @@ mod tests {
             service: "api".into(),
             source_dir: "/w/api".into(),
             files: vec![],
+            extra: vec![],
             generated: Some(String::new()),
             dockerfile: "Dockerfile".into(),
             build_args: vec![("GREETING".into(), "hello there".into())],
@@ -989,5 +1070,66 @@ mod tests {
         assert_eq!(registry_of("ghcr.io/org/api:x"), "ghcr.io");
         assert_eq!(registry_of("localhost/p/api:x"), "localhost");
         assert_eq!(registry_of("team/api:x"), "docker.io");
+    }
+
+    #[test]
+    fn venv_images_install_what_sync_pinned() {
+        let (_d, root) = crate::test_support::tmp();
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
+        std::fs::write(
+            root.join("hsm.toml"),
+            "[project]\nname = \"t\"\n[services]\nstandalone = [\"api\"]\n[registry.services.api]\nsources.prod = { type = \"git\", url = \"https://example.org/api.git\", ref = \"v1\" }\ndeployment-profiles.default = { runtime = \"venv\", command = [\"python\", \"-m\", \"api\"] }\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("services/api")).unwrap();
+        std::fs::write(root.join("services/api/requirements.txt"), "requests\n").unwrap();
+        let plan = crate::plan(&root).map(|(_, p)| p).unwrap();
+        let s = plan.service("api").unwrap();
+        let err = origin(&plan, s).unwrap_err().to_string();
+        assert!(
+            err.contains("has no pins in `hsm.locks/api/requirements.txt`"),
+            "{err}"
+        );
+
+        std::fs::create_dir_all(root.join("hsm.locks/api")).unwrap();
+        let pins = "# Generated by `cargo hsm sync`.\nidna==3.7\nrequests==2.32.3\ntoolz @ git+https://example.org/toolz.git@0123456789abcdef0123456789abcdef01234567  # ref: main\n";
+        std::fs::write(root.join("hsm.locks/api/requirements.txt"), pins).unwrap();
+        let Origin::Built(r) = origin(&plan, s).unwrap() else {
+            panic!("a venv service is built")
+        };
+        let text = r.generated.as_deref().unwrap();
+        let pip = "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check";
+        for line in [
+            format!("COPY {CONSTRAINTS_FILE} ./"),
+            format!("{pip} --no-deps 'toolz @ git+https://example.org/toolz.git@0123456789abcdef0123456789abcdef01234567'"),
+            format!("{pip} -c {CONSTRAINTS_FILE} -r requirements.txt"),
+        ] {
+            assert!(text.contains(&line), "{line}\nnot in:\n{text}");
+        }
+        // The constraints before the requirements; git lines are no constraints.
+        assert!(text.find(CONSTRAINTS_FILE).unwrap() < text.find("-r requirements.txt").unwrap());
+        assert_eq!(
+            r.extra,
+            [(
+                Utf8PathBuf::from(CONSTRAINTS_FILE),
+                "# Generated by `cargo hsm sync`.\nidna==3.7\nrequests==2.32.3\n".to_string()
+            )]
+        );
+        // Other pins, another tag; the same pins, the same tag.
+        let tag = r.tag.clone();
+        std::fs::write(
+            root.join("hsm.locks/api/requirements.txt"),
+            pins.replace("idna==3.7", "idna==3.8"),
+        )
+        .unwrap();
+        let Origin::Built(r2) = origin(&plan, s).unwrap() else {
+            unreachable!()
+        };
+        assert_ne!(r2.tag, tag);
+        std::fs::write(root.join("hsm.locks/api/requirements.txt"), pins).unwrap();
+        let Origin::Built(r3) = origin(&plan, s).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(r3.tag, tag);
     }
 }
