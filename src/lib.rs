@@ -23,6 +23,7 @@ pub mod envfile;
 pub mod error;
 pub mod fs;
 pub mod git;
+pub mod healthcheck;
 pub mod init;
 pub mod inspect;
 pub mod lock;
@@ -37,6 +38,7 @@ pub mod resolve;
 pub mod run;
 #[cfg(test)]
 mod test_support;
+pub mod tool;
 
 pub use error::{Error, Result};
 pub use manifest::{load, Loaded};

@@ -497,7 +497,7 @@ fn uv_dockerfile(
         ))
         .with_help("run `cargo hsm sync` first (it locks the service with `uv lock`)"));
     }
-    let uv = crate::materialize::runtimes::find_uv(
+    let uv = crate::tool::find_uv(
         &plan.project.workspace_root,
         &s.name,
         "install uv (`pip install uv`): the image installs the same version",

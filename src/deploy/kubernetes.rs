@@ -39,8 +39,8 @@ use super::yaml::{self, Yaml};
 use crate::discovery::{self, Place};
 use crate::error::{Error, Result};
 use crate::fs::FileTxn;
+use crate::healthcheck::{self as health, Test};
 use crate::plan::{Deployment, Plan, PlannedService};
-use crate::run::health::{self, Test};
 
 /// `--out`'s default, relative to the workspace root.
 pub const DEFAULT_OUT: &str = "deploy/kubernetes";

@@ -7,7 +7,6 @@
 
 mod node;
 mod pixi;
-mod tool;
 mod uv;
 mod venv;
 
@@ -19,9 +18,9 @@ use crate::lock::LockedService;
 use crate::manifest::model::RuntimeType;
 use crate::plan::PlannedService;
 
+pub use crate::tool::{find_uv, Uv};
 pub use node::NodeAdapter;
 pub use pixi::PixiAdapter;
-pub use tool::Uv;
 pub use uv::{mode_flags as uv_mode_flags, UvAdapter};
 pub use venv::VenvAdapter;
 
@@ -359,37 +358,7 @@ pub fn find_tool(tool: &str, service: &str, hint: &str) -> Result<Utf8PathBuf> {
     })
 }
 
-/// The real uv (see [`tool`]), resolved once from `root`, or says which
-/// component needs it and how to get it.
-pub fn find_uv(root: &Utf8Path, who: &str, hint: &str) -> Result<&'static Uv> {
-    tool::uv(root).ok_or_else(|| {
-        Error::failed(format!("{who} needs `uv`, which was not found on `PATH`"))
-            .with_help(hint.to_string())
-    })
-}
-
-/// Variables that would send a tool to another environment than the
-/// service's own; never passed to children.
-pub const LEAKY_ENV: &[&str] = &[
-    "VIRTUAL_ENV",
-    "UV_PROJECT_ENVIRONMENT",
-    "UV_PROJECT",
-    "UV_WORKING_DIR",
-    "UV_FROZEN",
-    "UV_LOCKED",
-    "CONDA_PREFIX",
-    "PIXI_PROJECT_MANIFEST",
-    // A package manager told to leave packages out, or to act on another
-    // project, would not install what the service's lock says.
-    "NODE_ENV",
-    "npm_config_omit",
-    "npm_config_production",
-    "npm_config_prefix",
-    "npm_config_global",
-    "npm_config_workspace",
-    "npm_config_workspaces",
-    "npm_config_frozen_lockfile",
-];
+pub use crate::tool::LEAKY_ENV;
 
 /// A finished child process.
 pub struct ToolOutput {

@@ -238,7 +238,7 @@ impl RuntimeAdapter for UvAdapter {
         let line = super::command_line(Utf8Path::new("uv"), &sync_args(ctx, target));
         // Which uv will run (resolving a version manager's shim spawns it
         // once); its version only for `-v`, since asking costs a spawn.
-        match (ctx.opts.dry_run, super::tool::uv(ctx.workspace_root)) {
+        match (ctx.opts.dry_run, crate::tool::uv(ctx.workspace_root)) {
             (false, Some(uv)) => format!("{line} ({})", uv.describe(ctx.opts.tool_versions)),
             _ => line,
         }

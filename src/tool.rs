@@ -1,4 +1,6 @@
-//! The real `uv` binary, resolved once per process.
+//! The real `uv` binary, resolved once per process: sync runs it
+//! (`materialize`), and `image build` installs the same version in an
+//! image (`deploy::image`), so it lives beside both.
 //!
 //! `uv` on `PATH` is often a shim (pyenv, asdf, mise): a script that picks
 //! the real program from the `.python-version` of the directory it runs
@@ -11,7 +13,30 @@ use std::sync::OnceLock;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::run_tool;
+use crate::error::{Error, Result};
+
+/// Variables that would send a tool to another environment than the
+/// service's own; never passed to children.
+pub const LEAKY_ENV: &[&str] = &[
+    "VIRTUAL_ENV",
+    "UV_PROJECT_ENVIRONMENT",
+    "UV_PROJECT",
+    "UV_WORKING_DIR",
+    "UV_FROZEN",
+    "UV_LOCKED",
+    "CONDA_PREFIX",
+    "PIXI_PROJECT_MANIFEST",
+    // A package manager told to leave packages out, or to act on another
+    // project, would not install what the service's lock says.
+    "NODE_ENV",
+    "npm_config_omit",
+    "npm_config_production",
+    "npm_config_prefix",
+    "npm_config_global",
+    "npm_config_workspace",
+    "npm_config_workspaces",
+    "npm_config_frozen_lockfile",
+];
 
 /// The uv every step runs: its path, and what `uv --version` says, asked
 /// on first use only (a spawn).
@@ -55,12 +80,23 @@ fn utf8(p: std::path::PathBuf) -> Option<Utf8PathBuf> {
     Utf8PathBuf::from_path_buf(p).ok()
 }
 
-/// The first line of a command's stdout, run in `dir`.
+/// The first line of a command's stdout, run in `dir`, without the leaky
+/// variables.
 fn ask(program: &Utf8Path, args: &[&str], dir: &Utf8Path) -> Option<String> {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let out = run_tool("uv resolution", program, &args, dir, false).ok()?;
-    (out.status == 0)
-        .then(|| out.stdout.lines().next().unwrap_or("").trim().to_string())
+    let mut expr = duct::cmd(program.as_std_path(), args)
+        .dir(dir.as_std_path())
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    for k in LEAKY_ENV {
+        expr = expr.env_remove(k);
+    }
+    let out = expr.run().ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    out.status
+        .success()
+        .then(|| stdout.lines().next().unwrap_or("").trim().to_string())
         .filter(|s| !s.is_empty())
 }
 
@@ -143,4 +179,12 @@ fn resolve(root: &Utf8Path) -> Option<Uv> {
 pub fn uv(root: &Utf8Path) -> Option<&'static Uv> {
     static UV: OnceLock<Option<Uv>> = OnceLock::new();
     UV.get_or_init(|| resolve(root)).as_ref()
+}
+
+/// The real uv, or an error that names `who` needs it and `hint`.
+pub fn find_uv(root: &Utf8Path, who: &str, hint: &str) -> Result<&'static Uv> {
+    uv(root).ok_or_else(|| {
+        Error::failed(format!("{who} needs `uv`, which was not found on `PATH`"))
+            .with_help(hint.to_string())
+    })
 }
