@@ -141,6 +141,10 @@ pub struct PlannedService {
     pub dependencies: Vec<Dependency>,
     pub ports: Vec<String>,
     pub volumes: Vec<String>,
+    /// `volume-sizes`: the PersistentVolumeClaim size of named volumes
+    /// (Kubernetes quantities, checked), by volume.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub volume_sizes: BTreeMap<String, String>,
     /// Declared `depends-on`, then services this one implies, without duplicates.
     pub depends_on: Vec<String>,
     pub healthcheck: Option<serde_json::Value>,

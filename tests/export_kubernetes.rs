@@ -300,6 +300,55 @@ fn what_a_cluster_cannot_run_is_refused_by_name() {
         assert!(!sb.exists("deploy/kubernetes/web.yaml"), "{extra}: a file was written");
     }
 
+    // `volume-sizes`: a bad size or an unknown volume names file, key and
+    // line; two services that size one volume differently are refused.
+    for (extra, says) in [
+        (
+            "volumes = [\"data:/data\"]\nvolume-sizes = { data = \"10GB\" }",
+            "the size `10GB` of volume `data` of service `web` is not a Kubernetes quantity",
+        ),
+        (
+            "volumes = [\"data:/data\"]\nvolume-sizes = { logs = \"1Gi\" }",
+            "`volume-sizes` of service `web` names `logs`, which is not one of its named volumes",
+        ),
+    ] {
+        let sb = sandbox(extra);
+        let out = sb.run(&["export", "kubernetes"]);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{extra}:\n{err}");
+        assert!(
+            err.contains("hsm.toml:8"),
+            "{extra}: no file and line:\n{err}"
+        );
+        assert!(err.contains("help: "), "{extra}:\n{err}");
+    }
+    let sb = sandbox("volumes = [\"data:/data\"]\nvolume-sizes = { data = \"5Gi\" }\n[registry.services.db]\nvolumes = [\"data:/var/lib/db\"]\nvolume-sizes = { data = \"2Gi\" }\nsources.prod = { type = \"docker-image\", image = \"busybox:1.36\" }");
+    sb.write(
+        "hsm.toml",
+        &sb.read("hsm.toml")
+            .replace("standalone = [\"web\"]", "standalone = [\"web\", \"db\"]"),
+    );
+    let out = sb.run(&["export", "kubernetes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("service `web` cannot be exported to Kubernetes: its `volume-sizes` gives volume `data` the size `5Gi`, and service `db` gives it `2Gi`"),
+        "{}",
+        stderr(&out)
+    );
+    sb.write(
+        "hsm.toml",
+        &sb.read("hsm.toml").replace("\"2Gi\"", "\"5Gi\""),
+    );
+    let out = sb.run(&["export", "kubernetes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pvc = sb.read("deploy/kubernetes/_volumes.yaml");
+    assert!(pvc.contains("storage: \"5Gi\""), "{pvc}");
+    assert!(pvc.contains("cargo-hsm/used-by: \"db,web\""), "{pvc}");
+    if validator() {
+        validate(&yaml_files(&sb.path("deploy/kubernetes"))).unwrap();
+    }
+
     // A uv service that was never synced has no lock to build from.
     let sb = Sandbox::empty();
     sb.write("Cargo.toml", "[workspace]\n");

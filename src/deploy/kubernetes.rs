@@ -50,8 +50,17 @@ pub const VOLUMES_FILE: &str = "_volumes.yaml";
 /// With `--host-ports`: every object in one file, dependencies first, for
 /// `podman kube play`.
 pub const PLAY_FILE: &str = "_play.yaml";
-/// The size of a PersistentVolumeClaim.
+/// The size of a PersistentVolumeClaim whose volume has none in
+/// `volume-sizes`.
 pub const VOLUME_SIZE: &str = "1Gi";
+
+/// A named volume: the services that mount it, and its size with the
+/// service that set it.
+#[derive(Default)]
+struct Volume {
+    users: Vec<String>,
+    size: Option<(String, String)>,
+}
 /// The image of the init container that waits for dependencies.
 pub const DEFAULT_WAIT_IMAGE: &str = "busybox:1.36";
 
@@ -162,7 +171,7 @@ pub fn render(
         place,
     };
     let mut files = Vec::new();
-    let mut volumes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut volumes: BTreeMap<String, Volume> = BTreeMap::new();
     let mut by_service: BTreeMap<&str, (Vec<Yaml>, String)> = BTreeMap::new();
     for s in exported(plan) {
         if !is_dns_label(&s.name) {
@@ -183,7 +192,7 @@ pub fn render(
         files.push((format!("{}.yaml", s.name), text));
         by_service.insert(&s.name, (docs, secret));
     }
-    let pvcs: Vec<Yaml> = volumes.iter().map(|(v, users)| ctx.pvc(v, users)).collect();
+    let pvcs: Vec<Yaml> = volumes.iter().map(|(n, v)| ctx.pvc(n, v)).collect();
     if !pvcs.is_empty() {
         let mut text = header(plan);
         text.push_str("# The PersistentVolumeClaims of the named volumes.\n");
@@ -467,7 +476,9 @@ impl Ctx<'_> {
         ])]
     }
 
-    fn pvc(&self, name: &str, users: &[String]) -> Yaml {
+    fn pvc(&self, name: &str, v: &Volume) -> Yaml {
+        let users = &v.users;
+        let size = v.size.as_ref().map_or(VOLUME_SIZE, |(s, _)| s.as_str());
         let mut meta = match self.metadata(name, name) {
             Yaml::Map(m) => m,
             _ => unreachable!("metadata is a map"),
@@ -486,10 +497,7 @@ impl Ctx<'_> {
                     ("accessModes", strs(["ReadWriteOnce"])),
                     (
                         "resources",
-                        map(vec![(
-                            "requests",
-                            map(vec![("storage", Yaml::str(VOLUME_SIZE))]),
-                        )]),
+                        map(vec![("requests", map(vec![("storage", Yaml::str(size))]))]),
                     ),
                 ]),
             ),
@@ -499,7 +507,7 @@ impl Ctx<'_> {
     fn managed(
         &self,
         s: &PlannedService,
-        volumes: &mut BTreeMap<String, Vec<String>>,
+        volumes: &mut BTreeMap<String, Volume>,
     ) -> Result<Vec<Yaml>> {
         let name = s.name.as_str();
         let image = self.images.get(name).ok_or_else(|| {
@@ -587,9 +595,22 @@ impl Ctx<'_> {
                             "rename the volume: lower-case letters, digits and `-`",
                         ));
                     }
-                    let users = volumes.entry(src.to_string()).or_default();
-                    if !users.iter().any(|u| u == name) {
-                        users.push(name.to_string());
+                    let vol = volumes.entry(src.to_string()).or_default();
+                    if !vol.users.iter().any(|u| u == name) {
+                        vol.users.push(name.to_string());
+                    }
+                    if let Some(size) = s.volume_sizes.get(src) {
+                        match &vol.size {
+                            Some((other, by)) if other != size => {
+                                return Err(refuse(
+                                    name,
+                                    format!("its `volume-sizes` gives volume `{src}` the size `{size}`, and service `{by}` gives it `{other}`"),
+                                    format!("give `{src}` one size: the same in both services' `volume-sizes`, or in one of them only"),
+                                ))
+                            }
+                            Some(_) => {}
+                            None => vol.size = Some((size.clone(), name.to_string())),
+                        }
                     }
                     pod_volumes.push(map(vec![
                         ("name", Yaml::str(src)),

@@ -493,6 +493,10 @@ pub struct ServiceEntry {
     pub ports: Vec<String>,
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Kubernetes export: the size of the PersistentVolumeClaim of each
+    /// named volume (`{ pgdata = "10Gi" }`; default `1Gi`).
+    #[serde(default)]
+    pub volume_sizes: BTreeMap<String, String>,
     #[serde(default)]
     pub env: BTreeMap<String, EnvValue>,
     #[serde(default)]

@@ -463,6 +463,28 @@ impl Resolver<'_> {
             }
         }
 
+        // PersistentVolumeClaim sizes: of named volumes of this service,
+        // as Kubernetes quantities.
+        for (vol, size) in &e.volume_sizes {
+            let loc = entry.origin.key("volume-sizes").key(vol);
+            let named = e
+                .volumes
+                .iter()
+                .any(|v| v.split(':').next() == Some(vol.as_str()) && v.contains(':'));
+            if !named {
+                return Err(err(self
+                    .cache
+                    .diag(&loc, format!("`volume-sizes` of service `{name}` names `{vol}`, which is not one of its named volumes"))
+                    .help(format!("name a volume of its `volumes` (`\"{vol}:/path\"`), or remove `{vol}` from `volume-sizes`"))));
+            }
+            if !is_quantity(size) {
+                return Err(err(self
+                    .cache
+                    .diag(&loc, format!("the size `{size}` of volume `{vol}` of service `{name}` is not a Kubernetes quantity"))
+                    .help("write a number with a binary or decimal suffix, such as `\"10Gi\"`, `\"500Mi\"` or `\"2G\"`")));
+            }
+        }
+
         let healthcheck = e
             .healthcheck
             .as_ref()
@@ -485,6 +507,7 @@ impl Resolver<'_> {
             dependencies,
             ports: e.ports.clone(),
             volumes: e.volumes.clone(),
+            volume_sizes: e.volume_sizes.clone(),
             depends_on,
             healthcheck,
             container_name: e.container_name.clone(),
@@ -799,6 +822,39 @@ impl Place {
             self.loc.key(key)
         } else {
             self.loc.clone()
+        }
+    }
+}
+
+/// A Kubernetes storage quantity: a positive number (digits, one optional
+/// fraction) and an optional binary (`Ki` … `Ei`) or decimal (`k` … `E`)
+/// suffix.
+fn is_quantity(s: &str) -> bool {
+    let suffixes = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
+    suffixes.iter().any(|suf| {
+        let Some(num) = s.strip_suffix(suf) else {
+            return false;
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        !int.is_empty()
+            && int.bytes().all(|b| b.is_ascii_digit())
+            && frac.bytes().all(|b| b.is_ascii_digit())
+            && (frac.is_empty() != num.contains('.'))
+            && num.bytes().any(|b| b != b'0' && b != b'.')
+    })
+}
+
+#[cfg(test)]
+mod quantity_tests {
+    #[test]
+    fn kubernetes_quantities() {
+        for ok in ["1Gi", "10Gi", "500Mi", "2G", "1.5Gi", "1000", "100k"] {
+            assert!(super::is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "0Gi", "1GB", "1 Gi", "-1Gi", "1.Gi", "ten", "1gi"] {
+            assert!(!super::is_quantity(bad), "{bad}");
         }
     }
 }
