@@ -55,24 +55,16 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Whether `needle` is anywhere in the file `path` (read in chunks).
-fn file_contains(path: &Path, needle: &[u8]) -> bool {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            return false;
-        }
-        carry.extend_from_slice(&buf[..n]);
-        if carry.windows(needle.len()).any(|w| w == needle) {
-            return true;
-        }
-        let keep = carry.len().saturating_sub(needle.len());
-        carry.drain(..keep);
-    }
+/// Whether `needle` is anywhere in the file `path` (`grep -F`: fast on
+/// a 200 MB image archive, where a debug-built scan is not).
+fn file_contains(path: &Path, needle: &str) -> bool {
+    let out = Command::new("grep")
+        .args(["-qF", "--", needle])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(out.code() != Some(2), "grep failed on {}", path.display());
+    out.success()
 }
 
 /// The tests' podman store with the busybox and python base images, or
@@ -338,9 +330,13 @@ fn build_and_play(runtime: &str) {
         assert!(std::fs::metadata(&saved).unwrap().len() > 1_000_000);
         for token in [&api_token, &web_token] {
             assert!(
-                !file_contains(&saved, token.as_bytes()),
+                !file_contains(&saved, token),
                 "{token} is in a layer of {r}"
             );
+        }
+        if r == &web_ref {
+            // The control: what the build step wrote is found.
+            assert!(file_contains(&saved, &sha256_hex(web_token.as_bytes())));
         }
     }
     let _ = std::fs::remove_file(&saved);
