@@ -11,81 +11,25 @@
 //! `cargo test --test image_kube_play -- --ignored`.
 
 mod compose_support;
+mod image_support;
 mod sync_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use compose_support::{free_port, http_get, missing, podman_as_root, podman_env_with, run_bounded};
+use compose_support::{free_port, http_get, run_bounded};
+use image_support::{built_reference, play_until_answer, podman, podman_with_images, Env};
 use sync_support::{stderr, Sandbox};
-
-type Env = Vec<(String, String)>;
 
 /// The tests' podman store with the busybox and python base images, or
 /// `None` (skipped locally, failing under `CI=true`).
 fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    if !podman_as_root(&[
-        ("podman", "the container engine"),
-        ("bash", "runs tests/support/podman-*.sh"),
-    ]) {
-        return None;
-    }
-    let cache = std::env::var("HSM_IMAGE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cargo-hsm")
-        });
-    if !cache.join("debian-bookworm-python3.tar").is_file()
-        && !Path::new("/usr/sbin/debootstrap").exists()
-    {
-        missing("debootstrap is not installed and no cached root filesystem exists (`.ci/run` makes it)");
-        return None;
-    }
-    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hsm-podman-overlay");
-    let env = podman_env_with(&state, "overlay");
-    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
-    for script in ["podman-busybox-image.sh", "podman-python-image.sh"] {
-        let out = run_bounded(
-            Command::new("bash")
-                .arg(support.join(script))
-                .envs(env.iter().map(|(k, v)| (k, v))),
-            Duration::from_secs(600),
-        )
-        .expect(script);
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let env = podman_with_images(
+        &["podman-busybox-image.sh", "podman-python-image.sh"],
+        "debian-bookworm-python3.tar",
+    )?;
     Some((env, one))
-}
-
-fn podman(env: &Env, args: &[&str], limit: u64) -> std::process::Output {
-    let out = run_bounded(
-        Command::new("podman")
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        Duration::from_secs(limit),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    out
-}
-
-/// `podman kube down` of the played file however the test ends.
-struct Played {
-    file: PathBuf,
-    env: Env,
-}
-
-impl Drop for Played {
-    fn drop(&mut self) {
-        let f = self.file.to_string_lossy().into_owned();
-        let _ = podman(&self.env, &["kube", "down", &f], 60);
-    }
 }
 
 const API: &str = r#""""Answers GET / with its greeting and what the web service says."""
@@ -139,15 +83,6 @@ base-image = "localhost/hsm-python:3.11"
 wait-image = "localhost/hsm-busybox:latest"
 "#
     )
-}
-
-/// The tag of the image `image build` reports building.
-fn built_reference(err: &str) -> String {
-    let line = err
-        .lines()
-        .find(|l| l.trim_start().starts_with("Building `"))
-        .unwrap_or_else(|| panic!("no Building line in:\n{err}"));
-    line.split('`').nth(1).unwrap().to_string()
 }
 
 fn build_and_play(runtime: &str) {
@@ -213,34 +148,7 @@ fn build_and_play(runtime: &str) {
     assert!(sb
         .read("k8s/api.yaml")
         .contains(&format!("image: {reference}")));
-    let played = Played {
-        file: play.clone(),
-        env: env.clone(),
-    };
-    let t = Instant::now();
-    let out = podman(&env, &["kube", "play", &play.to_string_lossy()], 180);
-    assert!(
-        out.status.success(),
-        "kube play: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let mut got = None;
-    for _ in 0..80 {
-        if let Ok((200, body)) = http_get(api_port, "/") {
-            got = Some(body);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    eprintln!("kube play until `api` answered: {:.1?}", t.elapsed());
-    let body = got.unwrap_or_else(|| {
-        let logs = podman(&env, &["pod", "ps"], 30);
-        panic!(
-            "api did not answer on {api_port}: {}",
-            String::from_utf8_lossy(&logs.stdout)
-        )
-    });
+    let (played, body) = play_until_answer(&env, &play, api_port, "api");
     assert_eq!(
         body.trim(),
         format!("hello from api as 10001 in /app; http://host.containers.internal:{web_port}/ says: hsm-busybox ok")
