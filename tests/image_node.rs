@@ -162,3 +162,39 @@ fn a_node_service_image_is_built_from_its_lock_exported_and_answers_under_kube_p
     drop(played);
     assert!(http_get(port, "/").is_err());
 }
+
+/// A node service without a lock has nothing locked to install: its
+/// export (which computes its image) is refused by name, with the fix;
+/// Yarn Plug'n'Play is refused as sync refuses it.
+#[test]
+fn a_node_service_without_a_lock_or_with_plug_n_play_has_no_image() {
+    let sb = Sandbox::empty();
+    sb.write("Cargo.toml", "[workspace]\n");
+    sb.write("hsm.toml", &manifest("t", 8080));
+    sb.write(
+        "api/package.json",
+        "{\"name\": \"api\", \"version\": \"1.0.0\", \"dependencies\": {\"is-number\": \"7.0.0\"}}\n",
+    );
+    let out = sb.run(&["export", "kubernetes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: service `api` has no lock file in `api` (`package-lock.json`), so there is nothing locked to install"),
+        "{err}"
+    );
+    assert!(err.contains("help: run `cargo hsm sync` first"), "{err}");
+    assert!(!sb.exists("deploy/kubernetes/api.yaml"));
+
+    sb.write(
+        "api/package.json",
+        "{\"name\": \"api\", \"version\": \"1.0.0\", \"packageManager\": \"yarn@4.5.3\"}\n",
+    );
+    sb.write("api/yarn.lock", "__metadata:\n  version: 8\n");
+    let out = sb.run(&["export", "kubernetes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("add `nodeLinker: node-modules` to the service's `.yarnrc.yml`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -383,6 +383,21 @@ fn git_sourced_node_service_follows_its_tag() {
     );
     assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
     assert_eq!(findings(&sb), (Some(0), vec![]));
+    // A registry dependency edits the checkout's package.json and lock, and
+    // dropping it again removes it with `npm uninstall`: both files are
+    // hsm's doing, never local work, also after the tool's edit.
+    sb.write(
+        "hsm.toml",
+        &manifest(&source("v1.0.0"), "dependencies = [\"is-odd@3.0.1\"]"),
+    );
+    sync(&sb, &[]);
+    assert_eq!(version(&sb, "services/web/node_modules/is-odd"), "3.0.1");
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+    sb.write("hsm.toml", &manifest(&source("v1.0.0"), ""));
+    let o = sync(&sb, &["-v"]);
+    assert!(stderr(&o).contains("npm uninstall"), "{}", stderr(&o));
+    assert!(!sb.exists("services/web/node_modules/is-odd"));
+    assert_eq!(findings(&sb), (Some(0), vec![]));
     // Build output beside node_modules: not local work either.
     sb.write("services/web/dist/bundle.js", "built\n");
 
@@ -806,33 +821,51 @@ fn a_dependency_the_registry_drops_leaves_package_json_through_npm_uninstall() {
     assert_eq!(findings(&sb), (Some(0), vec![]));
 }
 
-/// The same with pnpm (through corepack): `pnpm remove --ignore-workspace`.
-#[test]
-fn a_dependency_the_registry_drops_leaves_package_json_through_pnpm_remove() {
-    if !require("npm") || !have("pnpm@9.15.0") {
+/// The package manager `pm` (`pnpm@9.15.0`, through corepack) removes the
+/// dependency the registry dropped with `remove` (`flags` before the
+/// name): from `package.json`, its lock `lock` and `node_modules`.
+fn leftover_removed_by(pm: &str, lock: &str, flags: &str) {
+    if !require("npm") || !have(pm) {
         return;
     }
-    let sb = pinned_web("pnpm@9.15.0");
+    let sb = pinned_web(pm);
+    if pm.starts_with("yarn") {
+        sb.write("services/web/.yarnrc.yml", "nodeLinker: node-modules\n");
+    }
+    let lock = format!("services/web/{lock}");
     sb.write(
         "hsm.toml",
         &manifest(LOCAL, "dependencies = [\"is-odd@3.0.1\"]"),
     );
     sync(&sb, &[]);
     assert_eq!(added(&sb), ["is-odd@3.0.1"]);
-    assert!(sb.read("services/web/pnpm-lock.yaml").contains("is-odd"));
+    assert!(sb.read(&lock).contains("is-odd"));
     sb.write("hsm.toml", &manifest(LOCAL, ""));
     leftover_is_odd(&sb);
     let o = sync(&sb, &["-v"]);
     assert!(
-        stderr(&o).contains(" remove --ignore-workspace is-odd && "),
+        stderr(&o).contains(&format!(" remove{flags} is-odd && ")),
         "{}",
         stderr(&o)
     );
     assert_eq!(declared(&sb), pairs(&[("is-number", "7.0.0")]));
-    assert!(!sb.read("services/web/pnpm-lock.yaml").contains("is-odd"));
+    assert!(!sb.read(&lock).contains("is-odd"));
     assert!(!sb.exists("services/web/node_modules/is-odd"));
     assert_eq!(findings(&sb), (Some(0), vec![]));
     assert_fresh(&sb);
+}
+
+/// The same with pnpm (through corepack): `pnpm remove --ignore-workspace`.
+#[test]
+fn a_dependency_the_registry_drops_leaves_package_json_through_pnpm_remove() {
+    leftover_removed_by("pnpm@9.15.0", "pnpm-lock.yaml", " --ignore-workspace");
+}
+
+/// The same with Yarn 4 (through corepack, `nodeLinker: node-modules`):
+/// `yarn remove`.
+#[test]
+fn a_dependency_the_registry_drops_leaves_package_json_through_yarn_remove() {
+    leftover_removed_by("yarn@4.5.3", "yarn.lock", "");
 }
 
 /// Every file under `dir` (links as their target), for byte comparisons.
@@ -909,4 +942,42 @@ fn a_root_node_modules_holding_a_service_is_a_finding_and_sync_leaves_the_root_a
     std::fs::remove_file(sb.path("package-lock.json")).unwrap();
     npm(&sb.root, &["install", "--no-audit", "--no-fund"]);
     assert_eq!(findings(&sb), (Some(0), vec![]));
+}
+
+/// The same pitfall with pnpm: `pnpm install` at a root whose
+/// `pnpm-workspace.yaml` matches `services/*` installs the service from
+/// the root's store, and pnpm's record at the root lists it.
+#[test]
+fn a_root_pnpm_install_that_took_in_a_service_is_a_finding() {
+    if !require("npm") || !have("pnpm@9.15.0") {
+        return;
+    }
+    let sb = pinned_web("pnpm@9.15.0");
+    sb.write("pnpm-workspace.yaml", "packages:\n  - \"services/*\"\n");
+    sb.write(
+        "package.json",
+        "{\"name\": \"monorepo\", \"private\": true, \"packageManager\": \"pnpm@9.15.0\"}\n",
+    );
+    let mut c = Command::new("corepack");
+    c.args(["pnpm", "install", "--no-frozen-lockfile"])
+        .current_dir(&sb.root);
+    let o = node_env(&mut c).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hsm(&sb, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "pnpm's `node_modules/.pnpm/lock.yaml` installs `services/web` as a workspace of the root"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let before = (sb.bytes("pnpm-lock.yaml"), tree(&sb.path("node_modules")));
+    let o = hsm(&sb, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        before == (sb.bytes("pnpm-lock.yaml"), tree(&sb.path("node_modules"))),
+        "sync changed the root's files"
+    );
+    assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
 }
