@@ -419,15 +419,21 @@ impl RuntimeAdapter for NodeAdapter {
             (m, Some(v)) => format!("{}@{v}", m.as_str()),
             (m, None) => m.as_str().to_string(),
         };
+        let install = format!("{tool} {}", install_args(ctx, &p, target).join(" "));
         let gone = leftovers(ctx, &p);
-        let mut line = String::new();
-        if !gone.is_empty() {
-            line = format!(
-                "{tool} {} && ",
-                remove_args(ctx, &p, target, &gone).join(" ")
-            );
+        if gone.is_empty() {
+            return install;
         }
-        format!("{line}{tool} {}", install_args(ctx, &p, target).join(" "))
+        let remove = format!("{tool} {}", remove_args(ctx, &p, target, &gone).join(" "));
+        // npm's uninstall installs the rest of the lock too (see `sync`).
+        let alone = p.manager == Manager::Npm
+            && target.join("node_modules").is_dir()
+            && lock_change(&p, target, ctx.edited && ctx.opts.dry_run).is_none();
+        if alone {
+            remove
+        } else {
+            format!("{remove} && {install}")
+        }
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
