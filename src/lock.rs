@@ -78,6 +78,12 @@ pub struct LockedService {
     pub git: Option<LockedGit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_path: Option<Utf8PathBuf>,
+    /// The entries hsm added to the service's manifest (`name@range` in a
+    /// node service's `package.json` `dependencies`), which that file
+    /// cannot record itself (JSON has no comments): a later sync removes
+    /// the ones the registry no longer lists, and never the user's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_dependencies: Vec<String>,
     /// The service's own lock file (`uv.lock`, `pixi.lock`, pinned requirements).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockfile: Option<LockedFile>,
@@ -424,6 +430,7 @@ mod tests {
                 checkout: "services/zeta".into(),
             }),
             target_path: Some("services/zeta".into()),
+            added_dependencies: Vec::new(),
             lockfile: Some(LockedFile {
                 path: "services/zeta/uv.lock".into(),
                 sha256: sha256_hex(b"lock"),
@@ -436,6 +443,7 @@ mod tests {
             source: "local svc/alpha".into(),
             git: None,
             target_path: Some("svc/alpha".into()),
+            added_dependencies: Vec::new(),
             lockfile: None,
         });
         l.record_file(".hsm/env/zeta.env", b"A=1\n");

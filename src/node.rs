@@ -423,8 +423,20 @@ fn walk(
 ) {
     for (name, path) in entries(node_modules) {
         if name == ".pnpm" {
-            for (_, store) in entries(&path) {
-                walk(&store.join("node_modules"), out, broken);
+            // pnpm leaves packages it no longer uses in its virtual store
+            // until it prunes it (days later): what it installed now is what
+            // its own record, `.pnpm/lock.yaml`, lists.
+            let current = std::fs::read_to_string(path.join("lock.yaml"))
+                .ok()
+                .map(|t| pnpm_expected(&t));
+            for (dir, store) in entries(&path) {
+                let used = current.as_ref().is_none_or(|c| {
+                    pnpm_store_entry(&dir)
+                        .is_some_and(|(n, v)| c.packages.get(&n).is_some_and(|vs| vs.contains(&v)))
+                });
+                if used {
+                    walk(&store.join("node_modules"), out, broken);
+                }
             }
         } else if name.starts_with('.') {
             // `.bin`, `.package-lock.json`, `.modules.yaml`, `.cache`.
@@ -436,6 +448,18 @@ fn walk(
             package(&name, &path, out, broken);
         }
     }
+}
+
+/// The package and version of a directory of pnpm's virtual store:
+/// `is-number@7.0.0`, `@scope+name@1.0.0`, `react-dom@18.2.0_react@18.2.0`.
+fn pnpm_store_entry(dir: &str) -> Option<(String, String)> {
+    let dir = match dir.strip_prefix('@') {
+        Some(rest) => format!("@{}", rest.replacen('+', "/", 1)),
+        None => dir.to_string(),
+    };
+    let (name, version) = split_at_version(&dir)?;
+    let version = version.split('_').next().unwrap_or(version);
+    Some((name.to_string(), version.to_string()))
 }
 
 fn package(
@@ -468,6 +492,64 @@ fn package(
     if nested.is_dir() {
         walk(&nested, out, broken);
     }
+}
+
+/// How the `node_modules` of the directory `root` took in the project at
+/// `service` (relative to `root`), each in words: a package manager that
+/// treats the service as a workspace of the root's `package.json` links it
+/// there and hoists its packages into the root. Empty when it did not.
+/// Reads the top level of `node_modules` and the managers' own records.
+pub fn adopted_by(root: &Utf8Path, service: &Utf8Path) -> Vec<String> {
+    let nm = root.join("node_modules");
+    if service.as_str().is_empty() || service == "." || !nm.is_dir() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let want = std::fs::canonicalize(root.join(service)).ok();
+    let mut links = Vec::new();
+    for (name, path) in entries(&nm) {
+        let children = if name.starts_with('@') {
+            entries(&path)
+                .into_iter()
+                .map(|(c, p)| (format!("{name}/{c}"), p))
+                .collect()
+        } else {
+            vec![(name, path)]
+        };
+        for (name, path) in children {
+            let is_link =
+                std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if is_link && want.is_some() && std::fs::canonicalize(&path).ok() == want {
+                links.push(name);
+            }
+        }
+    }
+    for name in links {
+        out.push(format!("`node_modules/{name}` links to `{service}`"));
+    }
+    // npm's record of the root's install lists its workspaces by path.
+    let hidden = std::fs::read_to_string(nm.join(".package-lock.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    if hidden
+        .as_ref()
+        .and_then(|v| v.get("packages"))
+        .and_then(|p| p.get(service.as_str()))
+        .is_some()
+    {
+        out.push(format!(
+            "npm's `node_modules/.package-lock.json` installs `{service}` as a workspace of the root"
+        ));
+    }
+    // pnpm's: the importers of the root's install.
+    let pnpm = std::fs::read_to_string(nm.join(".pnpm/lock.yaml")).unwrap_or_default();
+    let key = format!("  {service}:");
+    if pnpm.lines().any(|l| l == key) {
+        out.push(format!(
+            "pnpm's `node_modules/.pnpm/lock.yaml` installs `{service}` as a workspace of the root"
+        ));
+    }
+    out
 }
 
 /// An npm package spec from a service's `dependencies`: `name`,
@@ -511,6 +593,67 @@ fn valid_name(name: &str) -> Result<(), String> {
             "`{name}` is not a valid npm package name (lowercase letters, digits, `-`, `.`, `_`, `~`; optionally `@scope/`)"
         ))
     }
+}
+
+/// Who owns the entries that hsm wants in a `package.json`'s
+/// `dependencies`. JSON has no comments, so the file cannot say which
+/// entries hsm added: `hsm.lock` records them (`name@range`, as hsm wrote
+/// them), and this sorts out what that record means now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// hsm's entries after this sync (`name`, `range`), in the registry's
+    /// order: what it writes, and what `hsm.lock` records.
+    pub ours: Vec<(String, String)>,
+    /// Names the registry lists that the user's own entries already
+    /// declare (in any dependency field): left as they are, never recorded.
+    pub users: Vec<String>,
+    /// hsm's entries that the registry no longer lists, still in
+    /// `dependencies` as hsm wrote them: what a sync removes.
+    pub leftovers: Vec<String>,
+}
+
+/// The record of one entry, as `hsm.lock` keeps it.
+pub fn record(name: &str, range: &str) -> String {
+    format!("{name}@{range}")
+}
+
+/// What `manifest` (a parsed `package.json`) holds of `wanted`, given
+/// `recorded`, the entries a previous sync added (see [`record`]). An
+/// entry is hsm's while it reads as hsm wrote it; one the user changed,
+/// or wrote before hsm came to add the same name, is the user's.
+pub fn ownership(manifest: &Value, recorded: &[String], wanted: &[(String, String)]) -> Ownership {
+    let recorded: BTreeMap<String, String> =
+        recorded.iter().filter_map(|r| parse_spec(r).ok()).collect();
+    let deps = manifest.get("dependencies").and_then(Value::as_object);
+    let current = |n: &str| deps.and_then(|d| d.get(n)).and_then(Value::as_str);
+    let declared_anywhere = |n: &str| {
+        DEPENDENCY_FIELDS.iter().any(|f| {
+            manifest
+                .get(f)
+                .and_then(Value::as_object)
+                .is_some_and(|o| o.contains_key(n))
+        })
+    };
+    let mut out = Ownership::default();
+    for (name, range) in wanted {
+        let ours = match (recorded.get(name), current(name)) {
+            // As hsm wrote it, or gone: hsm's to write.
+            (Some(r), Some(c)) => r == c,
+            (Some(_), None) => !declared_anywhere(name),
+            (None, _) => !declared_anywhere(name),
+        };
+        if ours {
+            out.ours.push((name.clone(), range.clone()));
+        } else {
+            out.users.push(name.clone());
+        }
+    }
+    for (name, range) in &recorded {
+        if !wanted.iter().any(|(n, _)| n == name) && current(name) == Some(range.as_str()) {
+            out.leftovers.push(name.clone());
+        }
+    }
+    out
 }
 
 /// `package.json` (`text`) with each `(name, range)` in `dependencies`;
@@ -616,6 +759,55 @@ mod tests {
         assert!(e.contains("`dependencies.a` is `^2.0.0`"), "{e}");
         let pj3: Value = serde_json::from_str(r#"{}"#).unwrap();
         assert!(npm_lock_matches(&pj3, lock).is_err());
+    }
+
+    #[test]
+    fn pnpm_store_directories_name_their_package() {
+        assert_eq!(
+            pnpm_store_entry("is-number@7.0.0"),
+            Some(("is-number".into(), "7.0.0".into()))
+        );
+        assert_eq!(
+            pnpm_store_entry("@types+node@20.1.0"),
+            Some(("@types/node".into(), "20.1.0".into()))
+        );
+        assert_eq!(
+            pnpm_store_entry("react-dom@18.2.0_react@18.2.0"),
+            Some(("react-dom".into(), "18.2.0".into()))
+        );
+        assert_eq!(pnpm_store_entry("lock.yaml"), None);
+    }
+
+    #[test]
+    fn ownership_keeps_the_users_entries_and_finds_hsms_leftovers() {
+        let pj: Value = serde_json::from_str(
+            r#"{"dependencies":{"mine":"^1","ours":"1.0.0","gone":"2.0.0","changed":"^9"},
+                "devDependencies":{"dev":"^3"}}"#,
+        )
+        .unwrap();
+        let recorded = [
+            record("ours", "1.0.0"),
+            record("gone", "2.0.0"),
+            record("changed", "3.0.0"),
+            record("lost", "1.0.0"),
+        ];
+        let wanted = [
+            ("ours".to_string(), "1.1.0".to_string()),
+            ("mine".to_string(), "1.0.0".to_string()),
+            ("dev".to_string(), "3.0.0".to_string()),
+            ("new".to_string(), "latest".to_string()),
+        ];
+        let o = ownership(&pj, &recorded, &wanted);
+        assert_eq!(
+            o.ours,
+            [
+                ("ours".to_string(), "1.1.0".to_string()),
+                ("new".to_string(), "latest".to_string())
+            ]
+        );
+        assert_eq!(o.users, ["mine", "dev"]);
+        // `changed` reads as the user wrote it now; `lost` is not there.
+        assert_eq!(o.leftovers, ["gone"]);
     }
 
     #[test]

@@ -6,49 +6,14 @@
 //! refusals. Update the snapshots with
 //! `SNAPSHOTS=overwrite cargo test --test export_kubernetes`.
 
+mod kube_support;
 mod sync_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use kube_support::{validate, validator};
 use snapbox::Data;
 use sync_support::{copy_example, require, stderr, Sandbox};
-
-/// The Kubernetes version whose schemas the files are validated against.
-const K8S: &str = "1.31.0";
-
-/// `kubernetes-validate` (pinned in `.ci/run`), or a skip with a reason.
-fn validator() -> bool {
-    let ok = Command::new("kubernetes-validate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("`kubernetes-validate` is required (CI=true): `pip install kubernetes-validate==1.31.0` (`.ci/run` does)");
-        }
-        eprintln!("skipping: `kubernetes-validate` is not available");
-    }
-    ok
-}
-
-/// `kubernetes-validate --strict` of `files`: its output when one fails.
-fn validate(files: &[PathBuf]) -> Result<(), String> {
-    let out = Command::new("kubernetes-validate")
-        .args(["--strict", "--quiet", "-k", K8S])
-        .args(files)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

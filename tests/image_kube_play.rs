@@ -14,16 +14,16 @@
 //! `cargo test --test image_kube_play -- --ignored`.
 
 mod compose_support;
+mod image_support;
 mod sync_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use compose_support::{free_port, http_get, missing, podman_as_root, podman_env_with, run_bounded};
+use compose_support::{free_port, http_get, missing, run_bounded};
+use image_support::{podman, podman_with_images, Env, Played};
 use sync_support::{stderr, Sandbox};
-
-type Env = Vec<(String, String)>;
 
 /// Standard base64, for the podman secrets of local play.
 fn base64(data: &[u8]) -> String {
@@ -72,70 +72,11 @@ fn file_contains(path: &Path, needle: &str) -> bool {
 fn podman_ready() -> Option<(Env, std::sync::MutexGuard<'static, ()>)> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    if !podman_as_root(&[
-        ("podman", "the container engine"),
-        ("bash", "runs tests/support/podman-*.sh"),
-    ]) {
-        return None;
-    }
-    let cache = std::env::var("HSM_IMAGE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cargo-hsm")
-        });
-    if !cache.join("debian-bookworm-python3.tar").is_file()
-        && !Path::new("/usr/sbin/debootstrap").exists()
-    {
-        missing("debootstrap is not installed and no cached root filesystem exists (`.ci/run` makes it)");
-        return None;
-    }
-    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hsm-podman-overlay");
-    let env = podman_env_with(&state, "overlay");
-    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
-    for script in ["podman-busybox-image.sh", "podman-python-image.sh"] {
-        let out = run_bounded(
-            Command::new("bash")
-                .arg(support.join(script))
-                .envs(env.iter().map(|(k, v)| (k, v))),
-            Duration::from_secs(600),
-        )
-        .expect(script);
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let env = podman_with_images(
+        &["podman-busybox-image.sh", "podman-python-image.sh"],
+        "debian-bookworm-python3.tar",
+    )?;
     Some((env, one))
-}
-
-fn podman(env: &Env, args: &[&str], limit: u64) -> std::process::Output {
-    let out = run_bounded(
-        Command::new("podman")
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v))),
-        Duration::from_secs(limit),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    out
-}
-
-/// `podman kube down` of the played file, and the removal of its podman
-/// secrets, however the test ends.
-struct Played {
-    file: PathBuf,
-    env: Env,
-    secrets: Vec<String>,
-}
-
-impl Drop for Played {
-    fn drop(&mut self) {
-        let f = self.file.to_string_lossy().into_owned();
-        let _ = podman(&self.env, &["kube", "down", &f], 60);
-        for s in &self.secrets {
-            let _ = podman(&self.env, &["secret", "rm", s], 30);
-        }
-    }
 }
 
 /// `podman secret create NAME -` with the value podman 4.3's kube play

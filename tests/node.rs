@@ -89,6 +89,30 @@ fn version(sb: &Sandbox, rel: &str) -> String {
     v["version"].as_str().unwrap().to_string()
 }
 
+/// A no-op sync: `web` is `Fresh` and nothing is synced (nothing spawned).
+fn assert_fresh(sb: &Sandbox) {
+    let o = hsm(sb, &["sync", "--message-format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let acts = sync_actions(&o);
+    assert!(
+        acts.iter().any(|a| a.0 == "fresh" && a.1 == "service:web"),
+        "{acts:?}"
+    );
+    assert!(!acts.iter().any(|a| a.0 == "sync"), "{acts:?}");
+}
+
+/// The local node service `web` (is-number 7.0.0) whose `packageManager`
+/// is `pm` (`pnpm@9.15.0`), selected with no registry `dependencies`.
+fn pinned_web(pm: &str) -> Sandbox {
+    let sb = sandbox();
+    sb.write(
+        "services/web/package.json",
+        &format!("{{\n  \"name\": \"web\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \"packageManager\": \"{pm}\",\n  \"dependencies\": {{\"is-number\": \"7.0.0\"}}\n}}\n"),
+    );
+    sb.write("hsm.toml", &manifest(LOCAL, ""));
+    sb
+}
+
 fn sandbox() -> Sandbox {
     let sb = Sandbox::empty();
     sb.write("Cargo.toml", "[workspace]\n");
@@ -176,14 +200,7 @@ fn npm_ci_installs_into_the_service_and_check_catches_extra_missing_and_changed_
     assert_eq!(findings(&sb), (Some(0), vec![]));
 
     // A no-op sync: fresh, nothing spawned.
-    let o = hsm(&sb, &["sync", "--message-format", "json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let acts = sync_actions(&o);
-    assert!(
-        acts.iter().any(|a| a.0 == "fresh" && a.1 == "service:web"),
-        "{acts:?}"
-    );
-    assert!(!acts.iter().any(|a| a.0 == "sync"), "{acts:?}");
+    assert_fresh(&sb);
 
     // An extra package installed by hand.
     sb.write(
@@ -229,14 +246,9 @@ fn npm_ci_installs_into_the_service_and_check_catches_extra_missing_and_changed_
     assert_eq!(f, [("venv-missing".to_string(), String::new())]);
 }
 
-/// A root `package.json` whose `workspaces` match `services/*`: npm would
-/// install the service into the root's `node_modules` and rewrite the
-/// root's lock. hsm's sync leaves the root's files byte-identical.
-#[test]
-fn root_workspaces_glob_does_not_adopt_the_node_service() {
-    if !require("npm") {
-        return;
-    }
+/// A sandbox whose root `package.json` (returned) declares `workspaces:
+/// ["services/*"]`, with the local node service `web` (is-number 7.0.0).
+fn workspaces_root() -> (Sandbox, &'static str) {
     let sb = sandbox();
     let root_pj = "{\n  \"name\": \"monorepo\",\n  \"private\": true,\n  \"workspaces\": [\"services/*\"]\n}\n";
     sb.write("package.json", root_pj);
@@ -245,6 +257,18 @@ fn root_workspaces_glob_does_not_adopt_the_node_service() {
         &package_json("web", "\"is-number\": \"7.0.0\""),
     );
     sb.write("hsm.toml", &manifest(LOCAL, ""));
+    (sb, root_pj)
+}
+
+/// A root `package.json` whose `workspaces` match `services/*`: npm would
+/// install the service into the root's `node_modules` and rewrite the
+/// root's lock. hsm's sync leaves the root's files byte-identical.
+#[test]
+fn root_workspaces_glob_does_not_adopt_the_node_service() {
+    if !require("npm") {
+        return;
+    }
+    let (sb, root_pj) = workspaces_root();
     sync(&sb, &[]);
     assert_eq!(sb.read("package.json"), root_pj);
     assert!(
@@ -358,6 +382,21 @@ fn git_sourced_node_service_follows_its_tag() {
         shas[0]
     );
     assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+    // A registry dependency edits the checkout's package.json and lock, and
+    // dropping it again removes it with `npm uninstall`: both files are
+    // hsm's doing, never local work, also after the tool's edit.
+    sb.write(
+        "hsm.toml",
+        &manifest(&source("v1.0.0"), "dependencies = [\"is-odd@3.0.1\"]"),
+    );
+    sync(&sb, &[]);
+    assert_eq!(version(&sb, "services/web/node_modules/is-odd"), "3.0.1");
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+    sb.write("hsm.toml", &manifest(&source("v1.0.0"), ""));
+    let o = sync(&sb, &["-v"]);
+    assert!(stderr(&o).contains("npm uninstall"), "{}", stderr(&o));
+    assert!(!sb.exists("services/web/node_modules/is-odd"));
     assert_eq!(findings(&sb), (Some(0), vec![]));
     // Build output beside node_modules: not local work either.
     sb.write("services/web/dist/bundle.js", "built\n");
@@ -517,12 +556,7 @@ fn yarn_berry_refuses_plug_n_play_and_installs_with_node_modules_linker() {
     if !require("npm") || !have("yarn@4.5.3") {
         return;
     }
-    let sb = sandbox();
-    sb.write(
-        "services/web/package.json",
-        "{\n  \"name\": \"web\",\n  \"version\": \"1.0.0\",\n  \"private\": true,\n  \"packageManager\": \"yarn@4.5.3\",\n  \"dependencies\": {\"is-number\": \"7.0.0\"}\n}\n",
-    );
-    sb.write("hsm.toml", &manifest(LOCAL, ""));
+    let sb = pinned_web("yarn@4.5.3");
     let o = hsm(&sb, &["sync"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
@@ -649,4 +683,303 @@ fn git_upstream_without_a_lock_gets_one_kept_in_hsm_locks() {
     assert!(stderr(&o).contains("npm ci"), "{}", stderr(&o));
     assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
     assert_eq!(findings(&sb), (Some(0), vec![]));
+}
+
+/// The entries hsm recorded as its own in `hsm.lock` (`added-dependencies`).
+fn added(sb: &Sandbox) -> Vec<String> {
+    let lock: toml::Table = toml::from_str(&sb.read("hsm.lock")).unwrap();
+    lock["service"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some("web"))
+        .and_then(|s| s.get("added-dependencies"))
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// `package.json`'s `dependencies` as (name, range).
+fn declared(sb: &Sandbox) -> Vec<(String, String)> {
+    let pj: Value = serde_json::from_str(&sb.read("services/web/package.json")).unwrap();
+    pj["dependencies"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// check reports hsm's `is-odd` as left over; all findings.
+fn leftover_is_odd(sb: &Sandbox) -> Vec<(String, String)> {
+    let (code, f) = findings(sb);
+    assert_eq!(code, Some(1));
+    assert!(
+        f.contains(&("dependency-leftover".to_string(), "is-odd".to_string())),
+        "{f:?}"
+    );
+    f
+}
+
+/// A dependency that the registry lists reaches `package.json` and
+/// `hsm.lock` records it as hsm's; once the registry drops it, check
+/// reports the leftover and sync removes it with `npm uninstall`
+/// (`package.json`, the lock and `node_modules`). The user's own entries
+/// stay: one they wrote themselves, and one they had before the registry
+/// listed the same name, which hsm does not take over.
+#[test]
+fn a_dependency_the_registry_drops_leaves_package_json_through_npm_uninstall() {
+    if !require("npm") {
+        return;
+    }
+    // The user's is-number 7.0.0; the registry also lists is-number (hsm
+    // leaves the user's entry) and is-odd (hsm adds it).
+    let listed = "dependencies = [\"is-odd@3.0.1\", \"is-number@^7.0.0\"]";
+    let sb = local_web(listed);
+    let o = hsm(&sb, &["sync"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        declared(&sb),
+        pairs(&[("is-number", "7.0.0"), ("is-odd", "3.0.1")])
+    );
+    assert_eq!(added(&sb), ["is-odd@3.0.1"]);
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+
+    // The registry drops both.
+    sb.write("hsm.toml", &manifest(LOCAL, ""));
+    let f = leftover_is_odd(&sb);
+    assert!(
+        !f.iter().any(|(_, p)| p == "is-number"),
+        "the user's entry is not hsm's: {f:?}"
+    );
+    let o = hsm(&sb, &["check"]);
+    assert!(
+        stderr(&o).contains("hsm added it; the registry no longer lists it"),
+        "{}",
+        stderr(&o)
+    );
+    // `--locked` refuses: the lock would change.
+    let before = sb.bytes("services/web/package-lock.json");
+    let o = hsm(&sb, &["sync", "--locked"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hsm would remove `is-odd` from `package.json`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(sb.bytes("services/web/package-lock.json"), before);
+    // A dry run says what it would run: the uninstall alone, which
+    // installs the rest of the lock as it is.
+    let o = hsm(&sb, &["sync", "--dry-run", "-v"]);
+    assert!(
+        stderr(&o).contains("`npm uninstall --prefix . --include=dev --no-audit --no-fund is-odd`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sb.exists("services/web/node_modules/is-odd"));
+
+    let o = sync(&sb, &["-v"]);
+    assert!(
+        stderr(&o).contains("`npm uninstall --prefix . --include=dev --no-audit --no-fund is-odd`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("npm ci"), "{}", stderr(&o));
+    assert_eq!(declared(&sb), pairs(&[("is-number", "7.0.0")]));
+    let lock = sb.read("services/web/package-lock.json");
+    assert!(!lock.contains("is-odd"), "{lock}");
+    assert!(!sb.exists("services/web/node_modules/is-odd"));
+    assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
+    assert!(added(&sb).is_empty());
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+    assert_fresh(&sb);
+
+    // An entry of hsm's that the user changed is theirs from then on.
+    sb.write(
+        "hsm.toml",
+        &manifest(LOCAL, "dependencies = [\"is-odd@3.0.1\"]"),
+    );
+    sync(&sb, &[]);
+    assert_eq!(added(&sb), ["is-odd@3.0.1"]);
+    let text = sb.read("services/web/package.json");
+    sb.write(
+        "services/web/package.json",
+        &text.replace("\"is-odd\": \"3.0.1\"", "\"is-odd\": \"^3.0.1\""),
+    );
+    sb.write("hsm.toml", &manifest(LOCAL, ""));
+    sync(&sb, &[]);
+    assert_eq!(
+        declared(&sb),
+        pairs(&[("is-number", "7.0.0"), ("is-odd", "^3.0.1")])
+    );
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+}
+
+/// The package manager `pm` (`pnpm@9.15.0`, through corepack) removes the
+/// dependency the registry dropped with `remove` (`flags` before the
+/// name): from `package.json`, its lock `lock` and `node_modules`.
+fn leftover_removed_by(pm: &str, lock: &str, flags: &str) {
+    if !require("npm") || !have(pm) {
+        return;
+    }
+    let sb = pinned_web(pm);
+    if pm.starts_with("yarn") {
+        sb.write("services/web/.yarnrc.yml", "nodeLinker: node-modules\n");
+    }
+    let lock = format!("services/web/{lock}");
+    sb.write(
+        "hsm.toml",
+        &manifest(LOCAL, "dependencies = [\"is-odd@3.0.1\"]"),
+    );
+    sync(&sb, &[]);
+    assert_eq!(added(&sb), ["is-odd@3.0.1"]);
+    assert!(sb.read(&lock).contains("is-odd"));
+    sb.write("hsm.toml", &manifest(LOCAL, ""));
+    leftover_is_odd(&sb);
+    let o = sync(&sb, &["-v"]);
+    assert!(
+        stderr(&o).contains(&format!(" remove{flags} is-odd && ")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(declared(&sb), pairs(&[("is-number", "7.0.0")]));
+    assert!(!sb.read(&lock).contains("is-odd"));
+    assert!(!sb.exists("services/web/node_modules/is-odd"));
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+    assert_fresh(&sb);
+}
+
+/// The same with pnpm (through corepack): `pnpm remove --ignore-workspace`.
+#[test]
+fn a_dependency_the_registry_drops_leaves_package_json_through_pnpm_remove() {
+    leftover_removed_by("pnpm@9.15.0", "pnpm-lock.yaml", " --ignore-workspace");
+}
+
+/// The same with Yarn 4 (through corepack, `nodeLinker: node-modules`):
+/// `yarn remove`.
+#[test]
+fn a_dependency_the_registry_drops_leaves_package_json_through_yarn_remove() {
+    leftover_removed_by("yarn@4.5.3", "yarn.lock", "");
+}
+
+/// Every file under `dir` (links as their target), for byte comparisons.
+fn tree(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            if t.is_symlink() {
+                let to = std::fs::read_link(&p).unwrap();
+                out.push((p, to.to_string_lossy().into_owned().into_bytes()));
+            } else if t.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The root-workspaces pitfall, already fallen into: the user ran `npm
+/// install` at the root, whose `workspaces` match `services/*`, so the
+/// root's `node_modules` links the service and holds its packages. check
+/// reports it with the fix; sync installs the service into its own
+/// `node_modules`, leaves every file of the root as it was, and fails its
+/// verification with the same finding. Once the root no longer adopts the
+/// service, check is clean.
+#[test]
+fn a_root_node_modules_holding_a_service_is_a_finding_and_sync_leaves_the_root_alone() {
+    if !require("npm") {
+        return;
+    }
+    let (sb, root_pj) = workspaces_root();
+    npm(&sb.root, &["install", "--no-audit", "--no-fund"]);
+    assert!(sb.exists("node_modules/is-number") && sb.exists("node_modules/web"));
+    assert!(!sb.exists("services/web/node_modules/is-number"));
+
+    let o = hsm(&sb, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("root [root-has-service-package]"), "{e}");
+    assert!(
+        e.contains("`node_modules/web` links to `services/web`"),
+        "{e}"
+    );
+    assert!(e.contains("it holds the service's `is-number`"), "{e}");
+    assert!(e.contains("narrow the root's `workspaces`"), "{e}");
+
+    let root_files = |sb: &Sandbox| {
+        (
+            sb.bytes("package.json"),
+            sb.bytes("package-lock.json"),
+            tree(&sb.path("node_modules")),
+        )
+    };
+    let before = root_files(&sb);
+    let o = hsm(&sb, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("root [root-has-service-package]"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(before == root_files(&sb), "sync changed the root's files");
+    assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
+
+    // The fix: the root's workspaces no longer match the service.
+    sb.write("package.json", &root_pj.replace("services/*", "packages/*"));
+    std::fs::remove_dir_all(sb.path("node_modules")).unwrap();
+    std::fs::remove_file(sb.path("package-lock.json")).unwrap();
+    npm(&sb.root, &["install", "--no-audit", "--no-fund"]);
+    assert_eq!(findings(&sb), (Some(0), vec![]));
+}
+
+/// The same pitfall with pnpm: `pnpm install` at a root whose
+/// `pnpm-workspace.yaml` matches `services/*` installs the service from
+/// the root's store, and pnpm's record at the root lists it.
+#[test]
+fn a_root_pnpm_install_that_took_in_a_service_is_a_finding() {
+    if !require("npm") || !have("pnpm@9.15.0") {
+        return;
+    }
+    let sb = pinned_web("pnpm@9.15.0");
+    sb.write("pnpm-workspace.yaml", "packages:\n  - \"services/*\"\n");
+    sb.write(
+        "package.json",
+        "{\"name\": \"monorepo\", \"private\": true, \"packageManager\": \"pnpm@9.15.0\"}\n",
+    );
+    let mut c = Command::new("corepack");
+    c.args(["pnpm", "install", "--no-frozen-lockfile"])
+        .current_dir(&sb.root);
+    let o = node_env(&mut c).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hsm(&sb, &["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "pnpm's `node_modules/.pnpm/lock.yaml` installs `services/web` as a workspace of the root"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let before = (sb.bytes("pnpm-lock.yaml"), tree(&sb.path("node_modules")));
+    let o = hsm(&sb, &["sync"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        before == (sb.bytes("pnpm-lock.yaml"), tree(&sb.path("node_modules"))),
+        "sync changed the root's files"
+    );
+    assert_eq!(version(&sb, "services/web/node_modules/is-number"), "7.0.0");
 }

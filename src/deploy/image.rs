@@ -1,7 +1,8 @@
 //! `cargo hsm image build`: an OCI image for every managed service that has
 //! none of its own, so that the Plan can leave this machine.
 //!
-//! - An **environment service** (uv, venv; pixi and node are refused) gets a generated Dockerfile under
+//! - An **environment service** (uv, venv, node; pixi is refused; node in
+//!   [`super::node_image`]) gets a generated Dockerfile under
 //!   `.hsm/images/<service>/`, beside a copy of its source (the build
 //!   context, without `.venv`, `.git` and caches). It installs exactly what
 //!   is locked (`uv sync --frozen --no-dev`, or the pinned requirements for
@@ -177,15 +178,10 @@ pub fn origin(plan: &Plan, s: &PlannedService) -> Result<Origin> {
             }
             (Some(text), Utf8PathBuf::from("Dockerfile"))
         }
-        RuntimeType::Node => {
-            return Err(Error::config(format!(
-                "service `{}` runs with node, and cargo-hsm builds no node images yet",
-                s.name
-            ))
-            .with_help(
-                "give it a `build` source with a Dockerfile (e.g. `FROM node:20-slim`, `npm ci`), or a published `docker-image`",
-            ))
-        }
+        RuntimeType::Node => (
+            Some(super::node_image::dockerfile(plan, s, &source_dir, &files)?),
+            Utf8PathBuf::from("Dockerfile"),
+        ),
         RuntimeType::Pixi => {
             return Err(Error::config(format!(
                 "service `{}` runs with pixi, and cargo-hsm builds no pixi images yet",
@@ -406,7 +402,7 @@ fn base_image(s: &PlannedService, dir: &Utf8Path) -> String {
 }
 
 /// The first lines of every generated Dockerfile.
-fn header(plan: &Plan, s: &PlannedService) -> String {
+pub(super) fn header(plan: &Plan, s: &PlannedService) -> String {
     format!(
         "{} from {} (service `{}`). Do not edit:\n# `cargo hsm image build` rewrites it from the manifest and the service's lock.\n",
         super::HEADER_MARK,
@@ -417,7 +413,7 @@ fn header(plan: &Plan, s: &PlannedService) -> String {
 
 /// The `RUN --mount` option and the exports that hand the host's CA
 /// bundle (the secret [`CA_SECRET`], empty when there is none) to pip and uv.
-fn ca_bundle() -> (String, String) {
+pub(super) fn ca_bundle() -> (String, String) {
     (
         format!("--mount=type=secret,id={CA_SECRET} "),
         format!(
@@ -428,7 +424,7 @@ fn ca_bundle() -> (String, String) {
 
 /// `ARG` lines of the build stage, and the `RUN --mount` options and
 /// exports of the secrets, for the step that installs dependencies.
-fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)> {
+pub(super) fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)> {
     let (args, secrets) = build_env(plan, s)?;
     let mut arg_lines = String::new();
     for (k, _) in &args {
@@ -451,11 +447,28 @@ fn env_lines(plan: &Plan, s: &PlannedService) -> Result<(String, String, String)
 
 /// The runtime stage: the built `/app` on a fresh base, run as a user.
 fn runtime_stage(out: &mut String, base: &str, s: &PlannedService) {
+    runtime_stage_with(
+        out,
+        base,
+        s,
+        "/app/.venv/bin",
+        "VIRTUAL_ENV=/app/.venv PYTHONUNBUFFERED=1 HOME=/tmp",
+    );
+}
+
+/// [`runtime_stage`] with `bin` first on `PATH` and `vars` set.
+pub(super) fn runtime_stage_with(
+    out: &mut String,
+    base: &str,
+    s: &PlannedService,
+    bin: &str,
+    vars: &str,
+) {
     let _ = writeln!(out, "\nFROM {base}");
     let _ = writeln!(out, "COPY --from=build /app /app");
     let _ = writeln!(
         out,
-        "ENV PATH=/app/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n    VIRTUAL_ENV=/app/.venv PYTHONUNBUFFERED=1 HOME=/tmp"
+        "ENV PATH={bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\\n    {vars}"
     );
     let _ = writeln!(out, "WORKDIR {}", app_dir(s));
     let mut ports: Vec<u16> = crate::discovery::listen_ports(s)

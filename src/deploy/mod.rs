@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod image;
 pub mod kubernetes;
+mod node_image;
 pub mod yaml;
 
 use camino::Utf8Path;

@@ -63,6 +63,9 @@ pub enum FindingKind {
     LockStale,
     /// A sync was killed and its journal is still on disk.
     SyncInterrupted,
+    /// An entry hsm added to a node service's `package.json` that the
+    /// registry no longer lists (the next sync removes it).
+    DependencyLeftover,
     /// Something `cargo hsm sync` would still change (a file it would
     /// write, edit or remove, a checkout it would move): what its dry run
     /// predicts.
@@ -90,6 +93,7 @@ impl FindingKind {
             FindingKind::LockMissing => "lock-missing",
             FindingKind::LockStale => "lock-stale",
             FindingKind::SyncInterrupted => "sync-interrupted",
+            FindingKind::DependencyLeftover => "dependency-leftover",
             FindingKind::SyncPending => "sync-pending",
         }
     }
@@ -460,6 +464,7 @@ fn inspect_python_env(
 fn inspect_service_env(
     plan: &Plan,
     svc: &crate::plan::PlannedService,
+    lock: Option<&crate::lock::HsmLock>,
 ) -> (Vec<Finding>, BTreeSet<String>) {
     let mut findings = Vec::new();
     let mut allowed = BTreeSet::new();
@@ -490,7 +495,15 @@ fn inspect_service_env(
                 allowed.extend(state.allowed);
             }
         }
-        Some(RuntimeType::Node) => node::inspect(&component, &dir, &mut findings),
+        Some(RuntimeType::Node) => {
+            let recorded = lock
+                .and_then(|l| l.service(&svc.name))
+                .map(|s| s.added_dependencies.as_slice())
+                .unwrap_or_default();
+            let root = &plan.project.workspace_root;
+            node::inspect(&component, &dir, svc, recorded, &mut findings);
+            node::inspect_root(root, target, svc, &mut findings);
+        }
         Some(RuntimeType::Pixi) => {
             let env_dir = dir.join(".pixi").join("envs").join("default");
             if !env_dir.is_dir() {
@@ -562,7 +575,11 @@ fn git_pins(
 
 /// Inspects every environment service and the shared root environment,
 /// except the components in `skip` (see [`verify`]).
-pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding> {
+pub fn inspect_environments(
+    plan: &Plan,
+    lock: Option<&crate::lock::HsmLock>,
+    skip: &BTreeSet<String>,
+) -> Vec<Finding> {
     // Inspecting writes nothing: each directory's workspace is read once.
     let _workspaces = python::project::remember_workspaces();
     // The root is judged against every service's packages: skipping a
@@ -578,7 +595,7 @@ pub fn inspect_environments(plan: &Plan, skip: &BTreeSet<String>) -> Vec<Finding
         &services,
         32,
         python::project::remember_workspaces,
-        |svc| inspect_service_env(plan, svc),
+        |svc| inspect_service_env(plan, svc, lock),
     );
     let mut findings = Vec::new();
     let mut service_packages: BTreeSet<String> = BTreeSet::new();
@@ -707,7 +724,7 @@ pub fn verify(
     lock: Option<&crate::lock::HsmLock>,
     unchanged: &BTreeSet<String>,
 ) -> crate::Result<Report> {
-    let mut findings = inspect_environments(plan, unchanged);
+    let mut findings = inspect_environments(plan, lock, unchanged);
     if crate::fs::sync_journal_pending(&plan.project.workspace_root) {
         findings.push(finding(
             FindingKind::SyncInterrupted,

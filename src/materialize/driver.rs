@@ -127,6 +127,7 @@ pub(super) fn run(
         commits: BTreeMap::new(),
         prefetched: Default::default(),
         lockfiles: BTreeMap::new(),
+        added: BTreeMap::new(),
         root_edited: false,
         root_exists: false,
         update: scope.update.clone(),
@@ -230,6 +231,9 @@ pub(super) struct Syncer<'a> {
     pub(super) prefetched: super::steps::clones::Clones,
     /// Each environment service's own lock file.
     pub(super) lockfiles: BTreeMap<String, LockedFile>,
+    /// The entries hsm added to each environment service's manifest, where
+    /// that file cannot record them (see [`crate::lock::LockedService::added_dependencies`]).
+    pub(super) added: BTreeMap<String, Vec<String>>,
     pub(super) root_edited: bool,
     pub(super) root_exists: bool,
     /// `cargo hsm update`: the components whose pins (git commits, the

@@ -225,6 +225,18 @@ pub trait RuntimeAdapter {
     fn edited_manifest(&self) -> Option<&'static str> {
         None
     }
+    /// The entries hsm owns in the service's manifest after this sync,
+    /// where that file cannot record them itself (`package.json`: JSON has
+    /// no comments), for `hsm.lock` to keep; read before [`RuntimeAdapter::edits`]
+    /// are written. `None` for a runtime whose manifest records its own
+    /// (`[tool.hsm]` in `pyproject.toml`).
+    fn owned_entries(
+        &self,
+        _ctx: &RuntimeCtx<'_>,
+        _target: &Utf8Path,
+    ) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
     /// The file of exact pins (`name==version`) that the runtime keeps in
     /// `hsm.locks/<service>/` for a git-sourced service, when its tool has
     /// no lock file of its own: what it installed, so that `--locked` and

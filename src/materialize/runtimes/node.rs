@@ -117,6 +117,61 @@ fn wanted(deps: &[Dependency]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// Who owns the entries of `package.json` that the registry lists, and
+/// which of hsm's earlier ones it no longer lists (see [`node::ownership`]);
+/// `None` without a `package.json`.
+fn ownership(ctx: &RuntimeCtx<'_>, p: &Project) -> Result<Option<node::Ownership>> {
+    let Some(manifest) = &p.manifest else {
+        return Ok(None);
+    };
+    let want = wanted(&ctx.service.dependencies)
+        .map_err(|e| e.with_help("list npm package specs in the service's `dependencies`"))?;
+    let recorded = ctx
+        .previous
+        .map(|l| l.added_dependencies.as_slice())
+        .unwrap_or_default();
+    Ok(Some(node::ownership(manifest, recorded, &want)))
+}
+
+/// hsm's entries in `package.json` that the registry no longer lists.
+fn leftovers(ctx: &RuntimeCtx<'_>, p: &Project) -> Vec<String> {
+    ownership(ctx, p)
+        .ok()
+        .flatten()
+        .map(|o| o.leftovers)
+        .unwrap_or_default()
+}
+
+/// The package manager's command that removes `names` from the service
+/// (`package.json`, its lock and `node_modules`), so that the lock stays
+/// the tool's own.
+fn remove_args(
+    ctx: &RuntimeCtx<'_>,
+    p: &Project,
+    target: &Utf8Path,
+    names: &[String],
+) -> Vec<String> {
+    let mut a: Vec<String> = match p.manager {
+        Manager::Npm => [
+            "uninstall",
+            "--prefix",
+            ".",
+            "--include=dev",
+            "--no-audit",
+            "--no-fund",
+        ]
+        .map(String::from)
+        .to_vec(),
+        Manager::Pnpm => ["remove", "--ignore-workspace"].map(String::from).to_vec(),
+        Manager::Yarn => vec!["remove".to_string()],
+    };
+    if ctx.opts.offline && !p.is_yarn_berry(target) {
+        a.push("--offline".into());
+    }
+    a.extend(names.iter().cloned());
+    a
+}
+
 /// Why the package manager would change the service's lock file; `None`
 /// when it installs what the lock says.
 fn lock_change(p: &Project, target: &Utf8Path, edited: bool) -> Option<String> {
@@ -269,6 +324,18 @@ impl RuntimeAdapter for NodeAdapter {
         Some("package.json")
     }
 
+    fn owned_entries(
+        &self,
+        ctx: &RuntimeCtx<'_>,
+        target: &Utf8Path,
+    ) -> Result<Option<Vec<String>>> {
+        let Ok(p) = Project::read(target) else {
+            // `edits` reports the unreadable file.
+            return Ok(None);
+        };
+        Ok(ownership(ctx, &p)?.map(|o| o.ours.iter().map(|(n, r)| node::record(n, r)).collect()))
+    }
+
     fn edits(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> Result<Vec<FileEdit>> {
         let sv = ctx.service;
         let rel = sv.target_path.clone().unwrap_or_else(|| ".".into());
@@ -289,9 +356,14 @@ impl RuntimeAdapter for NodeAdapter {
         if sv.dependencies.is_empty() {
             return Ok(Vec::new());
         }
-        let want = wanted(&sv.dependencies)
-            .map_err(|e| e.with_help("list npm package specs in the service's `dependencies`"))?;
-        match node::with_dependencies(&text, &want) {
+        let p = read(&sv.name, target)?;
+        let Some(own) = ownership(ctx, &p)? else {
+            return Ok(Vec::new());
+        };
+        if own.ours.is_empty() {
+            return Ok(Vec::new());
+        }
+        match node::with_dependencies(&text, &own.ours) {
             Ok(None) => Ok(Vec::new()),
             Ok(Some(contents)) => Ok(vec![FileEdit {
                 path,
@@ -333,20 +405,35 @@ impl RuntimeAdapter for NodeAdapter {
             return Ok(false);
         }
         let p = read(&ctx.service.name, target)?;
-        Ok(ctx.upgrade || lock_change(&p, target, ctx.edited && ctx.opts.dry_run).is_some())
+        Ok(ctx.upgrade
+            || !leftovers(ctx, &p).is_empty()
+            || lock_change(&p, target, ctx.edited && ctx.opts.dry_run).is_some())
     }
 
     fn describe(&self, ctx: &RuntimeCtx<'_>, target: &Utf8Path) -> String {
         let Ok(p) = Project::read(target) else {
             return "npm ci".into();
         };
-        let mut words: Vec<String> = match (p.manager, &p.pinned) {
-            (Manager::Npm, _) => vec!["npm".into()],
-            (m, Some(v)) => vec![format!("{}@{v}", m.as_str())],
-            (m, None) => vec![m.as_str().into()],
+        let tool = match (p.manager, &p.pinned) {
+            (Manager::Npm, _) => "npm".to_string(),
+            (m, Some(v)) => format!("{}@{v}", m.as_str()),
+            (m, None) => m.as_str().to_string(),
         };
-        words.extend(install_args(ctx, &p, target));
-        words.join(" ")
+        let install = format!("{tool} {}", install_args(ctx, &p, target).join(" "));
+        let gone = leftovers(ctx, &p);
+        if gone.is_empty() {
+            return install;
+        }
+        let remove = format!("{tool} {}", remove_args(ctx, &p, target, &gone).join(" "));
+        // npm's uninstall installs the rest of the lock too (see `sync`).
+        let alone = p.manager == Manager::Npm
+            && target.join("node_modules").is_dir()
+            && lock_change(&p, target, ctx.edited && ctx.opts.dry_run).is_none();
+        if alone {
+            remove
+        } else {
+            format!("{remove} && {install}")
+        }
     }
 
     fn sync(&self, ctx: &mut RuntimeCtx<'_>, target: &Utf8Path) -> Result<RuntimeOutcome> {
@@ -361,8 +448,18 @@ impl RuntimeAdapter for NodeAdapter {
             .with_help(format!("create it with `npm init -y` in `{rel}`")));
         }
         let locked = ctx.opts.locked || ctx.opts.frozen;
+        let gone = leftovers(ctx, &p);
         if locked {
-            if let Some(why) = lock_change(&p, target, false) {
+            let why = match gone.as_slice() {
+                [] => lock_change(&p, target, false),
+                names => Some(format!(
+                    "hsm would remove {} from `package.json`: it added {} and the registry no longer lists {}",
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                    if names.len() == 1 { "it" } else { "them" },
+                    if names.len() == 1 { "it" } else { "them" },
+                )),
+            };
+            if let Some(why) = why {
                 let flag = if ctx.opts.frozen {
                     "--frozen"
                 } else {
@@ -391,8 +488,30 @@ impl RuntimeAdapter for NodeAdapter {
                 .snapshot(&path)
                 .map_err(|e| Error::failed(format!("cannot read `{path}`: {e}")))?;
         }
+        let mut commands = Vec::new();
+        let mut p = p;
+        if !gone.is_empty() {
+            // hsm's own entries that the registry dropped, removed by the
+            // package manager: `package.json`, the lock and `node_modules`.
+            let mut rm = args.clone();
+            rm.extend(remove_args(ctx, &p, target, &gone));
+            commands.push(super::command_line(&program, &rm));
+            run_tool_env(&who, &program, &rm, target, true, &[], &[])?;
+            p = read(&name, target)?;
+            let whole = p.manager == Manager::Npm
+                && target.join("node_modules").is_dir()
+                && lock_change(&p, target, false).is_none();
+            if whole {
+                // npm's uninstall installed the rest of the tree as locked.
+                return Ok(RuntimeOutcome {
+                    commands,
+                    pins: None,
+                });
+            }
+        }
         args.extend(install_args(ctx, &p, target));
         let line = super::command_line(&program, &args);
+        commands.push(line.clone());
         run_tool_env(&who, &program, &args, target, true, &[], &[])?;
         let after = read(&name, target)?;
         if after.has_dependencies() && !target.join("node_modules").is_dir() {
@@ -403,7 +522,7 @@ impl RuntimeAdapter for NodeAdapter {
             .with_help("check the package manager's configuration (`.npmrc`, `.yarnrc.yml`): hsm needs a `node_modules`"));
         }
         Ok(RuntimeOutcome {
-            commands: vec![line],
+            commands,
             pins: None,
         })
     }

@@ -222,8 +222,12 @@ impl Syncer<'_> {
         let Some(prev) = self.previous.as_ref() else {
             return;
         };
-        if let Some(f) = prev.service(&sv.name).and_then(|s| s.lockfile.clone()) {
-            self.lockfiles.insert(sv.name.clone(), f);
+        if let Some(s) = prev.service(&sv.name) {
+            if let Some(f) = s.lockfile.clone() {
+                self.lockfiles.insert(sv.name.clone(), f);
+            }
+            self.added
+                .insert(sv.name.clone(), s.added_dependencies.clone());
         }
         let env = envfile::env_file_path(&sv.name);
         let committed = crate::lock::committed_lock(&sv.name, Utf8Path::new(""));
@@ -395,6 +399,16 @@ impl Syncer<'_> {
             edited: false,
             upgrade,
         };
+        // What hsm owns in the service's manifest, worked out before its
+        // edits are written; unchanged, what the last sync recorded.
+        let added = match unchanged {
+            Some(_) => previous
+                .as_ref()
+                .map(|p| p.added_dependencies.clone())
+                .unwrap_or_default(),
+            None => adapter.owned_entries(&ctx, &target)?.unwrap_or_default(),
+        };
+        self.added.insert(sv.name.clone(), added);
         let edits = match unchanged {
             Some(_) => Vec::new(),
             None => adapter.edits(&ctx, &target)?,
@@ -601,6 +615,18 @@ impl Syncer<'_> {
         }
         if let Some(c) = &p.cargo {
             self.keep_cargo_lock(&p.component, c)?;
+        }
+        if let (Some(_), Some(_), Some(manifest)) =
+            (&p.job, &p.sv.checkout_path, adapter.edited_manifest())
+        {
+            // The tool may have edited it after hsm did (`npm uninstall` of
+            // an entry of hsm's): its hash is the one it has now.
+            let rel = p.target_rel.join(manifest);
+            if self.lock.files.iter().any(|f| f.path == rel) {
+                if let Ok(bytes) = std::fs::read(self.root.join(&rel)) {
+                    self.lock.record_file(rel, &bytes);
+                }
+            }
         }
         if !self.opts.dry_run {
             match &p.unchanged {

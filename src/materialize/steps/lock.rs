@@ -81,6 +81,7 @@ impl Syncer<'_> {
                     .unwrap_or_else(|| "none".into()),
                 git,
                 target_path: sv.target_path.clone(),
+                added_dependencies: self.added.get(&sv.name).cloned().unwrap_or_default(),
                 lockfile: self.lockfiles.get(&sv.name).cloned(),
             });
         }
