@@ -36,13 +36,15 @@
 //! remote, without network latency): (e) one repository with 2,000 commits
 //! and 40 MB of old blobs, cloned at a tag, against `git clone --depth 1
 //! --branch TAG`; (f) ten small repositories cloned from a cold start (no
-//! checkout, no `hsm.lock`) against cloning them one after another. Each git
-//! service is a uv service with nothing to install, so `cargo hsm sync` also
-//! creates ten empty venvs; the goal baselines run `git clone` alone. A
-//! second row for each compares with what a user runs for the same result
-//! (`git clone` then `uv sync`, one after another), and the CPU time of
-//! every process on each side is printed: on a loaded machine, wall time
-//! follows the share of CPU a side gets.
+//! checkout, no `hsm.lock`) against cloning them one after another. The
+//! goal rows compare cloning with cloning: each git service is a container
+//! service built from its checkout (`runtime = "podman"`; sync clones it
+//! and writes the compose file, and runs no engine). The same repositories
+//! as uv services (sync also creates an empty venv in each checkout) are
+//! compared with `git clone` then `uv sync`, one after another, what a user
+//! runs for that result. The CPU time of every process on each side is
+//! printed: on a loaded machine, wall time follows the share of CPU a side
+//! gets.
 
 #[path = "bench_support/node.rs"]
 mod node;
@@ -643,6 +645,13 @@ fn generated_repo(dest: &Path, commits: usize, big: usize) {
                 )
                 .unwrap();
                 write!(w, "M 100644 inline .gitignore\ndata 7\n.venv/\n\n").unwrap();
+                let dockerfile = "FROM busybox\nCOPY . /srv\n";
+                write!(
+                    w,
+                    "M 100644 inline Dockerfile\ndata {}\n{dockerfile}\n",
+                    dockerfile.len()
+                )
+                .unwrap();
             }
             if i < big {
                 let blob = noise(2 << 20);
@@ -661,7 +670,8 @@ fn generated_repo(dest: &Path, commits: usize, big: usize) {
     assert!(child.wait().unwrap().success(), "git fast-import failed");
 }
 
-fn git_workspace(services: &[(String, String)]) -> tempfile::TempDir {
+/// A workspace of `services` (name, url) at tag `v1`, each with `runtime`.
+fn git_workspace(services: &[(String, String)], runtime: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     write(&root.join("Cargo.toml"), "[workspace]\n");
@@ -672,16 +682,23 @@ fn git_workspace(services: &[(String, String)]) -> tempfile::TempDir {
     );
     for (name, url) in services {
         m.push_str(&format!(
-            "\n[registry.services.{name}]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"v1\" }}\ndeployment-profiles.default = {{ runtime = \"uv\" }}\n"
+            "\n[registry.services.{name}]\nsources.prod = {{ type = \"git\", url = \"{url}\", ref = \"v1\" }}\ndeployment-profiles.default = {{ runtime = \"{runtime}\" }}\n"
         ));
     }
     write(&root.join("hsm.toml"), &m);
     dir
 }
 
-/// Back to a cold start: no checkouts, no lock, no fingerprints.
+/// Back to a cold start: no checkouts, no lock, no fingerprints, no
+/// compose file.
 fn cold(root: &Path) {
-    for p in ["services", ".hsm", "hsm.lock", "clones"] {
+    for p in [
+        "services",
+        ".hsm",
+        "hsm.lock",
+        "clones",
+        "docker-compose.hsm.yml",
+    ] {
         let p = root.join(p);
         let _ = std::fs::remove_dir_all(&p);
         let _ = std::fs::remove_file(&p);
@@ -730,50 +747,71 @@ fn run_cpu(c: Command, what: &str) -> (Duration, Duration) {
     (wall, children_cpu() - before)
 }
 
-/// What one git case measured: medians of wall and CPU time.
+/// What one git case measured: medians of wall time.
 struct GitCase {
+    /// `cargo hsm sync` of container services built from the checkouts.
     hsm: Duration,
     clones: Duration,
+    /// `cargo hsm sync` of uv services (a checkout and an empty venv each).
+    hsm_uv: Duration,
     clones_and_syncs: Duration,
 }
 
-/// `cargo hsm sync` of `services` from a cold start vs [`clone_loop`]
-/// without and with `uv sync`, alternating; medians of wall time, and of CPU
-/// time (printed: on a loaded machine wall time follows the CPU share).
+/// From a cold start, alternating: `cargo hsm sync` of `services` as
+/// container services, [`clone_loop`], `cargo hsm sync` of them as uv
+/// services, and [`clone_loop`] with `uv sync`. Medians of wall time, and
+/// of CPU time (printed: on a loaded machine wall time follows the CPU share).
 fn cold_git_sync(tools: &Tools, services: &[(String, String)], runs: usize, case: &str) -> GitCase {
-    let ws = git_workspace(services);
-    let root = ws.path();
-    run(tools.hsm_sync(root), "first cargo hsm sync (warms uv)");
-    let (mut hsm, mut base, mut both) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut hsm_cpu, mut base_cpu, mut both_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let containers = git_workspace(services, "podman");
+    let uv = git_workspace(services, "uv");
+    let (c_root, uv_root) = (containers.path(), uv.path());
+    run(tools.hsm_sync(uv_root), "first cargo hsm sync (warms uv)");
+    let sides = [
+        "cargo hsm",
+        "git clone loop",
+        "cargo hsm (uv)",
+        "clone + uv sync loop",
+    ];
+    let mut wall: [Vec<Duration>; 4] = Default::default();
+    let mut cpu: [Vec<Duration>; 4] = Default::default();
     for _ in 0..runs {
-        cold(root);
-        let (w, c) = run_cpu(tools.hsm_sync(root), "cargo hsm sync");
-        hsm.push(w);
-        hsm_cpu.push(c);
-        cold(root);
-        let (w, c) = run_cpu(clone_loop(tools, root, services, None), "git clone loop");
-        base.push(w);
-        base_cpu.push(c);
-        cold(root);
-        let (w, c) = run_cpu(
-            clone_loop(tools, root, services, Some(&tools.uv)),
-            "git clone + uv sync loop",
-        );
-        both.push(w);
-        both_cpu.push(c);
+        for (i, side) in sides.iter().enumerate() {
+            let (root, c) = match i {
+                0 => (c_root, tools.hsm_sync(c_root)),
+                1 => (c_root, clone_loop(tools, c_root, services, None)),
+                2 => (uv_root, tools.hsm_sync(uv_root)),
+                _ => (
+                    uv_root,
+                    clone_loop(tools, uv_root, services, Some(&tools.uv)),
+                ),
+            };
+            cold(root);
+            let (w, c) = run_cpu(c, side);
+            wall[i].push(w);
+            cpu[i].push(c);
+        }
     }
+    let cpu: Vec<String> = sides
+        .iter()
+        .zip(cpu)
+        .map(|(s, c)| format!("{s} {}", ms(median(c))))
+        .collect();
+    println!("{case}: CPU (all processes) {}", cpu.join(" | "));
+    let [hsm, clones, hsm_uv, both] = wall;
+    let (h, b) = report(case, hsm, clones);
+    let (hu, bu) = (median(hsm_uv), median(both));
     println!(
-        "{case}: CPU (all processes) cargo hsm {} | git clone loop {} | clone + uv sync loop {}",
-        ms(median(hsm_cpu)),
-        ms(median(base_cpu)),
-        ms(median(both_cpu))
+        "{case} (uv): cargo hsm {} | clone + uv sync {} | ratio {:.3} (vs the clones alone {:.3})",
+        ms(hu),
+        ms(bu),
+        hu.as_secs_f64() / bu.as_secs_f64(),
+        hu.as_secs_f64() / b.as_secs_f64()
     );
-    let (h, b) = report(case, hsm, base);
     GitCase {
         hsm: h,
         clones: b,
-        clones_and_syncs: median(both),
+        hsm_uv: hu,
+        clones_and_syncs: bu,
     }
 }
 
@@ -791,7 +829,7 @@ fn long_history_clone(tools: &Tools, runs: usize) -> Vec<Row> {
     let g = cold_git_sync(tools, &services, runs, "(e) long history at a tag");
     vec![
         Row::versus(
-            "(e) clone a 2,000-commit repo with 40 MB of old blobs at a tag (+ its empty venv)",
+            "(e) clone a 2,000-commit repo with 40 MB of old blobs at a tag (a container service's checkout)",
             g.hsm,
             "`git clone --depth 1 --branch`",
             g.clones,
@@ -799,8 +837,8 @@ fn long_history_clone(tools: &Tools, runs: usize) -> Vec<Row> {
             1.2,
         ),
         Row::versus(
-            "(e) the same, against what a user runs for the same result",
-            g.hsm,
+            "(e) the same as a uv service (checkout + empty venv)",
+            g.hsm_uv,
             "`git clone --depth 1 --branch` + `uv sync`",
             g.clones_and_syncs,
             "—",
@@ -830,7 +868,7 @@ fn ten_git_services(tools: &Tools, runs: usize) -> Vec<Row> {
     );
     vec![
         Row::versus(
-            "(f) ten git services from a cold start (+ ten empty venvs)",
+            "(f) ten git services from a cold start (container services' checkouts)",
             g.hsm,
             "`git clone --depth 1`, one after another",
             g.clones,
@@ -838,8 +876,8 @@ fn ten_git_services(tools: &Tools, runs: usize) -> Vec<Row> {
             0.6,
         ),
         Row::versus(
-            "(f) the same, against what a user runs for the same result",
-            g.hsm,
+            "(f) the same as uv services (checkouts + ten empty venvs)",
+            g.hsm_uv,
             "`git clone --depth 1` + `uv sync`, one after another",
             g.clones_and_syncs,
             "—",

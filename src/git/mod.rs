@@ -16,6 +16,8 @@
 //! so that it is recognised wherever it comes from (e.g. a CI cache); a
 //! directory without that mark is never replaced.
 
+#[cfg(target_os = "linux")]
+pub mod skeleton;
 pub mod status;
 pub mod transport;
 
@@ -159,16 +161,21 @@ pub fn tracks(checkout: &Utf8Path, path_in_repo: &Utf8Path) -> bool {
 
 /// Moves a clean checkout to `oid` (detached HEAD).
 pub fn checkout(repo: &Repository, oid: Oid) -> Result<()> {
+    checkout_files(repo, oid)?;
+    repo.set_head_detached(oid)
+        .map_err(|e| git_err(format!("cannot move HEAD to {oid}"), e))?;
+    Ok(())
+}
+
+/// The files and index of commit `oid`, HEAD left where it is.
+pub fn checkout_files(repo: &Repository, oid: Oid) -> Result<()> {
     let commit = repo
         .find_commit(oid)
         .map_err(|e| git_err(format!("commit {oid} is not in the checkout"), e))?;
     let mut co = git2::build::CheckoutBuilder::new();
     co.force();
     repo.checkout_tree(commit.as_object(), Some(&mut co))
-        .map_err(|e| git_err(format!("cannot check out {oid}"), e))?;
-    repo.set_head_detached(oid)
-        .map_err(|e| git_err(format!("cannot move HEAD to {oid}"), e))?;
-    Ok(())
+        .map_err(|e| git_err(format!("cannot check out {oid}"), e))
 }
 
 /// Whether the checked-out tree has submodules to clone.

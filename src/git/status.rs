@@ -150,6 +150,7 @@ impl Artifacts {
     /// directory: a plain write, no fsync and no rename, since a failed
     /// or interrupted clone is thrown away whole (and every later sync
     /// writes the file again when it differs).
+    #[cfg(not(target_os = "linux"))]
     pub fn write_new_exclude(&self, repo: &Repository) -> Result<()> {
         let info = repo.path().join("info");
         let write = std::fs::create_dir_all(&info)

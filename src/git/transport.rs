@@ -24,7 +24,9 @@ const REPO_ENV: &[&str] = &[
 ];
 
 /// git settings for the first fetch into a new clone (which is thrown
-/// away if it fails, so `FETCH_HEAD` needs no care).
+/// away if it fails, so `FETCH_HEAD` needs no care). A new shallow clone
+/// has nothing to collect: no `git maintenance run --auto` after its
+/// fetch (one process less per clone, as `git clone`).
 const NEW_CLONE_CONFIG: &[&str] = &["maintenance.auto=false", "gc.auto=0"];
 
 /// Which git source: for every message, which names the service, the url
@@ -205,7 +207,7 @@ pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want)
     let saved = std::fs::read(&fetch_head).ok();
     let record = fetched_ref(remote.reference);
     let before = repo.refname_to_id(&record).ok();
-    let r = fetch_inner(repo, dir, remote, want, &[]);
+    let r = fetch_inner(repo, dir, remote, want, &[], Refs::Loose);
     if let (Ok(now), Some(old)) = (&r, before) {
         if *now != old {
             // A branch that moved (`cargo hsm update`): the commit fetched
@@ -228,6 +230,17 @@ pub fn fetch(repo: &Repository, dir: &Utf8Path, remote: &Remote<'_>, want: Want)
     r
 }
 
+/// How [`fetch_inner`] records what it fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refs {
+    /// As loose refs, through git and libgit2: an existing checkout.
+    Loose,
+    /// In the `packed-refs` file of a new clone (see [`super::skeleton`]):
+    /// git fetches into `FETCH_HEAD` alone.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    NewClone,
+}
+
 /// `config`: `-c key=value` pairs for git itself, before `fetch`.
 fn fetch_inner(
     repo: &Repository,
@@ -235,18 +248,26 @@ fn fetch_inner(
     remote: &Remote<'_>,
     want: Want,
     config: &[&str],
+    refs: Refs,
 ) -> Result<Oid> {
     let record = fetched_ref(remote.reference);
-    let shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1", "origin"];
+    let shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1"];
     let src = match (want, remote.reference) {
         (Want::Commit(oid), _) => oid.to_string(),
         (Want::Ref, Some(r)) => r.to_string(),
         (Want::Ref, None) => "HEAD".to_string(),
     };
-    let spec = format!("+{src}:{record}");
+    let spec = match refs {
+        Refs::Loose => format!("+{src}:{record}"),
+        Refs::NewClone => src.clone(),
+    };
     let mut args: Vec<&str> = config.iter().flat_map(|c| ["-c", *c]).collect();
     args.extend(shallow);
-    args.push(&spec);
+    if refs == Refs::NewClone {
+        // No remote-tracking ref updated on the side: hsm writes the refs.
+        args.push("--refmap=");
+    }
+    args.extend(["origin", spec.as_str()]);
     let first = run_git(remote, dir, &args)?;
     let abbreviated = matches!(want, Want::Ref)
         && remote.reference.is_some_and(|r| {
@@ -295,32 +316,90 @@ fn fetch_inner(
             return Ok(oid);
         }
     }
-    let oid = repo
-        .find_reference(&record)
-        .and_then(|r| r.peel_to_commit())
-        .map(|c| c.id())
-        .map_err(|_| not_found(remote))?;
+    // What git fetched, and whether the remote has it as a tag or a branch.
+    let head = fetch_head(repo);
+    let (fetched, oid) = match refs {
+        Refs::Loose => {
+            let r = repo
+                .find_reference(&record)
+                .map_err(|_| not_found(remote))?;
+            (r.target(), r.peel_to_commit().map(|c| c.id()))
+        }
+        Refs::NewClone => {
+            let o = head.as_ref().map(|h| h.oid);
+            let commit = o
+                .ok_or_else(|| git2::Error::from_str("no FETCH_HEAD"))
+                .and_then(|o| {
+                    repo.find_object(o, None)
+                        .and_then(|x| x.peel_to_commit())
+                        .map(|c| c.id())
+                });
+            (o, commit)
+        }
+    };
+    let (Some(fetched), Ok(oid)) = (fetched, oid) else {
+        return Err(not_found(remote));
+    };
     if let Want::Commit(want) = want {
         if want != oid {
             return Err(not_found(remote));
         }
     }
     // A user looking into the checkout sees the ref by its usual name.
-    if let (Want::Ref, Some(r)) = (want, remote.reference) {
-        let mut kind = None;
-        let _ = repo.fetchhead_foreach(|name, _, _, _| {
-            if name.starts_with("refs/tags/") {
-                kind = Some(format!("refs/tags/{r}"));
-            } else if name.starts_with("refs/heads/") {
-                kind = Some(format!("refs/remotes/origin/{r}"));
+    let usual = match (want, remote.reference, head.and_then(|h| h.kind)) {
+        (Want::Ref, Some(r), Some(Kind::Tag)) => Some(format!("refs/tags/{r}")),
+        (Want::Ref, Some(r), Some(Kind::Branch)) => Some(format!("refs/remotes/origin/{r}")),
+        _ => None,
+    };
+    match refs {
+        Refs::Loose => {
+            if let Some(name) = usual {
+                let _ = repo.reference(&name, oid, true, "cargo hsm: fetched");
             }
-            false
-        });
-        if let Some(name) = kind {
-            let _ = repo.reference(&name, oid, true, "cargo hsm: fetched");
+        }
+        Refs::NewClone => {
+            let mut all = vec![(record, fetched)];
+            all.extend(usual.map(|n| (n, oid)));
+            super::skeleton::write_refs(repo, &all)?;
         }
     }
     Ok(oid)
+}
+
+/// The first line of `FETCH_HEAD`, as git writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FetchHead {
+    oid: Oid,
+    kind: Option<Kind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tag,
+    Branch,
+}
+
+/// Reads `FETCH_HEAD` (libgit2's reader asserts on the line of a fetch of
+/// `HEAD` or of a commit id, which names no ref).
+fn fetch_head(repo: &Repository) -> Option<FetchHead> {
+    let text = std::fs::read_to_string(repo.path().join("FETCH_HEAD")).ok()?;
+    parse_fetch_head(&text)
+}
+
+/// `<oid> TAB [not-for-merge] TAB <what> of <url>`, where `<what>` is
+/// `tag 'v1'`, `branch 'main'`, or a quoted name or nothing for anything else.
+fn parse_fetch_head(text: &str) -> Option<FetchHead> {
+    let mut fields = text.lines().next()?.splitn(3, '\t');
+    let oid = Oid::from_str(fields.next()?).ok()?;
+    let what = fields.nth(1).unwrap_or("");
+    let kind = if what.starts_with("tag '") {
+        Some(Kind::Tag)
+    } else if what.starts_with("branch '") {
+        Some(Kind::Branch)
+    } else {
+        None
+    };
+    Some(FetchHead { oid, kind })
 }
 
 /// Whether git's stderr says the server lacks the asked ref or refuses to
@@ -377,21 +456,74 @@ pub fn clone_into_temp(
     let parent = dest.parent().unwrap_or(Utf8Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| Error::failed(format!("cannot create `{parent}`: {e}")))?;
+    let prefix = format!(".{}.clone-", dest.file_name().unwrap_or("checkout"));
+    remove_unfinished_clones(parent, &prefix);
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.clone-",
-            dest.file_name().unwrap_or("checkout")
-        ))
+        .prefix(&prefix)
+        .rand_bytes(TEMP_RANDOM_LEN)
         .tempdir_in(parent)
         .map_err(|e| Error::failed(format!("cannot create a directory in `{parent}`: {e}")))?;
     let dir = Utf8Path::from_path(tmp.path())
         .ok_or_else(|| Error::failed(format!("`{}` is not a UTF-8 path", tmp.path().display())))?
         .to_owned();
-    // Without git's template directory (sample hooks, `description`):
-    // about fifteen files fewer to copy per clone, none of which hsm uses.
+    let (repo, commit) = new_clone(&dir, remote, want, artifacts)?;
+    submodules(&repo, &dir, remote)?;
+    Ok(Fetched { dir: tmp, commit })
+}
+
+/// The random part of a temporary clone's name.
+const TEMP_RANDOM_LEN: usize = 6;
+
+/// Removes the temporary clones (`.<name>.clone-XXXXXX`) that a sync
+/// killed before it moved them into place left in `parent`. Only a sync
+/// makes them, and it holds the workspace's sync lock, so none of them is
+/// in use.
+fn remove_unfinished_clones(parent: &Utf8Path, prefix: &str) {
+    let Ok(entries) = parent.read_dir_utf8() else {
+        return;
+    };
+    for e in entries.flatten() {
+        // `tempfile`'s six random letters and digits after the prefix: not
+        // the clone of another service whose name starts the same way.
+        let random = e.file_name().strip_prefix(prefix);
+        let unfinished = random.is_some_and(|r| {
+            r.len() == TEMP_RANDOM_LEN && r.chars().all(|c| c.is_ascii_alphanumeric())
+        }) && e.file_type().is_ok_and(|t| t.is_dir());
+        if unfinished {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The `.git` in one go, one `git fetch`, the refs in `packed-refs` and
+/// the files checked out (see [`super::skeleton`]).
+#[cfg(target_os = "linux")]
+fn new_clone(
+    dir: &Utf8Path,
+    remote: &Remote<'_>,
+    want: Want,
+    artifacts: &Artifacts,
+) -> Result<(Repository, Oid)> {
+    let repo = super::skeleton::init(dir, remote.url, &artifacts.exclude_file())?;
+    let commit = fetch_inner(&repo, dir, remote, want, NEW_CLONE_CONFIG, Refs::NewClone)?;
+    super::checkout_files(&repo, commit)?;
+    super::skeleton::detach_head(&repo, commit)?;
+    Ok((repo, commit))
+}
+
+/// libgit2's init (without git's template directory: sample hooks,
+/// `description`), the remote and hsm's mark, one `git fetch`, and the
+/// files checked out.
+#[cfg(not(target_os = "linux"))]
+fn new_clone(
+    dir: &Utf8Path,
+    remote: &Remote<'_>,
+    want: Want,
+    artifacts: &Artifacts,
+) -> Result<(Repository, Oid)> {
     let mut init = git2::RepositoryInitOptions::new();
     init.external_template(false);
-    let repo = Repository::init_opts(&dir, &init).map_err(|e| {
+    let repo = Repository::init_opts(dir, &init).map_err(|e| {
         git_err(
             format!("cannot create a clone for {}", remote.describe()),
             e,
@@ -401,12 +533,9 @@ pub fn clone_into_temp(
         .map_err(|e| git_err(format!("cannot add the remote of {}", remote.describe()), e))?;
     super::mark_managed(&repo)?;
     artifacts.write_new_exclude(&repo)?;
-    // A new shallow clone has nothing to collect: no `git maintenance run
-    // --auto` after its fetch (one process less per clone, as `git clone`).
-    let commit = fetch_inner(&repo, &dir, remote, want, NEW_CLONE_CONFIG)?;
+    let commit = fetch_inner(&repo, dir, remote, want, NEW_CLONE_CONFIG, Refs::Loose)?;
     super::checkout(&repo, commit)?;
-    submodules(&repo, &dir, remote)?;
-    Ok(Fetched { dir: tmp, commit })
+    Ok((repo, commit))
 }
 
 /// Moves a finished temporary clone to `dest` and opens it there.
@@ -425,6 +554,31 @@ pub fn adopt(fetched: Fetched, remote: &Remote<'_>, dest: &Utf8Path) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_fetch_head_as_git_writes_it() {
+        let sha = "0bc34f902e868ab2df56f3eb61abef21e4b6b568";
+        let oid = Oid::from_str(sha).unwrap();
+        let line = |what: &str| format!("{sha}\t\t{what}\n");
+        let kind = |text: &str| parse_fetch_head(text).map(|h| (h.oid, h.kind));
+        assert_eq!(
+            kind(&line("tag 'v1' of file:///r.git")),
+            Some((oid, Some(Kind::Tag)))
+        );
+        assert_eq!(
+            kind(&line("branch 'main' of https://h/r")),
+            Some((oid, Some(Kind::Branch)))
+        );
+        // A fetch of `HEAD` or of a commit id names no ref.
+        assert_eq!(kind(&line("file:///r.git")), Some((oid, None)));
+        assert_eq!(kind(&line(&format!("'{sha}' of h:r"))), Some((oid, None)));
+        assert_eq!(
+            kind(&format!("{sha}\tnot-for-merge\tbranch 'x' of u\n")),
+            Some((oid, Some(Kind::Branch)))
+        );
+        assert_eq!(kind(""), None);
+        assert_eq!(kind("garbage\n"), None);
+    }
 
     #[test]
     fn redacts_every_url_in_text() {

@@ -307,7 +307,7 @@ impl Syncer<'_> {
                 "stale files" => self.stale_files(),
                 _ => self.write_lock(),
             };
-            r.map_err(|e| (name, e))?;
+            r.map_err(|e| (self.prefetched.failed_step(name), e))?;
             interrupt::test_point(&format!("after:{name}"));
         }
         // The last moment a signal can still roll the sync back.

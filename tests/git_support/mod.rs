@@ -499,13 +499,22 @@ pub fn git_service(name: &str, url: &str, reference: &str) -> String {
 
 /// A manifest selecting `services` (name, url, ref), each a git-sourced uv service.
 pub fn manifest(services: &[(&str, &str, &str)]) -> String {
+    manifest_of(services, git_service)
+}
+
+/// A manifest selecting `services` (name, url, ref), each registered by
+/// `entry` (such as [`git_service`]).
+pub fn manifest_of(
+    services: &[(&str, &str, &str)],
+    entry: fn(&str, &str, &str) -> String,
+) -> String {
     let names: Vec<String> = services
         .iter()
         .map(|(n, _, _)| format!("\"{n}\""))
         .collect();
     let mut s = format!("[services]\nstandalone = [{}]\n", names.join(", "));
     for (n, u, r) in services {
-        s.push_str(&git_service(n, u, r));
+        s.push_str(&entry(n, u, r));
     }
     s
 }

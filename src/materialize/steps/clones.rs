@@ -6,8 +6,12 @@
 //! place, and recorded in the journal, only when the first step that needs
 //! it asks ([`Syncer::finish_clone`]): the environment step, service by
 //! service, so that one service's runtime runs while the other clones are
-//! still on their way. Every decision (what to clone, the journal, the
-//! move) stays on the sync's own thread, in plan order.
+//! still on their way; the lock step for the rest (a container service's
+//! build context), so that the compose file and the journal are written
+//! while they clone. Every decision (what to clone, the journal, the
+//! move) stays on the sync's own thread, in plan order. A clone that fails
+//! when it is moved into place fails the sync as the git step would
+//! ([`Clones::failed_step`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,6 +69,8 @@ pub(in crate::materialize) struct Clones {
     deferred: BTreeMap<String, Deferred>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// A clone failed when a later step moved it into place.
+    failed: bool,
 }
 
 impl Clones {
@@ -108,6 +114,7 @@ impl Clones {
             deferred: BTreeMap::new(),
             stop,
             threads,
+            failed: false,
         }
     }
 
@@ -140,6 +147,16 @@ impl Clones {
         None
     }
 
+    /// The step to name when `current` fails: a clone that failed when a
+    /// later step moved it into place is the git step's failure.
+    pub(in crate::materialize) fn failed_step(&self, current: &'static str) -> &'static str {
+        if self.failed {
+            "git sources"
+        } else {
+            current
+        }
+    }
+
     /// The git step announced the clone of `service`, which moves into
     /// place at `checkout` once a later step asks for it.
     pub(super) fn defer(&mut self, service: &str, checkout: Utf8PathBuf) {
@@ -170,6 +187,14 @@ impl Syncer<'_> {
     /// deferred one: waits for it, checks it, records it in the journal and
     /// renames it to its checkout.
     pub(in crate::materialize) fn finish_clone(&mut self, service: &str) -> Result<()> {
+        let r = self.move_clone_into_place(service);
+        if r.is_err() {
+            self.prefetched.failed = true;
+        }
+        r
+    }
+
+    fn move_clone_into_place(&mut self, service: &str) -> Result<()> {
         let Some(d) = self.prefetched.deferred.remove(service) else {
             return Ok(());
         };

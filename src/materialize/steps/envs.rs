@@ -207,8 +207,6 @@ impl Syncer<'_> {
                 failed.into_iter().map(|(_, n, e)| (n, e)).collect(),
             ));
         }
-        // Clones no environment service asked for (a container's build context).
-        self.finish_clones()?;
         for p in &prepared {
             self.record_service(p, pins.remove(&p.sv.name))?;
         }

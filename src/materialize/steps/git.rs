@@ -105,7 +105,8 @@ impl Syncer<'_> {
     /// to `--jobs` at a time, into temporary directories (see
     /// [`super::clones`]); `git_service` then announces each in plan order
     /// and a later step moves it into place. Network-bound clones overlap
-    /// each other and the environment syncs; every decision stays
+    /// each other and the later steps (a single clone too: the compose
+    /// file and the journal are written meanwhile); every decision stays
     /// sequential.
     fn prefetch_clones(&mut self) {
         if self.opts.dry_run || self.opts.offline {
@@ -125,7 +126,7 @@ impl Syncer<'_> {
                 })
             })
             .collect();
-        if todo.len() < 2 {
+        if todo.is_empty() {
             return;
         }
         self.prefetched = Clones::start(todo, clone_jobs(&self.opts));

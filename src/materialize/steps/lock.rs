@@ -46,6 +46,8 @@ impl Syncer<'_> {
     }
 
     pub(in crate::materialize) fn write_lock(&mut self) -> Result<()> {
+        // Clones no environment service asked for (a container's build context).
+        self.finish_clones()?;
         let plan = self.plan;
         for l in &plan.libraries {
             self.lock.libraries.push(LockedLibrary {
