@@ -369,6 +369,42 @@ impl Journal {
         Ok(())
     }
 
+    /// Writes down the file at `path` as it is now, for a change that a
+    /// later step will most likely make (`hsm.lock`, once a tool runs), with
+    /// the record of the tool's environment: it is synced before the tool
+    /// starts, in the same `fdatasync`, and the step's own write then needs
+    /// none. Should the step leave the file as it is, a rollback finds it
+    /// unchanged and neither rewrites nor reports it. A missing file is not
+    /// written down (the step's write journals its creation itself).
+    pub fn file_ahead(&self, path: &Utf8Path) -> Result<()> {
+        let rel = self.rel(path);
+        if self.state().files.contains(&rel) {
+            return Ok(());
+        }
+        let cannot = |e: std::io::Error| {
+            Error::failed(format!("cannot write the sync journal `{}`: {e}", self.dir))
+        };
+        let contents = match std::fs::read(path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(cannot(e)),
+        };
+        let meta = FileMeta::of(path).map_err(cannot)?;
+        self.append_as(
+            |backup, inline| Record::File {
+                path: rel.clone(),
+                backup,
+                inline,
+                meta,
+            },
+            Some(&contents),
+            Durability::BeforeTool,
+        )
+        .map_err(cannot)?;
+        self.state().files.insert(rel);
+        Ok(())
+    }
+
     /// Whether anything was written down.
     pub fn is_empty(&self) -> bool {
         self.state().log.is_none()
@@ -412,8 +448,19 @@ impl TxnLog for Journal {
         meta: Option<&FileMeta>,
     ) -> std::io::Result<()> {
         let rel = self.rel(path);
-        if self.state().files.contains(&rel) {
-            return Ok(());
+        {
+            let mut st = self.state();
+            if st.files.contains(&rel) {
+                // Written down ahead ([`Journal::file_ahead`]): durable
+                // now, if no tool started since.
+                if st.unsynced {
+                    if let Some(log) = &st.log {
+                        log.sync_data()?;
+                    }
+                    st.unsynced = false;
+                }
+                return Ok(());
+            }
         }
         let meta = meta.copied();
         self.append(
@@ -813,6 +860,33 @@ mod tests {
             "the oldest record holds: it did not exist"
         );
         assert!(!root.join("svc").exists());
+    }
+
+    #[test]
+    fn a_file_written_down_ahead_is_restored_and_an_unchanged_one_is_not_reported() {
+        let (_d, root) = tmp();
+        let (lock, other) = (root.join("hsm.lock"), root.join("other.lock"));
+        std::fs::write(&lock, b"version = 1\n").unwrap();
+        std::fs::write(&other, b"kept").unwrap();
+        let j = Journal::new(&root);
+        j.file_ahead(&lock).unwrap();
+        j.file_ahead(&other).unwrap();
+        j.file_ahead(&root.join("absent.lock")).unwrap();
+        j.env(&root.join("svc/.venv")).unwrap();
+        // Before the tool: one fdatasync for the three records.
+        j.barrier().unwrap();
+        let mut txn = FileTxn::journaled(j.clone());
+        txn.write(&lock, b"version = 1\n# changed\n", None).unwrap();
+        std::fs::write(root.join("absent.lock"), b"made by a tool").unwrap();
+        let log = std::fs::read_to_string(root.join(JOURNAL_DIR).join(LOG)).unwrap();
+        assert_eq!(log.matches("\"hsm.lock\"").count(), 1, "one record: {log}");
+        assert!(!log.contains("absent.lock"), "{log}");
+        std::mem::forget(txn);
+        drop(j);
+        let r = recover(&root).unwrap().expect("a journal was pending");
+        assert_eq!(std::fs::read(&lock).unwrap(), b"version = 1\n");
+        assert_eq!(std::fs::read(&other).unwrap(), b"kept");
+        assert_eq!(r.restored, vec![Utf8PathBuf::from("hsm.lock")], "{r:?}");
     }
 
     #[test]

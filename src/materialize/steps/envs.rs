@@ -172,6 +172,14 @@ impl Syncer<'_> {
                     }
                 };
                 if let Some(a) = &p.job {
+                    if let Some(j) = &journal {
+                        // The tool rewrites its lock file, so `hsm.lock`
+                        // changes too: its record rides on the tool's fsync.
+                        if let Err(e) = j.file_ahead(&root.join(crate::lock::LOCK_FILE)) {
+                            error = Some(e);
+                            break;
+                        }
+                    }
                     heard.jobs.push((sv.name.clone(), a.clone()));
                     f.submit(Job {
                         sv,
