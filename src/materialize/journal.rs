@@ -220,15 +220,6 @@ impl Journal {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `rec` (and first the bytes of its backup) durably.
-    fn append(
-        &self,
-        rec: impl FnOnce(Option<String>, Option<String>) -> Record,
-        backup: Option<&[u8]>,
-    ) -> std::io::Result<()> {
-        self.append_as(rec, backup, Durability::Now)
-    }
-
     /// Appends `rec`, given the name of its backup file or its inline
     /// backup, synced to disk as `durability` says. A record that is not
     /// synced yet still reaches every later rollback and the recovery after
@@ -390,6 +381,19 @@ impl Journal {
             Err(e) => return Err(cannot(e)),
         };
         let meta = FileMeta::of(path).map_err(cannot)?;
+        self.record_file(rel, Some(&contents), meta, Durability::BeforeTool)
+            .map_err(cannot)
+    }
+
+    /// The record of the file at `rel` (`original`: what it holds, `None`:
+    /// it does not exist), its one record in this journal.
+    fn record_file(
+        &self,
+        rel: Utf8PathBuf,
+        original: Option<&[u8]>,
+        meta: Option<FileMeta>,
+        durability: Durability,
+    ) -> std::io::Result<()> {
         self.append_as(
             |backup, inline| Record::File {
                 path: rel.clone(),
@@ -397,10 +401,9 @@ impl Journal {
                 inline,
                 meta,
             },
-            Some(&contents),
-            Durability::BeforeTool,
-        )
-        .map_err(cannot)?;
+            original,
+            durability,
+        )?;
         self.state().files.insert(rel);
         Ok(())
     }
@@ -462,18 +465,7 @@ impl TxnLog for Journal {
                 return Ok(());
             }
         }
-        let meta = meta.copied();
-        self.append(
-            |backup, inline| Record::File {
-                path: rel.clone(),
-                backup,
-                inline,
-                meta,
-            },
-            original,
-        )?;
-        self.state().files.insert(rel);
-        Ok(())
+        self.record_file(rel, original, meta.copied(), Durability::Now)
     }
 
     /// Not synced by itself: [`FileTxn::snapshot`] writes the record of
